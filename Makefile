@@ -1,0 +1,41 @@
+# Set-up and everyday commands. `make run` and `make test` are all a fresh machine needs.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-all lint lock clean
+
+install: $(VENV)/.installed  ## create .venv and install the locked dependencies and shoprec
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==0.13.8
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
+	@touch $@
+
+run: install  ## run the whole DVC pipeline on the embedded synthetic data
+	dvc repro
+	@echo
+	@dvc metrics show
+	@echo
+	@echo "Outputs: data/clean, data/split, data/candidates, data/recommendations/test.parquet, models/ranker.json"
+	@echo "Metrics: metrics/*.json (dvc metrics show)   Plots: plots/*.csv (dvc plots show)"
+
+test: install  ## the test suite (unit, data, e2e; not the slow ones)
+	pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: install  ## every test, slow ones included
+	pytest $(PYTEST_ARGS)
+
+lint: install
+	ruff check pipelines tests bench dags
+
+lock:  ## re-resolve requirements.lock from pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
+
+clean:  ## remove pipeline outputs (not the venv)
+	rm -rf data metrics plots models

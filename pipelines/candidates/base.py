@@ -1,0 +1,71 @@
+"""The candidate-source interface and its registry."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Callable, TypeVar
+
+import pandas as pd
+
+from pipelines import schema as s
+from pipelines.errors import InputError
+
+SCORE = "score"
+
+
+class CandidateSource(ABC):
+    """Fit on interactions before an as-of time; propose the top `n` items for many customers at once."""
+
+    name: str = ""
+
+    def __init__(self, n: int, **settings: Any) -> None:
+        self.n = int(n)
+        self.settings = settings
+
+    @abstractmethod
+    def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> "CandidateSource":
+        """Learn from `history` (all rows strictly before `as_of`)."""
+
+    @abstractmethod
+    def recommend(self, customers: pd.Index) -> pd.DataFrame:
+        """Columns customer_id, item_id, score: at most `n` rows per customer, best first."""
+
+
+T = TypeVar("T", bound=type[CandidateSource])
+SOURCES: dict[str, type[CandidateSource]] = {}
+
+
+def register(name: str) -> Callable[[T], T]:
+    """Class decorator: make a source available under `name` in params."""
+
+    def deco(cls: T) -> T:
+        cls.name = name
+        SOURCES[name] = cls
+        return cls
+
+    return deco
+
+
+def build_sources(source_params: dict[str, dict[str, Any]]) -> list[CandidateSource]:
+    """Instantiate the sources named in `candidates.sources` (a mapping name -> settings)."""
+    if not source_params:
+        raise InputError("params: candidates.sources names no source")
+    unknown = sorted(set(source_params) - set(SOURCES))
+    if unknown:
+        raise InputError(f"params: unknown candidate source(s) {unknown}; known: {sorted(SOURCES)}")
+    out = []
+    for name, settings in source_params.items():
+        settings = dict(settings or {})
+        if "n" not in settings:
+            raise InputError(f"params: candidates.sources.{name}.n (candidates per customer) is missing")
+        try:
+            out.append(SOURCES[name](**settings))
+        except TypeError as exc:
+            raise InputError(f"params: candidates.sources.{name}: {exc}") from None
+    return out
+
+
+def top_n(scored: pd.DataFrame, n: int) -> pd.DataFrame:
+    """Keep the `n` best-scored rows per customer (ties broken by item id for determinism)."""
+    ranked = scored.sort_values([s.CUSTOMER, SCORE, s.ITEM], ascending=[True, False, True], kind="stable")
+    return ranked[ranked.groupby(s.CUSTOMER, sort=False).cumcount() < n].reset_index(drop=True)

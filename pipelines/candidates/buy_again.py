@@ -1,0 +1,29 @@
+"""Buy-again: what the customer bought before, scored by recency-weighted frequency."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipelines import schema as s
+from pipelines.candidates.base import SCORE, CandidateSource, register, top_n
+
+
+@register("buy_again")
+class BuyAgain(CandidateSource):
+    """score = sum over the customer's orders of the item of 0.5 ** (age_days / half_life_days)."""
+
+    def __init__(self, n: int, half_life_days: float = 60.0) -> None:
+        super().__init__(n, half_life_days=half_life_days)
+        self.half_life = float(half_life_days)
+
+    def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> "BuyAgain":
+        age_days = (as_of - history[s.TS]).dt.total_seconds().to_numpy() / 86400.0
+        lines = history[[s.CUSTOMER, s.ITEM, s.ORDER]].assign(w=np.power(0.5, age_days / self.half_life))
+        per_order = lines.drop_duplicates([s.CUSTOMER, s.ITEM, s.ORDER])  # an order counts once per item
+        self.scores_ = per_order.groupby([s.CUSTOMER, s.ITEM], sort=False)["w"].sum().rename(SCORE).reset_index()
+        return self
+
+    def recommend(self, customers: pd.Index) -> pd.DataFrame:
+        mine = self.scores_[self.scores_[s.CUSTOMER].isin(customers)]
+        return top_n(mine, self.n)

@@ -1,0 +1,186 @@
+"""The `shoprec` command line: one command per pipeline step, over the functions in `pipelines/`.
+
+Step modules are imported inside the commands so that `shoprec --help` stays fast.
+Bad input ends with one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+from pipelines.errors import InputError
+
+app = typer.Typer(help="shoprec: explained, monitored recommendations from purchase history.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+ParamsOpt = typer.Option(Path("params.yaml"), "--params", help="Parameters file.")
+
+
+def step(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn InputError into a one-line message and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except InputError as exc:
+            typer.echo(f"shoprec: error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _params(path: Path) -> dict[str, Any]:
+    from pipelines.config import load_params
+
+    return load_params(path)
+
+
+def _show(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+@app.command()
+@step
+def generate(
+    out: Path = typer.Option(..., help="Output file (.parquet or .csv)."),
+    rows: Optional[int] = typer.Option(None, help="Target row count (overrides synthetic.rows)."),
+    seed: Optional[int] = typer.Option(None, help="Random seed (overrides synthetic.seed)."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Write seeded synthetic raw data in the Online Retail layout."""
+    from pipelines.config import section
+    from pipelines.synth import generate as run
+
+    settings = dict(section(_params(params), "synthetic"))
+    settings.update({k: v for k, v in (("rows", rows), ("seed", seed)) if v is not None})
+    _show(run(out, settings))
+
+
+@app.command()
+@step
+def ingest(
+    data: Path = typer.Option(..., help="Raw export: Parquet, CSV or XLSX."),
+    out: Path = typer.Option(..., help="Output directory for the clean Parquet file."),
+    metrics: Optional[Path] = typer.Option(None, help="Data-quality summary JSON (default: OUT/quality.json)."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Validate, clean and pseudonymise a raw export into canonical Parquet."""
+    from pipelines.ingest import ingest as run
+
+    _show(run(data, out, _params(params), metrics))
+
+
+@app.command()
+@step
+def split(
+    clean: Path = typer.Option(..., help="Clean interactions Parquet."),
+    out: Path = typer.Option(..., help="Output directory for the windows."),
+    metrics: Path = typer.Option(..., help="Split summary JSON."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Cut the clean data into train / validation / test windows by the as-of date."""
+    from pipelines.config import section
+    from pipelines.split import split as run
+
+    _show(run(clean, out, section(_params(params), "split"), metrics))
+
+
+@app.command()
+@step
+def candidates(
+    split_dir: Path = typer.Option(..., help="Directory written by `shoprec split`."),
+    out: Path = typer.Option(..., help="Output directory for candidates."),
+    metrics: Path = typer.Option(..., help="Candidate recall JSON."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Generate candidates from every configured source, at the validation and test cutoffs."""
+    from pipelines.candidates.union import candidates_stage
+    from pipelines.config import section
+
+    _show(candidates_stage(split_dir, out, section(section(_params(params), "candidates"), "sources"), metrics))
+
+
+@app.command()
+@step
+def train(
+    candidates_file: Path = typer.Option(..., "--candidates", help="Validation-window candidates."),
+    valid: Path = typer.Option(..., help="Validation-window interactions."),
+    model: Path = typer.Option(..., help="Output model file."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Fit the fusion ranker on the validation window."""
+    from pipelines.config import section
+    from pipelines.ranker import train_stage
+
+    p = _params(params)
+    _show(train_stage(candidates_file, valid, model, section(section(p, "candidates"), "sources"), section(p, "ranker")))
+
+
+@app.command()
+@step
+def recommend(
+    candidates_file: Path = typer.Option(..., "--candidates", help="Candidates to rank."),
+    model: Path = typer.Option(..., help="Model file from `shoprec train`."),
+    out: Path = typer.Option(..., help="Output recommendations Parquet."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Rank candidates with the model and keep the top k per customer."""
+    from pipelines.config import section
+    from pipelines.ranker import recommend_stage
+
+    recs = recommend_stage(candidates_file, model, out, int(section(_params(params), "recommend")["k"]))
+    typer.echo(f"{len(recs)} recommendations for {recs['customer_id'].nunique()} customers -> {out}")
+
+
+@app.command()
+@step
+def evaluate(
+    recs: Path = typer.Option(..., help="Recommendations Parquet."),
+    candidates_file: Path = typer.Option(..., "--candidates", help="The candidates they were ranked from."),
+    split_dir: Path = typer.Option(..., help="Directory written by `shoprec split`."),
+    metrics: Path = typer.Option(..., help="Output metrics JSON."),
+    plots: Path = typer.Option(..., help="Output directory for the metric@k curves (CSV)."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Score recommendations and each source alone on the test window."""
+    from pipelines.config import section
+    from pipelines.evaluate import evaluate_stage
+
+    p = _params(params)
+    result = evaluate_stage(recs, candidates_file, split_dir, metrics, plots, section(section(p, "candidates"), "sources"),
+                            list(section(p, "evaluate")["ks"]))
+    _show(result["ranker"])
+
+
+@app.command()
+@step
+def backtest(
+    data: Path = typer.Option(..., help="Raw export (e.g. ../shared/data/online_retail.parquet)."),
+    test_days: int = typer.Option(30, min=1, help="Length of the test window at the end of the data."),
+    k: int = typer.Option(10, min=1, help="Recommendations per customer."),
+    out: Path = typer.Option(..., help="Output directory."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Train on all but the last N days; write DIR/recommendations.parquet and DIR/metrics.json."""
+    from pipelines.backtest import backtest as run
+
+    metrics = run(data, test_days, k, out, _params(params))
+    typer.echo(f"{metrics['customers']} customers evaluated in {metrics['seconds']} s -> {out}/recommendations.parquet")
+    _show(metrics["ranker"])
+
+
+if __name__ == "__main__":
+    app()

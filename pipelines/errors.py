@@ -1,0 +1,11 @@
+"""The one exception type for bad input: its message is the whole, one-line story."""
+
+
+class InputError(Exception):
+    """Bad input data or parameters; the message names the file, column and count.
+
+    The CLI prints it as a single line and exits non-zero, without a traceback.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
