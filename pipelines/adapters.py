@@ -98,16 +98,16 @@ def to_canonical(raw: pd.DataFrame, fmt: dict[str, Any], source: str) -> Canonic
 
 def _ids(col: pd.Series) -> pd.Series:
     """Ids as strings; numeric ids (e.g. a float CustomerID with NaNs) lose the trailing '.0'."""
-    if pd.api.types.is_numeric_dtype(col):
-        as_int = col.astype("Int64") if (col.dropna() % 1 == 0).all() else col
-        return as_int.astype("string").astype(object).where(col.notna(), None)
-    text = col.astype("string").str.strip()
-    return text.where(text.notna() & (text != ""), None).astype(object)
+    if pd.api.types.is_numeric_dtype(col) and (col.dropna() % 1 == 0).all():
+        col = col.astype("Int64")
+    return _texts(col)
 
 
 def _texts(col: pd.Series) -> pd.Series:
+    """Stripped strings as objects; blanks and missing values become None."""
     text = col.astype("string").str.strip()
-    return text.where(text.notna() & (text != ""), None).astype(object)
+    present = (text.notna() & (text != "")).fillna(False).astype(bool)
+    return text.astype(object).where(present, None)
 
 
 def _numbers(col: pd.Series, source: str, name: str) -> pd.Series:
@@ -129,9 +129,9 @@ def _timestamps(col: pd.Series, source: str, name: str) -> pd.Series:
     else:
         text = col.astype("string").str.strip()
         try:
-            parsed = pd.to_datetime(text, format="ISO8601", errors="raise")
+            parsed = pd.to_datetime(text, format="ISO8601", errors="raise", utc=True)
         except (ValueError, TypeError):
-            parsed = pd.to_datetime(text, format="mixed", errors="coerce")
+            parsed = pd.to_datetime(text, format="mixed", errors="coerce", utc=True)
         bad = parsed.isna() & text.notna() & (text != "")
         if bad.any():
             raise InputError(

@@ -27,7 +27,7 @@ def backtest(data_path: str | Path, test_days: int, k: int, out_dir: str | Path,
     """Run the backtest and write its two files; returns the metrics."""
     started = time.perf_counter()
     raw, _, numeric_ids = load_canonical(data_path, params.get("data", {}))
-    cleaned, _ = clean(raw, params.get("ingest", {}))
+    cleaned = clean(raw, params.get("ingest", {})).frame
     cleaned = s.validate_clean(cleaned, str(data_path))
     w = make_windows(cleaned[s.TS], {**params["split"], "as_of": None, "test_days": test_days})
     source_params = params["candidates"]["sources"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -22,17 +22,12 @@ log = logging.getLogger(__name__)
 
 CLEAN_FILE = "interactions.parquet"
 
-# Drop reasons in the order they are applied; a row counts under the first that applies.
-REASONS = (
-    "missing_customer",
-    "missing_item",
-    "cancelled",
-    "non_positive_quantity",
-    "non_positive_price",
-    "excluded_item",
-    "outlier_quantity",
-    "duplicate",
-)
+class Cleaned(NamedTuple):
+    """Clean canonical rows and what cleaning did to the input."""
+
+    frame: pd.DataFrame
+    dropped: dict[str, int]  # rows dropped per reason, in the order the rules apply
+    capped: int              # rows whose quantity was capped at `max_quantity`
 
 
 def load_canonical(path: str | Path, data_params: dict[str, Any]) -> Canonical:
@@ -40,8 +35,13 @@ def load_canonical(path: str | Path, data_params: dict[str, Any]) -> Canonical:
     return to_canonical(read_table(path), resolve_format(data_params), source=str(path))
 
 
-def clean(df: pd.DataFrame, ingest_params: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Drop unusable rows; returns the clean rows (canonical columns) and counts per reason."""
+def clean(df: pd.DataFrame, ingest_params: dict[str, Any]) -> Cleaned:
+    """Drop unusable rows (a row counts under the first rule it breaks) and cap outlier quantities.
+
+    A quantity above `max_quantity` is capped, not dropped: the customer did buy the item (the
+    purchase still counts for recommendations), but the absurd amount must not dominate units
+    and monetary features.
+    """
     max_qty = float(ingest_params.get("max_quantity", float("inf")))
     excluded = set(map(str, ingest_params.get("exclude_items") or []))
     rules = {
@@ -51,7 +51,6 @@ def clean(df: pd.DataFrame, ingest_params: dict[str, Any]) -> tuple[pd.DataFrame
         "non_positive_quantity": ~(df[s.QUANTITY] > 0),
         "non_positive_price": df[s.PRICE].notna().any() & ~(df[s.PRICE] > 0),
         "excluded_item": df[s.ITEM].isin(excluded),
-        "outlier_quantity": df[s.QUANTITY] > max_qty,
     }
     keep = pd.Series(True, index=df.index)
     dropped: dict[str, int] = {}
@@ -62,15 +61,17 @@ def clean(df: pd.DataFrame, ingest_params: dict[str, Any]) -> tuple[pd.DataFrame
     out = df.loc[keep, list(s.COLUMNS)]
     dup = out.duplicated()
     dropped["duplicate"] = int(dup.sum())
-    out = out[~dup].sort_values([s.TS, s.ORDER, s.ITEM], kind="stable").reset_index(drop=True)
-    return out, dropped
+    out = out[~dup]
+    capped = int((out[s.QUANTITY] > max_qty).sum())
+    out = out.assign(**{s.QUANTITY: out[s.QUANTITY].clip(upper=max_qty)}).sort_values([s.TS, s.ORDER, s.ITEM], kind="stable").reset_index(drop=True)
+    return Cleaned(out, dropped, capped)
 
 
 def ingest(raw_path: str | Path, out_dir: str | Path, params: dict[str, Any], metrics_path: str | Path | None = None) -> dict[str, Any]:
     """The ingest step; returns the data-quality summary it also writes as a metric."""
     raw_path, out_dir = Path(raw_path), Path(out_dir)
     raw, absent, _ = load_canonical(raw_path, params.get("data", {}))
-    cleaned, dropped = clean(raw, params.get("ingest", {}))
+    cleaned, dropped, capped = clean(raw, params.get("ingest", {}))
     if cleaned.empty:
         raise InputError(f"{raw_path}: no usable rows left after cleaning ({_reasons(dropped)})")
     cleaned[s.CUSTOMER] = pseudonymise(cleaned[s.CUSTOMER], pseudonym_key())
@@ -81,6 +82,7 @@ def ingest(raw_path: str | Path, out_dir: str | Path, params: dict[str, Any], me
         "rows_in": len(raw),
         "rows_out": len(cleaned),
         "rows_dropped": dropped,
+        "rows_capped_quantity": capped,
         "customers": int(cleaned[s.CUSTOMER].nunique()),
         "items": int(cleaned[s.ITEM].nunique()),
         "orders": int(cleaned[s.ORDER].nunique()),

@@ -9,7 +9,7 @@ without a customer id, cancellations ("C" orders, negative quantities), exact du
 lines, zero prices, non-positive quantities, missing descriptions, absurd quantities.
 
 Generation streams customer chunks to the output file, so size is bounded only by disk:
-`rows` is a target (within a few percent), 10M+ works in constant memory.
+it stops at the `rows` target, at a customer boundary; 10M+ rows work in bounded memory.
 """
 
 from __future__ import annotations
@@ -70,27 +70,36 @@ def generate(out: str | Path, params: dict[str, Any]) -> dict[str, Any]:
     rng = np.random.default_rng(p["seed"])
     days = (p["end"] - p["start"]).days + 1
     cat = _catalogue(rng, p["items"], days)
-    n_customers = max(10, int(p["rows"] / _rows_per_customer(p, days)))
+    # More customers than needed; generation stops at the row target, at a customer boundary.
+    n_customers = max(20, int(1.5 * p["rows"] / _rows_per_customer(p, days)))
     customer_rng = np.random.default_rng([p["seed"], 1])
     customers = _customers(customer_rng, n_customers, days, p)
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    writer, rows, order_offset = None, 0, 0
+    writer, rows, used, order_offset = None, 0, 0, 0
     chunk = max(1, int(400_000 / _rows_per_customer(p, days)))
     try:
         for i, lo in enumerate(range(0, n_customers, chunk)):
             sel = slice(lo, min(lo + chunk, n_customers))
             frame = _purchases(np.random.default_rng([p["seed"], 2, i]), cat, customers, sel, days, p, order_offset)
             order_offset += int(frame.attrs["orders"])
+            remaining = p["rows"] - rows
+            full = len(frame) > remaining
+            if full:
+                per_customer = frame.groupby("_customer").size()
+                frame = frame[frame["_customer"].isin(per_customer.index[per_customer.cumsum() <= remaining])]
             rows += len(frame)
-            writer = _write_chunk(frame, tmp, writer)
+            used += frame["_customer"].nunique()
+            writer = _write_chunk(frame.drop(columns="_customer"), tmp, writer)
+            if full:
+                break
     finally:
         if writer is not None and hasattr(writer, "close"):
             writer.close()
     tmp.replace(out)
-    return {"rows": rows, "customers": n_customers, "items": len(cat.codes), "orders": order_offset,
+    return {"rows": rows, "customers": used, "items": len(cat.codes),
             "start": str(p["start"].date()), "end": str(p["end"].date()), "path": str(out)}
 
 
@@ -246,6 +255,7 @@ def _purchases(rng: np.random.Generator, cat: Catalogue, cust: dict[str, np.ndar
         "CustomerID": customer_id,
         "Country": country,
         "Category": np.array(list(CATEGORIES), dtype=object)[cat.category[item]],
+        "_customer": ids[l_cust],  # internal: lets `generate` stop at a customer boundary
     })
     frame = _add_dirt(rng, frame, p)
     frame = frame.sort_values(["InvoiceDate", "InvoiceNo"], kind="stable")
@@ -273,7 +283,7 @@ def _add_dirt(rng: np.random.Generator, f: pd.DataFrame, p: dict[str, Any]) -> p
     f.loc[bad_q & (rng.random(n) < 0.5), "CustomerID"] = np.nan
     f.loc[rng.random(n) < p["missing_description_share"], "Description"] = None
     f.loc[rng.random(n) < p["outlier_share"], "Quantity"] = rng.integers(20_000, 90_000)
-    cancel = f[rng.random(n) < p["cancel_share"]].copy()
+    cancel = f[(rng.random(n) < p["cancel_share"]) & (f["Quantity"] > 0)].copy()
     cancel["InvoiceNo"] = "C" + cancel["InvoiceNo"]
     cancel["Quantity"] = -cancel["Quantity"]
     cancel["InvoiceDate"] = cancel["InvoiceDate"] + pd.to_timedelta(rng.integers(1, 72, len(cancel)), "h")

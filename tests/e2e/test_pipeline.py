@@ -1,0 +1,85 @@
+"""The DVC pipeline end to end on small synthetic data: it runs, a second run is a no-op, outputs are sane."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def run(cmd: list[str], cwd: Path) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, f"{cmd}: {res.stdout[-2000:]}\n{res.stderr[-3000:]}"
+    return res.stdout + res.stderr
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A copy of the project (code, dvc.yaml, params with a small data size) in a fresh git repo."""
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(ROOT / "pipelines", root / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", root)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["synthetic"]["rows"] = 15_000
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "init", "-q"], root)
+    run([sys.executable, "-m", "dvc", "init", "-q"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "init"], root)
+    run([sys.executable, "-m", "dvc", "repro"], root)
+    return root
+
+
+def test_repro_writes_every_output(project):
+    for path in ["data/raw/synthetic.parquet", "data/clean/interactions.parquet", "data/split/test.parquet",
+                 "data/candidates/test.parquet", "models/ranker.json", "data/recommendations/test.parquet",
+                 "metrics/ingest.json", "metrics/split.json", "metrics/candidates.json", "metrics/evaluate.json",
+                 "plots/ndcg_at_k.csv", "plots/recall_at_k.csv"]:
+        assert (project / path).is_file(), path
+
+
+def test_second_repro_is_a_no_op(project):
+    before = (project / "dvc.lock").read_text()
+    out = run([sys.executable, "-m", "dvc", "repro"], project)
+    assert "Data and pipelines are up to date." in out
+    assert (project / "dvc.lock").read_text() == before
+    assert "up to date" in run([sys.executable, "-m", "dvc", "status"], project)
+
+
+def test_outputs_are_consistent(project):
+    ingest = json.loads((project / "metrics/ingest.json").read_text())
+    assert ingest["rows_in"] == ingest["rows_out"] + sum(ingest["rows_dropped"].values())
+    clean = pd.read_parquet(project / "data/clean/interactions.parquet")
+    assert len(clean) == ingest["rows_out"]
+    windows = json.loads((project / "data/split/windows.json").read_text())
+    test = pd.read_parquet(project / "data/split/test.parquet")
+    assert test.timestamp.min() >= pd.Timestamp(windows["test_start"]) and test.timestamp.max() < pd.Timestamp(windows["as_of"])
+    recs = pd.read_parquet(project / "data/recommendations/test.parquet")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert recs.groupby("customer_id").size().max() == params["recommend"]["k"]
+    evaluation = json.loads((project / "metrics/evaluate.json").read_text())
+    assert evaluation["customers"] == recs.customer_id.nunique()
+    assert 0 < evaluation["ranker"]["ndcg@10"] <= 1
+    assert set(evaluation["sources"]) == set(params["candidates"]["sources"])
+
+
+def test_a_changed_param_reruns_only_what_depends_on_it(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["evaluate"]["ks"] = [5, 10, 20, 50]
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run([sys.executable, "-m", "dvc", "repro"], project)
+    assert "Running stage 'evaluate'" in out
+    assert "Running stage 'ingest'" not in out and "Running stage 'train'" not in out
+    assert "ndcg@50" in json.loads((project / "metrics/evaluate.json").read_text())["ranker"]
