@@ -20,10 +20,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 run: install  ## run the whole DVC pipeline on the embedded synthetic data
 	dvc repro
 	@echo
-	@dvc metrics show
-	@echo
-	@echo "Outputs: data/clean, data/split, data/candidates, data/recommendations/test.parquet, models/ranker.json"
-	@echo "Metrics: metrics/*.json (dvc metrics show)   Plots: plots/*.csv (dvc plots show)"
+	@shoprec summary
 
 test: install  ## the test suite (unit, data, e2e; not the slow ones)
 	pytest -m "not slow" $(PYTEST_ARGS)

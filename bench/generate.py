@@ -1,6 +1,6 @@
 """Benchmark: the synthetic generator at scale (wall time, peak RSS, rows written).
 
-    .venv/bin/python bench/generate.py --rows 10000000 --out /tmp/shoprec-10m.parquet
+.venv/bin/python bench/generate.py --rows 10000000 --out /tmp/shoprec-10m.parquet
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ def main() -> None:
     args = ap.parse_args()
     started = time.perf_counter()
     summary = generate(args.out, {"seed": args.seed, "rows": args.rows})
-    summary.update({
-        "seconds": round(time.perf_counter() - started, 1),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "file_mib": round(args.out.stat().st_size / 2**20),
-    })
+    summary.update(
+        {
+            "seconds": round(time.perf_counter() - started, 1),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "file_mib": round(args.out.stat().st_size / 2**20),
+        }
+    )
     print(json.dumps(summary, indent=2))
 
 

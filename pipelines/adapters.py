@@ -40,7 +40,9 @@ def resolve_format(data_params: dict[str, Any]) -> dict[str, Any]:
         columns = data_params.get("columns") or {}
         unknown = sorted(set(columns) - set(s.COLUMNS))
         if unknown:
-            raise InputError(f"params: data.columns names unknown canonical column(s) {unknown}; known: {list(s.COLUMNS)}")
+            raise InputError(
+                f"params: data.columns names unknown canonical column(s) {unknown}; known: {list(s.COLUMNS)}"
+            )
         return {"columns": columns, "cancel_prefix": data_params.get("cancel_prefix")}
     raise InputError(f"params: data.format must be 'online_retail' or 'mapped', not {fmt!r}")
 
@@ -49,8 +51,8 @@ class Canonical(NamedTuple):
     """A source mapped onto the canonical columns."""
 
     frame: pd.DataFrame
-    absent: list[str]       # optional columns the source does not have
-    numeric_ids: set[str]   # id columns whose source values were numbers (e.g. a float CustomerID)
+    absent: list[str]  # optional columns the source does not have
+    numeric_ids: set[str]  # id columns whose source values were numbers (e.g. a float CustomerID)
 
 
 def to_canonical(raw: pd.DataFrame, fmt: dict[str, Any], source: str) -> Canonical:
@@ -118,7 +120,8 @@ def _numbers(col: pd.Series, source: str, name: str) -> pd.Series:
     bad = parsed.isna() & text.notna() & (text != "")
     if bad.any():
         raise InputError(
-            f"{source}: column '{name}' has {int(bad.sum())} non-numeric value(s) (wrong type; first: {text[bad].iloc[0]!r})"
+            f"{source}: column '{name}' has {int(bad.sum())} non-numeric value(s) "
+            f"(wrong type; first: {text[bad].iloc[0]!r})"
         )
     return parsed.astype(float)
 
@@ -135,7 +138,8 @@ def _timestamps(col: pd.Series, source: str, name: str) -> pd.Series:
         bad = parsed.isna() & text.notna() & (text != "")
         if bad.any():
             raise InputError(
-                f"{source}: column '{name}' has {int(bad.sum())} unparseable timestamp(s) (first: {text[bad].iloc[0]!r})"
+                f"{source}: column '{name}' has {int(bad.sum())} unparseable timestamp(s) "
+                f"(first: {text[bad].iloc[0]!r})"
             )
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)

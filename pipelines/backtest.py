@@ -23,7 +23,9 @@ from pipelines.ingest import clean, load_canonical
 from pipelines.split import make_windows, warm_customers, window
 
 
-def backtest(data_path: str | Path, test_days: int, k: int, out_dir: str | Path, params: dict[str, Any]) -> dict[str, Any]:
+def backtest(
+    data_path: str | Path, test_days: int, k: int, out_dir: str | Path, params: dict[str, Any]
+) -> dict[str, Any]:
     """Run the backtest and write its two files; returns the metrics."""
     started = time.perf_counter()
     raw, _, numeric_ids = load_canonical(data_path, params.get("data", {}))

@@ -10,15 +10,19 @@ import functools
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import typer
 
 from pipelines.errors import InputError
 
-app = typer.Typer(help="shoprec: explained, monitored recommendations from purchase history.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="shoprec: explained, monitored recommendations from purchase history.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 ParamsOpt = typer.Option(Path("params.yaml"), "--params", help="Parameters file.")
 
 
@@ -38,8 +42,11 @@ def step(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @app.callback()
 def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 def _params(path: Path) -> dict[str, Any]:
@@ -56,8 +63,8 @@ def _show(obj: Any) -> None:
 @step
 def generate(
     out: Path = typer.Option(..., help="Output file (.parquet or .csv)."),
-    rows: Optional[int] = typer.Option(None, help="Target row count (overrides synthetic.rows)."),
-    seed: Optional[int] = typer.Option(None, help="Random seed (overrides synthetic.seed)."),
+    rows: int | None = typer.Option(None, help="Target row count (overrides synthetic.rows)."),
+    seed: int | None = typer.Option(None, help="Random seed (overrides synthetic.seed)."),
     params: Path = ParamsOpt,
 ) -> None:
     """Write seeded synthetic raw data in the Online Retail layout."""
@@ -74,7 +81,7 @@ def generate(
 def ingest(
     data: Path = typer.Option(..., help="Raw export: Parquet, CSV or XLSX."),
     out: Path = typer.Option(..., help="Output directory for the clean Parquet file."),
-    metrics: Optional[Path] = typer.Option(None, help="Data-quality summary JSON (default: OUT/quality.json)."),
+    metrics: Path | None = typer.Option(None, help="Data-quality summary JSON (default: OUT/quality.json)."),
     params: Path = ParamsOpt,
 ) -> None:
     """Validate, clean and pseudonymise a raw export into canonical Parquet."""
@@ -126,7 +133,9 @@ def train(
     from pipelines.ranker import train_stage
 
     p = _params(params)
-    _show(train_stage(candidates_file, valid, model, section(section(p, "candidates"), "sources"), section(p, "ranker")))
+    _show(
+        train_stage(candidates_file, valid, model, section(section(p, "candidates"), "sources"), section(p, "ranker"))
+    )
 
 
 @app.command()
@@ -160,8 +169,15 @@ def evaluate(
     from pipelines.evaluate import evaluate_stage
 
     p = _params(params)
-    result = evaluate_stage(recs, candidates_file, split_dir, metrics, plots, section(section(p, "candidates"), "sources"),
-                            list(section(p, "evaluate")["ks"]))
+    result = evaluate_stage(
+        recs,
+        candidates_file,
+        split_dir,
+        metrics,
+        plots,
+        section(section(p, "candidates"), "sources"),
+        list(section(p, "evaluate")["ks"]),
+    )
     _show(result["ranker"])
 
 
@@ -180,6 +196,18 @@ def backtest(
     metrics = run(data, test_days, k, out, _params(params))
     typer.echo(f"{metrics['customers']} customers evaluated in {metrics['seconds']} s -> {out}/recommendations.parquet")
     _show(metrics["ranker"])
+
+
+@app.command()
+@step
+def summary(metrics: Path = typer.Option(Path("metrics"), help="Directory of the stages' metrics files.")) -> None:
+    """Print what the last pipeline run produced and where its outputs are."""
+    from pipelines.summary import summarize
+
+    try:
+        typer.echo(summarize(metrics))
+    except FileNotFoundError as exc:
+        raise InputError(f"{exc.filename}: not found; run `dvc repro` first") from None
 
 
 if __name__ == "__main__":

@@ -22,12 +22,13 @@ log = logging.getLogger(__name__)
 
 CLEAN_FILE = "interactions.parquet"
 
+
 class Cleaned(NamedTuple):
     """Clean canonical rows and what cleaning did to the input."""
 
     frame: pd.DataFrame
     dropped: dict[str, int]  # rows dropped per reason, in the order the rules apply
-    capped: int              # rows whose quantity was capped at `max_quantity`
+    capped: int  # rows whose quantity was capped at `max_quantity`
 
 
 def load_canonical(path: str | Path, data_params: dict[str, Any]) -> Canonical:
@@ -63,11 +64,17 @@ def clean(df: pd.DataFrame, ingest_params: dict[str, Any]) -> Cleaned:
     dropped["duplicate"] = int(dup.sum())
     out = out[~dup]
     capped = int((out[s.QUANTITY] > max_qty).sum())
-    out = out.assign(**{s.QUANTITY: out[s.QUANTITY].clip(upper=max_qty)}).sort_values([s.TS, s.ORDER, s.ITEM], kind="stable").reset_index(drop=True)
+    out = (
+        out.assign(**{s.QUANTITY: out[s.QUANTITY].clip(upper=max_qty)})
+        .sort_values([s.TS, s.ORDER, s.ITEM], kind="stable")
+        .reset_index(drop=True)
+    )
     return Cleaned(out, dropped, capped)
 
 
-def ingest(raw_path: str | Path, out_dir: str | Path, params: dict[str, Any], metrics_path: str | Path | None = None) -> dict[str, Any]:
+def ingest(
+    raw_path: str | Path, out_dir: str | Path, params: dict[str, Any], metrics_path: str | Path | None = None
+) -> dict[str, Any]:
     """The ingest step; returns the data-quality summary it also writes as a metric."""
     raw_path, out_dir = Path(raw_path), Path(out_dir)
     raw, absent, _ = load_canonical(raw_path, params.get("data", {}))

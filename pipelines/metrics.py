@@ -37,8 +37,9 @@ def ranking_metrics(recs: pd.DataFrame, truth: pd.DataFrame, k: int) -> dict[str
     n_hits = hits.groupby(s.CUSTOMER).size().reindex(customers, fill_value=0)
     # average precision: mean over hits of (hits so far / rank), normalised by min(|rel|, k)
     hits_so_far = hits.groupby(s.CUSTOMER).cumcount().to_numpy() + 1.0
-    ap = (pd.Series(hits_so_far / hits["rank"].to_numpy(), index=hits[s.CUSTOMER].to_numpy())
-          .groupby(level=0).sum().reindex(customers, fill_value=0.0) / np.minimum(n_rel, k))
+    ap = pd.Series(hits_so_far / hits["rank"].to_numpy(), index=hits[s.CUSTOMER].to_numpy()).groupby(
+        level=0
+    ).sum().reindex(customers, fill_value=0.0) / np.minimum(n_rel, k)
     first = hits.groupby(s.CUSTOMER)["rank"].min().reindex(customers)
     n = float(len(customers))
     return {

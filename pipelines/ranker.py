@@ -43,7 +43,9 @@ def top_k(cands: pd.DataFrame, scores: np.ndarray, k: int) -> pd.DataFrame:
     return frame[frame["rank"] <= k][[s.CUSTOMER, s.ITEM, "rank", "score"]].reset_index(drop=True)
 
 
-def fit(cands: pd.DataFrame, truth: pd.DataFrame, sizes: dict[str, int], ranker_params: dict[str, Any]) -> dict[str, Any]:
+def fit(
+    cands: pd.DataFrame, truth: pd.DataFrame, sizes: dict[str, int], ranker_params: dict[str, Any]
+) -> dict[str, Any]:
     """Tune the fusion weights on a labelled window; returns the model as a JSON-able dict."""
     k = int(ranker_params.get("k", 10))
     grid = np.linspace(0.0, 1.0, int(ranker_params.get("grid", 11)))
@@ -63,8 +65,13 @@ def fit(cands: pd.DataFrame, truth: pd.DataFrame, sizes: dict[str, int], ranker_
                 if trial.sum() > 0 and (q := quality(trial)) > best + 1e-12:
                     best, weights = q, trial
     weights = weights / weights.max()
-    return {"kind": KIND, "weights": dict(zip(names, weights.round(6).tolist())), "sizes": sizes,
-            "k": k, f"valid_ndcg@{k}": best}
+    return {
+        "kind": KIND,
+        "weights": dict(zip(names, weights.round(6).tolist(), strict=True)),
+        "sizes": sizes,
+        "k": k,
+        f"valid_ndcg@{k}": best,
+    }
 
 
 def fuse(feats: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -78,12 +85,19 @@ def score(model: dict[str, Any], cands: pd.DataFrame) -> np.ndarray:
     return fuse(rank_features(cands, model["sizes"]), w)
 
 
-def train_stage(cands_path: str | Path, valid_path: str | Path, model_path: str | Path,
-                source_params: dict[str, Any], ranker_params: dict[str, Any]) -> dict[str, Any]:
+def train_stage(
+    cands_path: str | Path,
+    valid_path: str | Path,
+    model_path: str | Path,
+    source_params: dict[str, Any],
+    ranker_params: dict[str, Any],
+) -> dict[str, Any]:
     """The train step: fit on validation-window candidates and purchases; write the model."""
     cands = pd.read_parquet(cands_path)
     valid = pd.read_parquet(valid_path)
-    model = fit(cands, valid[valid[s.CUSTOMER].isin(cands[s.CUSTOMER].unique())], source_sizes(source_params), ranker_params)
+    model = fit(
+        cands, valid[valid[s.CUSTOMER].isin(cands[s.CUSTOMER].unique())], source_sizes(source_params), ranker_params
+    )
     write_json(model, model_path)
     return model
 

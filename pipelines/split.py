@@ -31,8 +31,11 @@ class Windows:
     as_of: pd.Timestamp
 
     def bounds(self, name: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-        edges = {"train": (self.train_start, self.valid_start), "valid": (self.valid_start, self.test_start),
-                 "test": (self.test_start, self.as_of)}
+        edges = {
+            "train": (self.train_start, self.valid_start),
+            "valid": (self.valid_start, self.test_start),
+            "test": (self.test_start, self.as_of),
+        }
         return edges[name]
 
     def as_dict(self) -> dict[str, str]:
@@ -42,13 +45,16 @@ class Windows:
 def make_windows(timestamps: pd.Series, split_params: dict[str, Any]) -> Windows:
     """Windows from the data's time range and `split` params (as_of: null = the day after the last event)."""
     first, last = timestamps.min(), timestamps.max()
-    as_of = pd.Timestamp(split_params["as_of"]) if split_params.get("as_of") else last.normalize() + pd.Timedelta(days=1)
+    as_of = (
+        pd.Timestamp(split_params["as_of"]) if split_params.get("as_of") else last.normalize() + pd.Timedelta(days=1)
+    )
     test_start = as_of - pd.Timedelta(days=int(split_params["test_days"]))
     valid_start = test_start - pd.Timedelta(days=int(split_params.get("valid_days", 0)))
     if valid_start <= first:
         raise InputError(
             f"split: the train window is empty: data starts {first.date()} but validation starts {valid_start.date()} "
-            f"(as_of {as_of.date()}, test_days {split_params['test_days']}, valid_days {split_params.get('valid_days', 0)})"
+            f"(as_of {as_of.date()}, test_days {split_params['test_days']}, "
+            f"valid_days {split_params.get('valid_days', 0)})"
         )
     return Windows(train_start=first.normalize(), valid_start=valid_start, test_start=test_start, as_of=as_of)
 
@@ -65,7 +71,9 @@ def warm_customers(history: pd.DataFrame, future: pd.DataFrame) -> pd.Index:
     return pd.Index(sorted(set(history[s.CUSTOMER]) & set(future[s.CUSTOMER])), name=s.CUSTOMER)
 
 
-def split(clean_path: str | Path, out_dir: str | Path, split_params: dict[str, Any], metrics_path: str | Path) -> dict[str, Any]:
+def split(
+    clean_path: str | Path, out_dir: str | Path, split_params: dict[str, Any], metrics_path: str | Path
+) -> dict[str, Any]:
     """The split step: write one Parquet file per window plus `windows.json`."""
     df = pd.read_parquet(clean_path)
     w = make_windows(df[s.TS], split_params)
@@ -74,9 +82,15 @@ def split(clean_path: str | Path, out_dir: str | Path, split_params: dict[str, A
     for name in WINDOWS:
         part = window(df, *w.bounds(name))
         if part.empty:
-            raise InputError(f"{clean_path}: the {name} window {w.bounds(name)[0].date()}..{w.bounds(name)[1].date()} has no rows")
+            raise InputError(
+                f"{clean_path}: the {name} window {w.bounds(name)[0].date()}..{w.bounds(name)[1].date()} has no rows"
+            )
         write_parquet(part, out_dir / f"{name}.parquet")
-        summary[name] = {"rows": len(part), "customers": int(part[s.CUSTOMER].nunique()), "items": int(part[s.ITEM].nunique())}
+        summary[name] = {
+            "rows": len(part),
+            "customers": int(part[s.CUSTOMER].nunique()),
+            "items": int(part[s.ITEM].nunique()),
+        }
     write_json(w.as_dict(), out_dir / "windows.json")
     write_json(summary, metrics_path)
     return summary

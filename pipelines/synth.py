@@ -26,24 +26,94 @@ import pyarrow.parquet as pq
 from pipelines.errors import InputError
 
 CATEGORIES = {  # name: (base price, seasonal peak day-of-year or None)
-    "MUG": (2.55, None), "BAG": (1.65, None), "CANDLE HOLDER": (2.95, 330),
-    "CHRISTMAS DECORATION": (0.85, 335), "CARD": (0.42, 340), "LUNCH BOX": (1.95, 250),
-    "CUSHION COVER": (3.75, None), "CAKE STAND": (10.95, None), "NOTEBOOK": (1.65, 245),
-    "WALL CLOCK": (8.50, None), "METAL SIGN": (2.10, None), "BUNTING": (4.95, 170),
-    "TEA SET": (4.95, None), "PHOTO FRAME": (2.55, None), "DOORMAT": (7.95, None),
+    "MUG": (2.55, None),
+    "BAG": (1.65, None),
+    "CANDLE HOLDER": (2.95, 330),
+    "CHRISTMAS DECORATION": (0.85, 335),
+    "CARD": (0.42, 340),
+    "LUNCH BOX": (1.95, 250),
+    "CUSHION COVER": (3.75, None),
+    "CAKE STAND": (10.95, None),
+    "NOTEBOOK": (1.65, 245),
+    "WALL CLOCK": (8.50, None),
+    "METAL SIGN": (2.10, None),
+    "BUNTING": (4.95, 170),
+    "TEA SET": (4.95, None),
+    "PHOTO FRAME": (2.55, None),
+    "DOORMAT": (7.95, None),
     "GARDEN PARASOL": (5.95, 180),
 }
-COLOURS = ["RED", "PINK", "BLUE", "GREEN", "IVORY", "WHITE", "BLACK", "GOLD", "SILVER", "PURPLE",
-           "YELLOW", "ORANGE", "PASTEL", "VINTAGE", "ANTIQUE", "ROSE", "MINT", "CREAM", "GREY", "NAVY"]
-PATTERNS = ["RETROSPOT", "SPOTTY", "PAISLEY", "HEART", "STAR", "FLORAL", "STRIPE", "BIRD", "OWL",
-            "REGENCY", "DOILY", "GINGHAM", "SKULL", "ROSES", "LOVE", "SPACEBOY", "DOLLY GIRL",
-            "WOODLAND", "SNOWFLAKE", "BUTTERFLY", "CIRCUS", "KITCHEN", "PARTY", "GARDEN", "POLKADOT",
-            "JUNGLE", "LEAF", "ANCHOR", "TOADSTOOL", "BAROQUE"]
+COLOURS = [
+    "RED",
+    "PINK",
+    "BLUE",
+    "GREEN",
+    "IVORY",
+    "WHITE",
+    "BLACK",
+    "GOLD",
+    "SILVER",
+    "PURPLE",
+    "YELLOW",
+    "ORANGE",
+    "PASTEL",
+    "VINTAGE",
+    "ANTIQUE",
+    "ROSE",
+    "MINT",
+    "CREAM",
+    "GREY",
+    "NAVY",
+]
+PATTERNS = [
+    "RETROSPOT",
+    "SPOTTY",
+    "PAISLEY",
+    "HEART",
+    "STAR",
+    "FLORAL",
+    "STRIPE",
+    "BIRD",
+    "OWL",
+    "REGENCY",
+    "DOILY",
+    "GINGHAM",
+    "SKULL",
+    "ROSES",
+    "LOVE",
+    "SPACEBOY",
+    "DOLLY GIRL",
+    "WOODLAND",
+    "SNOWFLAKE",
+    "BUTTERFLY",
+    "CIRCUS",
+    "KITCHEN",
+    "PARTY",
+    "GARDEN",
+    "POLKADOT",
+    "JUNGLE",
+    "LEAF",
+    "ANCHOR",
+    "TOADSTOOL",
+    "BAROQUE",
+]
 SIZES = ["", "SMALL ", "LARGE ", "JUMBO "]
-COUNTRIES = {"United Kingdom": 0.88, "Germany": 0.025, "France": 0.022, "EIRE": 0.015, "Spain": 0.01,
-             "Netherlands": 0.01, "Belgium": 0.008, "Switzerland": 0.007, "Portugal": 0.006,
-             "Australia": 0.005, "Norway": 0.004, "Italy": 0.004, "Sweden": 0.004}
-LOYALTY = np.array([0.50, 0.30, 0.15, 0.05])      # occasional, regular, loyal, VIP
+COUNTRIES = {
+    "United Kingdom": 0.88,
+    "Germany": 0.025,
+    "France": 0.022,
+    "EIRE": 0.015,
+    "Spain": 0.01,
+    "Netherlands": 0.01,
+    "Belgium": 0.008,
+    "Switzerland": 0.007,
+    "Portugal": 0.006,
+    "Australia": 0.005,
+    "Norway": 0.004,
+    "Italy": 0.004,
+    "Sweden": 0.004,
+}
+LOYALTY = np.array([0.50, 0.30, 0.15, 0.05])  # occasional, regular, loyal, VIP
 ORDERS_PER_YEAR = np.array([1.2, 3.5, 9.0, 24.0])  # Poisson rate by loyalty level
 REPEAT_SHARE = np.array([0.20, 0.30, 0.40, 0.50])  # lines that re-buy a staple item
 PACKS = np.array([1, 2, 3, 4, 6, 8, 12, 24])
@@ -55,12 +125,12 @@ class Catalogue:
 
     codes: np.ndarray
     descriptions: np.ndarray
-    category: np.ndarray          # category index per item
+    category: np.ndarray  # category index per item
     price: np.ndarray
     pack: np.ndarray
-    launch: np.ndarray            # day index; < 0 means on sale before the period
-    cum_weight: np.ndarray        # global cumulative popularity, categories laid end to end
-    cat_start: np.ndarray         # first item index of each category
+    launch: np.ndarray  # day index; < 0 means on sale before the period
+    cum_weight: np.ndarray  # global cumulative popularity, categories laid end to end
+    cat_start: np.ndarray  # first item index of each category
     cat_launch: list[np.ndarray]  # launch days per category (sorted), for prefix look-ups
 
 
@@ -99,15 +169,34 @@ def generate(out: str | Path, params: dict[str, Any]) -> dict[str, Any]:
         if writer is not None and hasattr(writer, "close"):
             writer.close()
     tmp.replace(out)
-    return {"rows": rows, "customers": used, "items": len(cat.codes),
-            "start": str(p["start"].date()), "end": str(p["end"].date()), "path": str(out)}
+    return {
+        "rows": rows,
+        "customers": used,
+        "items": len(cat.codes),
+        "start": str(p["start"].date()),
+        "end": str(p["end"].date()),
+        "path": str(out),
+    }
 
 
 def _settings(params: dict[str, Any]) -> dict[str, Any]:
-    p = {"seed": 42, "rows": 150_000, "items": None, "start": "2010-12-01", "end": "2011-12-09",
-         "lines_per_order": 9.0, "guest_share": 0.2, "new_customer_share": 0.55, "new_item_share": 0.35,
-         "cancel_share": 0.015, "duplicate_share": 0.01, "zero_price_share": 0.002,
-         "bad_quantity_share": 0.002, "missing_description_share": 0.003, "outlier_share": 0.00002}
+    p = {
+        "seed": 42,
+        "rows": 150_000,
+        "items": None,
+        "start": "2010-12-01",
+        "end": "2011-12-09",
+        "lines_per_order": 9.0,
+        "guest_share": 0.2,
+        "new_customer_share": 0.55,
+        "new_item_share": 0.35,
+        "cancel_share": 0.015,
+        "duplicate_share": 0.01,
+        "zero_price_share": 0.002,
+        "bad_quantity_share": 0.002,
+        "missing_description_share": 0.003,
+        "outlier_share": 0.00002,
+    }
     unknown = sorted(set(params) - set(p))
     if unknown:
         raise InputError(f"params: unknown synthetic setting(s) {unknown}; known: {sorted(p)}")
@@ -151,16 +240,21 @@ def _catalogue(rng: np.random.Generator, n_items: int, days: int) -> Catalogue:
     price = np.round(base[cat] * rng.lognormal(0.0, 0.35, n_items), 2).clip(0.19)
     numbers = rng.permutation(np.arange(10000, 10000 + max(n_items, 80000)))[:n_items]
     suffix = np.where(rng.random(n_items) < 0.3, rng.choice(list("ABCDEFGHJKLMNPRSTW"), n_items), "")
-    codes = np.array([f"{n}{s}" for n, s in zip(numbers, suffix)], dtype=object)
+    codes = np.array([f"{n}{s}" for n, s in zip(numbers, suffix, strict=True)], dtype=object)
     weight = np.empty(n_items)
     cat_start = np.searchsorted(cat, np.arange(len(names)))
     for c in range(len(names)):
         idx = np.flatnonzero(cat == c)
         weight[idx] = 1.0 / (rng.permutation(len(idx)) + 1.0) ** 0.9 if len(idx) else 0
     return Catalogue(
-        codes=codes, descriptions=descriptions, category=cat, price=price,
+        codes=codes,
+        descriptions=descriptions,
+        category=cat,
+        price=price,
         pack=rng.choice(PACKS, n_items, p=[0.3, 0.1, 0.05, 0.1, 0.2, 0.05, 0.15, 0.05]),
-        launch=launch, cum_weight=np.cumsum(weight), cat_start=cat_start,
+        launch=launch,
+        cum_weight=np.cumsum(weight),
+        cat_start=cat_start,
         cat_launch=[launch[cat == c] for c in range(len(names))],
     )
 
@@ -175,9 +269,14 @@ def _customers(rng: np.random.Generator, n: int, days: int, p: dict[str, Any]) -
     taste /= taste.sum(axis=1, keepdims=True)
     loyalty = rng.choice(len(LOYALTY), n, p=LOYALTY)
     join = np.where(rng.random(n) < p["new_customer_share"], rng.integers(0, days, n), 0)
-    return {"country": country, "taste": taste, "loyalty": loyalty, "join": join,
-            "guest": rng.random(n) < p["guest_share"],
-            "n_staples": 2 + rng.poisson(2 + 3 * loyalty)}
+    return {
+        "country": country,
+        "taste": taste,
+        "loyalty": loyalty,
+        "join": join,
+        "guest": rng.random(n) < p["guest_share"],
+        "n_staples": 2 + rng.poisson(2 + 3 * loyalty),
+    }
 
 
 def _season(days: int, start: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
@@ -194,8 +293,15 @@ def _season(days: int, start: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
     return overall, per_cat
 
 
-def _purchases(rng: np.random.Generator, cat: Catalogue, cust: dict[str, np.ndarray], sel: slice,
-               days: int, p: dict[str, Any], order_offset: int) -> pd.DataFrame:
+def _purchases(
+    rng: np.random.Generator,
+    cat: Catalogue,
+    cust: dict[str, np.ndarray],
+    sel: slice,
+    days: int,
+    p: dict[str, Any],
+    order_offset: int,
+) -> pd.DataFrame:
     ids = np.arange(sel.start, sel.stop)
     loyalty, join = cust["loyalty"][ids], cust["join"][ids]
     overall, per_cat = _season(days, p["start"])
@@ -216,7 +322,11 @@ def _purchases(rng: np.random.Generator, cat: Catalogue, cust: dict[str, np.ndar
     n_cat = len(CATEGORIES)
     item = np.empty(len(l_order), dtype=np.int64)
     weights = cust["taste"][ids][l_cust] * per_cat[l_day]
-    c = (rng.random(len(l_order))[:, None] > np.cumsum(weights / weights.sum(1, keepdims=True), 1)).sum(1).clip(0, n_cat - 1)
+    c = (
+        (rng.random(len(l_order))[:, None] > np.cumsum(weights / weights.sum(1, keepdims=True), 1))
+        .sum(1)
+        .clip(0, n_cat - 1)
+    )
     n_launched = np.zeros(len(l_order), dtype=np.int64)
     for k in range(n_cat):  # items on sale that day: a prefix of the category (sorted by launch)
         in_k = c == k
@@ -245,18 +355,20 @@ def _purchases(rng: np.random.Generator, cat: Catalogue, cust: dict[str, np.ndar
     ts = p["start"] + pd.to_timedelta(o_day[l_order], "D") + pd.to_timedelta(o_sec[l_order], "s")
     customer_id = np.where(cust["guest"][ids][l_cust], np.nan, 12346.0 + ids[l_cust])
     country = np.array(list(COUNTRIES), dtype=object)[cust["country"][ids][l_cust]]
-    frame = pd.DataFrame({
-        "InvoiceNo": (536365 + order_offset + l_order).astype(str).astype(object),
-        "StockCode": cat.codes[item],
-        "Description": cat.descriptions[item],
-        "Quantity": (cat.pack[item] * (1 + rng.poisson(0.4 + 0.4 * loyalty[l_cust], n))).astype(np.int64),
-        "InvoiceDate": ts,
-        "UnitPrice": cat.price[item],
-        "CustomerID": customer_id,
-        "Country": country,
-        "Category": np.array(list(CATEGORIES), dtype=object)[cat.category[item]],
-        "_customer": ids[l_cust],  # internal: lets `generate` stop at a customer boundary
-    })
+    frame = pd.DataFrame(
+        {
+            "InvoiceNo": (536365 + order_offset + l_order).astype(str).astype(object),
+            "StockCode": cat.codes[item],
+            "Description": cat.descriptions[item],
+            "Quantity": (cat.pack[item] * (1 + rng.poisson(0.4 + 0.4 * loyalty[l_cust], n))).astype(np.int64),
+            "InvoiceDate": ts,
+            "UnitPrice": cat.price[item],
+            "CustomerID": customer_id,
+            "Country": country,
+            "Category": np.array(list(CATEGORIES), dtype=object)[cat.category[item]],
+            "_customer": ids[l_cust],  # internal: lets `generate` stop at a customer boundary
+        }
+    )
     frame = _add_dirt(rng, frame, p)
     frame = frame.sort_values(["InvoiceDate", "InvoiceNo"], kind="stable")
     frame["InvoiceDate"] = frame["InvoiceDate"].dt.strftime("%Y-%m-%d %H:%M:%S")

@@ -35,14 +35,16 @@ def synthetic_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def interactions(rows: list[tuple]) -> pd.DataFrame:
     """Clean canonical interactions from (customer, item, day, order) tuples; day 0 = 2011-01-01."""
     base = pd.Timestamp("2011-01-01")
-    return pd.DataFrame({
-        "order_id": [str(r[3]) for r in rows],
-        "customer_id": [r[0] for r in rows],
-        "item_id": [r[1] for r in rows],
-        "timestamp": [base + pd.Timedelta(days=r[2]) for r in rows],
-        "quantity": 1.0,
-        "unit_price": 1.0,
-        "country": "United Kingdom",
-        "description": None,
-        "category": None,
-    })
+    return pd.DataFrame(
+        {
+            "order_id": [str(r[3]) for r in rows],
+            "customer_id": [r[0] for r in rows],
+            "item_id": [r[1] for r in rows],
+            "timestamp": [base + pd.Timedelta(days=r[2]) for r in rows],
+            "quantity": 1.0,
+            "unit_price": 1.0,
+            "country": "United Kingdom",
+            "description": None,
+            "category": None,
+        }
+    )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -23,7 +24,7 @@ class CandidateSource(ABC):
         self.settings = settings
 
     @abstractmethod
-    def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> "CandidateSource":
+    def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> CandidateSource:
         """Learn from `history` (all rows strictly before `as_of`)."""
 
     @abstractmethod

@@ -17,7 +17,7 @@ class BuyAgain(CandidateSource):
         super().__init__(n, half_life_days=half_life_days)
         self.half_life = float(half_life_days)
 
-    def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> "BuyAgain":
+    def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> BuyAgain:
         age_days = (as_of - history[s.TS]).dt.total_seconds().to_numpy() / 86400.0
         lines = history[[s.CUSTOMER, s.ITEM, s.ORDER]].assign(w=np.power(0.5, age_days / self.half_life))
         per_order = lines.drop_duplicates([s.CUSTOMER, s.ITEM, s.ORDER])  # an order counts once per item

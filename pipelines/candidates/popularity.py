@@ -17,7 +17,7 @@ class Popularity(CandidateSource):
         super().__init__(n, window_days=window_days)
         self.window_days = int(window_days)
 
-    def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> "Popularity":
+    def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> Popularity:
         buyers = history.groupby(s.ITEM)[s.CUSTOMER].nunique()
         recent = history[history[s.TS] >= as_of - pd.Timedelta(days=self.window_days)]
         recent_buyers = recent.groupby(s.ITEM)[s.CUSTOMER].nunique().reindex(buyers.index, fill_value=0)
@@ -27,8 +27,10 @@ class Popularity(CandidateSource):
 
     def recommend(self, customers: pd.Index) -> pd.DataFrame:
         n_items = len(self.top_)
-        return pd.DataFrame({
-            s.CUSTOMER: np.repeat(np.asarray(customers, dtype=object), n_items),
-            s.ITEM: np.tile(self.top_[s.ITEM].to_numpy(), len(customers)),
-            SCORE: np.tile(self.top_[SCORE].to_numpy(), len(customers)),
-        })
+        return pd.DataFrame(
+            {
+                s.CUSTOMER: np.repeat(np.asarray(customers, dtype=object), n_items),
+                s.ITEM: np.tile(self.top_[s.ITEM].to_numpy(), len(customers)),
+                SCORE: np.tile(self.top_[SCORE].to_numpy(), len(customers)),
+            }
+        )

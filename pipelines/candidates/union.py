@@ -34,7 +34,9 @@ def union(sources: list[CandidateSource], customers: pd.Index) -> pd.DataFrame:
     return merged.sort_values(KEYS, kind="stable").reset_index(drop=True)
 
 
-def generate_candidates(history: pd.DataFrame, as_of: pd.Timestamp, customers: pd.Index, source_params: dict[str, Any]) -> pd.DataFrame:
+def generate_candidates(
+    history: pd.DataFrame, as_of: pd.Timestamp, customers: pd.Index, source_params: dict[str, Any]
+) -> pd.DataFrame:
     """Fit every configured source on `history` (before `as_of`) and return their union for `customers`."""
     sources = [src.fit(history, as_of) for src in build_sources(source_params)]
     return union(sources, customers)
@@ -52,7 +54,9 @@ def candidate_recall(candidates: pd.DataFrame, future: pd.DataFrame, source_name
     return out
 
 
-def candidates_stage(split_dir: str | Path, out_dir: str | Path, source_params: dict[str, Any], metrics_path: str | Path) -> dict[str, Any]:
+def candidates_stage(
+    split_dir: str | Path, out_dir: str | Path, source_params: dict[str, Any], metrics_path: str | Path
+) -> dict[str, Any]:
     """The candidates step, at two cutoffs: the validation start (to fit the ranker) and the test start.
 
     Candidates are generated for the customers evaluated in each window: those with history

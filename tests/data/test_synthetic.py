@@ -36,10 +36,10 @@ def test_same_seed_same_bytes_other_seed_other_data(tmp_path, synthetic_path):
 
 
 def test_every_kind_of_dirt_is_present(raw):
-    assert raw.CustomerID.isna().mean() > 0.1                       # guest orders
+    assert raw.CustomerID.isna().mean() > 0.1  # guest orders
     cancelled = raw.InvoiceNo.str.startswith("C")
     assert cancelled.sum() > 0 and (raw.Quantity[cancelled] < 0).all()
-    assert (raw.Quantity[~cancelled] <= 0).sum() > 0                # returns / damages without a 'C'
+    assert (raw.Quantity[~cancelled] <= 0).sum() > 0  # returns / damages without a 'C'
     assert (raw.UnitPrice <= 0).sum() > 0
     assert raw.duplicated().sum() > 0
     assert raw.Description.isna().sum() > 0
@@ -52,13 +52,13 @@ def test_structure_repeat_purchases_seasonality_and_newcomers(raw):
     past, future = df[df.ts < cut], df[df.ts >= cut]
     pairs = future[["CustomerID", "StockCode"]].drop_duplicates()
     seen = pairs.merge(past[["CustomerID", "StockCode"]].drop_duplicates(), how="inner")
-    assert 0.15 < len(seen) / len(pairs) < 0.6                      # repeat purchases, but not only
+    assert 0.15 < len(seen) / len(pairs) < 0.6  # repeat purchases, but not only
     per_month = df.groupby(df.ts.dt.month).size()
-    assert per_month[11] > 1.8 * per_month[2]                       # the Christmas peak
+    assert per_month[11] > 1.8 * per_month[2]  # the Christmas peak
     first_seen = df.groupby("CustomerID").ts.min()
     assert (first_seen > pd.Timestamp("2011-06-01")).mean() > 0.15  # customers keep arriving
     item_first = df.groupby("StockCode").ts.min()
-    assert (item_first > pd.Timestamp("2011-06-01")).mean() > 0.1   # so do items
+    assert (item_first > pd.Timestamp("2011-06-01")).mean() > 0.1  # so do items
     by_country = df.groupby("Country").size()
     assert by_country.idxmax() == "United Kingdom" and len(by_country) > 5
     # loyalty: the most active customers buy far more often than the median one

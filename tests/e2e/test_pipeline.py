@@ -17,9 +17,15 @@ pytestmark = pytest.mark.e2e
 
 
 def run(cmd: list[str], cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     assert res.returncode == 0, f"{cmd}: {res.stdout[-2000:]}\n{res.stderr[-3000:]}"
     return res.stdout + res.stderr
@@ -43,10 +49,20 @@ def project(tmp_path_factory) -> Path:
 
 
 def test_repro_writes_every_output(project):
-    for path in ["data/raw/synthetic.parquet", "data/clean/interactions.parquet", "data/split/test.parquet",
-                 "data/candidates/test.parquet", "models/ranker.json", "data/recommendations/test.parquet",
-                 "metrics/ingest.json", "metrics/split.json", "metrics/candidates.json", "metrics/evaluate.json",
-                 "plots/ndcg_at_k.csv", "plots/recall_at_k.csv"]:
+    for path in [
+        "data/raw/synthetic.parquet",
+        "data/clean/interactions.parquet",
+        "data/split/test.parquet",
+        "data/candidates/test.parquet",
+        "models/ranker.json",
+        "data/recommendations/test.parquet",
+        "metrics/ingest.json",
+        "metrics/split.json",
+        "metrics/candidates.json",
+        "metrics/evaluate.json",
+        "plots/ndcg_at_k.csv",
+        "plots/recall_at_k.csv",
+    ]:
         assert (project / path).is_file(), path
 
 
@@ -65,7 +81,9 @@ def test_outputs_are_consistent(project):
     assert len(clean) == ingest["rows_out"]
     windows = json.loads((project / "data/split/windows.json").read_text())
     test = pd.read_parquet(project / "data/split/test.parquet")
-    assert test.timestamp.min() >= pd.Timestamp(windows["test_start"]) and test.timestamp.max() < pd.Timestamp(windows["as_of"])
+    assert test.timestamp.min() >= pd.Timestamp(windows["test_start"]) and test.timestamp.max() < pd.Timestamp(
+        windows["as_of"]
+    )
     recs = pd.read_parquet(project / "data/recommendations/test.parquet")
     params = yaml.safe_load((project / "params.yaml").read_text())
     assert recs.groupby("customer_id").size().max() == params["recommend"]["k"]
@@ -73,6 +91,13 @@ def test_outputs_are_consistent(project):
     assert evaluation["customers"] == recs.customer_id.nunique()
     assert 0 < evaluation["ranker"]["ndcg@10"] <= 1
     assert set(evaluation["sources"]) == set(params["candidates"]["sources"])
+
+
+def test_summary_names_the_outputs_and_the_figures(project):
+    out = run([str(Path(sys.executable).parent / "shoprec"), "summary"], project)
+    evaluation = json.loads((project / "metrics/evaluate.json").read_text())
+    assert f"{evaluation['ranker']['ndcg@10']:.4f}" in out
+    assert "data/recommendations/test.parquet" in out
 
 
 def test_a_changed_param_reruns_only_what_depends_on_it(project):

@@ -1,0 +1,36 @@
+"""A short, human-readable summary of a pipeline run, from the metrics files the stages wrote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+OUTPUTS = {
+    "clean data": "data/clean/interactions.parquet",
+    "windows": "data/split/",
+    "candidates": "data/candidates/",
+    "model": "models/ranker.json",
+    "recommendations": "data/recommendations/test.parquet",
+    "metrics": "metrics/*.json   (dvc metrics show / dvc metrics diff)",
+    "plots": "plots/*.csv       (dvc plots show)",
+}
+
+
+def summarize(metrics_dir: str | Path = "metrics") -> str:
+    """Rows in and out, candidate recall, and the ranker against each source on the test window."""
+    d = Path(metrics_dir)
+    ingest = json.loads((d / "ingest.json").read_text())
+    cands = json.loads((d / "candidates.json").read_text())["test"]
+    ev = json.loads((d / "evaluate.json").read_text())
+    dropped = ", ".join(f"{k} {v:,}" for k, v in ingest["rows_dropped"].items() if v)
+    lines = [
+        f"ingest     {ingest['rows_in']:,} rows in, {ingest['rows_out']:,} out (dropped: {dropped or 'none'})",
+        f"candidates union recall {cands['recall_union']:.3f} with {cands['candidates_per_customer']:.0f} per customer",
+        f"evaluate   {ev['customers']:,} customers in the test window",
+        f"           {'model':<14}{'NDCG@10':>9}{'Recall@20':>11}{'HitRate@10':>12}",
+    ]
+    for name, m in {"ranker": ev["ranker"], **ev["sources"]}.items():
+        lines.append(f"           {name:<14}{m['ndcg@10']:>9.4f}{m['recall@20']:>11.4f}{m['hitrate@10']:>12.4f}")
+    lines.append("")
+    lines += [f"{name:<16}{path}" for name, path in OUTPUTS.items()]
+    return "\n".join(lines)
