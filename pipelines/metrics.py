@@ -16,7 +16,7 @@ KEYS = [s.CUSTOMER, s.ITEM]
 
 
 def _hits(recs: pd.DataFrame, truth: pd.DataFrame, k: int) -> tuple[pd.DataFrame, pd.Series]:
-    top = recs.loc[recs["rank"] <= k, KEYS + ["rank"]].drop_duplicates(KEYS)
+    top = recs.loc[recs["rank"] <= k, KEYS + ["rank"]].sort_values("rank").drop_duplicates(KEYS)  # best rank wins
     rel = truth[KEYS].drop_duplicates().assign(relevant=True)
     hits = top.merge(rel, on=KEYS, how="inner")
     n_rel = rel.groupby(s.CUSTOMER).size()

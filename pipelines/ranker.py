@@ -64,7 +64,6 @@ def fit(
                 trial[i] = value
                 if trial.sum() > 0 and (q := quality(trial)) > best + 1e-12:
                     best, weights = q, trial
-    weights = weights / weights.max()
     return {
         "kind": KIND,
         "weights": dict(zip(names, weights.round(6).tolist(), strict=True)),

@@ -37,7 +37,8 @@ def union(sources: list[CandidateSource], customers: pd.Index) -> pd.DataFrame:
 def generate_candidates(
     history: pd.DataFrame, as_of: pd.Timestamp, customers: pd.Index, source_params: dict[str, Any]
 ) -> pd.DataFrame:
-    """Fit every configured source on `history` (before `as_of`) and return their union for `customers`."""
+    """Fit every configured source on `history` before `as_of` and return their union for `customers`."""
+    history = history[history[s.TS] < as_of]  # sources never see the future, whatever they are given
     sources = [src.fit(history, as_of) for src in build_sources(source_params)]
     return union(sources, customers)
 

@@ -10,12 +10,14 @@ pytestmark = pytest.mark.unit
 
 def test_sources_are_scored_alone_on_their_own_ranks():
     # customer c bought x; buy_again ranks x first, popularity ranks it second
-    cands = pd.DataFrame({
-        "customer_id": ["c", "c", "c"],
-        "item_id": ["x", "y", "z"],
-        "buy_again_rank": [1, 3, 3],          # n = 2: y and z not proposed
-        "popularity_rank": [2, 1, 3],
-    })
+    cands = pd.DataFrame(
+        {
+            "customer_id": ["c", "c", "c"],
+            "item_id": ["x", "y", "z"],
+            "buy_again_rank": [1, 3, 3],  # n = 2: y and z not proposed
+            "popularity_rank": [2, 1, 3],
+        }
+    )
     truth = pd.DataFrame({"customer_id": ["c"], "item_id": ["x"]})
     recs = pd.DataFrame({"customer_id": ["c", "c"], "item_id": ["y", "x"], "rank": [1, 2], "score": [2.0, 1.0]})
     result = evaluate(recs, cands, truth, {"buy_again": 2, "popularity": 2}, ks=[1, 2], n_items=4)

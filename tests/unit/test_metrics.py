@@ -1,0 +1,183 @@
+"""Ranking metrics and catalogue coverage on hand-computed cases (arithmetic in the comments)."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from pipelines.metrics import catalogue_coverage, ranking_metrics
+
+pytestmark = pytest.mark.unit
+
+NAMES = ("ndcg", "recall", "precision", "hitrate", "map", "mrr")
+
+
+def recs(lists: dict[str, list[str]]) -> pd.DataFrame:
+    """customer -> items best first; rank 1 = first item."""
+    rows = [(c, item, r) for c, items in lists.items() for r, item in enumerate(items, start=1)]
+    return pd.DataFrame(rows, columns=["customer_id", "item_id", "rank"])
+
+
+def truth(pairs: list[tuple[str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(pairs, columns=["customer_id", "item_id"])
+
+
+def at(k: int, **expected: float) -> dict[str, float]:
+    return {f"{name}@{k}": value for name, value in expected.items()}
+
+
+def test_one_customer_hits_at_ranks_1_and_3_with_2_relevant():
+    got = ranking_metrics(recs({"u": ["a", "x", "b"]}), truth([("u", "a"), ("u", "b")]), k=3)
+    # DCG = 1/log2(2) + 1/log2(4) = 1 + 0.5; IDCG (2 relevant) = 1/log2(2) + 1/log2(3)
+    ndcg = (1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3))
+    # AP = (1/1 + 2/3) / min(|rel| = 2, k = 3)
+    ap = (1 / 1 + 2 / 3) / 2
+    assert got == pytest.approx(at(3, ndcg=ndcg, recall=2 / 2, precision=2 / 3, hitrate=1.0, map=ap, mrr=1 / 1))
+    assert got["ndcg@3"] == pytest.approx(0.9197207891481876)
+
+
+def test_one_customer_single_hit_at_rank_2_of_4_relevant():
+    got = ranking_metrics(recs({"u": ["x", "a", "y", "z", "w"]}), truth([("u", s) for s in "abcd"]), k=5)
+    # DCG = 1/log2(3); IDCG = sum_{r=1..4} 1/log2(r+1)
+    idcg = 1 + 1 / math.log2(3) + 1 / math.log2(4) + 1 / math.log2(5)
+    assert got == pytest.approx(
+        at(
+            5,
+            ndcg=(1 / math.log2(3)) / idcg,
+            recall=1 / 4,  # hits / |relevant|
+            precision=1 / 5,  # hits / k
+            hitrate=1.0,
+            map=(1 / 2) / 4,  # (1 hit so far / rank 2) / min(4, 5)
+            mrr=1 / 2,
+        )
+    )
+
+
+def test_perfect_list_scores_one_everywhere():
+    got = ranking_metrics(
+        recs({"u": ["a", "b", "c"], "v": ["d", "e", "f"]}),
+        truth([("u", "a"), ("u", "b"), ("u", "c"), ("v", "d"), ("v", "e"), ("v", "f")]),
+        k=3,
+    )
+    assert got == pytest.approx(at(3, ndcg=1.0, recall=1.0, precision=1.0, hitrate=1.0, map=1.0, mrr=1.0))
+
+
+def test_perfect_list_when_more_relevant_than_k():
+    # 5 relevant, k = 2, both slots hit: the ideal is capped at k, so ndcg and map are 1
+    got = ranking_metrics(recs({"u": ["a", "b"]}), truth([("u", s) for s in "abcde"]), k=2)
+    assert got == pytest.approx(
+        at(2, ndcg=1.0, recall=2 / 5, precision=2 / 2, hitrate=1.0, map=(1 / 1 + 2 / 2) / min(5, 2), mrr=1.0)
+    )
+
+
+def test_map_is_normalised_by_min_of_relevant_and_k():
+    # 4 relevant, k = 3, hits at ranks 1 and 3: AP = (1/1 + 2/3) / min(4, 3) = (5/3) / 3
+    got = ranking_metrics(recs({"u": ["a", "x", "b"]}), truth([("u", s) for s in "abcd"]), k=3)
+    assert got["map@3"] == pytest.approx((1 + 2 / 3) / 3)
+    # 1 relevant, k = 3, hit at rank 2: AP = (1/2) / min(1, 3) = 0.5
+    got = ranking_metrics(recs({"u": ["x", "a", "y"]}), truth([("u", "a")]), k=3)
+    assert got["map@3"] == pytest.approx(0.5)
+
+
+def test_mrr_averages_reciprocal_of_first_hit():
+    got = ranking_metrics(
+        recs({"u": ["x", "a", "b"], "v": ["x", "y", "c"], "w": ["x", "y", "z"]}),
+        truth([("u", "a"), ("u", "b"), ("v", "c"), ("w", "d")]),
+        k=3,
+    )
+    # u: first hit at rank 2 -> 1/2; v: rank 3 -> 1/3; w: none -> 0
+    assert got["mrr@3"] == pytest.approx((1 / 2 + 1 / 3 + 0) / 3)
+    assert got["hitrate@3"] == pytest.approx(2 / 3)
+
+
+def test_precision_denominator_is_k_even_for_short_lists():
+    # 2 hits in a list of 2, k = 5: precision = 2 / 5, not 2 / 2
+    got = ranking_metrics(recs({"u": ["a", "b"]}), truth([("u", "a"), ("u", "b")]), k=5)
+    assert got["precision@5"] == pytest.approx(2 / 5)
+    assert got["recall@5"] == pytest.approx(1.0)
+    assert got["ndcg@5"] == pytest.approx(1.0)
+
+
+def test_empty_recommendations_score_zero():
+    empty = pd.DataFrame(
+        {"customer_id": pd.Series(dtype=object), "item_id": pd.Series(dtype=object), "rank": pd.Series(dtype="int64")}
+    )
+    got = ranking_metrics(empty, truth([("u", "a"), ("v", "b")]), k=3)
+    assert got == pytest.approx(at(3, **{m: 0.0 for m in NAMES}))
+
+
+def test_no_hits_score_zero():
+    got = ranking_metrics(recs({"u": ["x", "y", "z"]}), truth([("u", "a")]), k=3)
+    assert got == pytest.approx(at(3, **{m: 0.0 for m in NAMES}))
+
+
+def test_empty_truth_scores_zero():
+    got = ranking_metrics(recs({"u": ["a"]}), truth([]), k=3)
+    assert got == at(3, **{m: 0.0 for m in NAMES})
+
+
+def test_customer_in_truth_without_recs_counts_as_zero():
+    # u is perfect (all metrics 1), v has no list at all: every metric is (1 + 0) / 2
+    got = ranking_metrics(recs({"u": ["a"]}), truth([("u", "a"), ("v", "b")]), k=1)
+    assert got == pytest.approx(at(1, **{m: 0.5 for m in NAMES}))
+
+
+def test_recs_for_customers_not_in_truth_are_ignored():
+    base = ranking_metrics(recs({"u": ["x", "a"]}), truth([("u", "a")]), k=2)
+    extra = ranking_metrics(recs({"u": ["x", "a"], "stranger": ["a", "b"]}), truth([("u", "a")]), k=2)
+    assert extra == pytest.approx(base)
+    # u alone: hit at rank 2 -> ndcg = (1/log2(3)) / 1, precision = 1/2
+    assert base == pytest.approx(
+        at(2, ndcg=1 / math.log2(3), recall=1.0, precision=1 / 2, hitrate=1.0, map=1 / 2, mrr=1 / 2)
+    )
+
+
+def test_duplicate_truth_rows_count_once():
+    once = ranking_metrics(recs({"u": ["a", "x"]}), truth([("u", "a"), ("u", "b")]), k=2)
+    twice = ranking_metrics(recs({"u": ["a", "x"]}), truth([("u", "a"), ("u", "a"), ("u", "b"), ("u", "b")]), k=2)
+    assert twice == pytest.approx(once)
+    assert once["recall@2"] == pytest.approx(1 / 2)  # 1 hit of 2 distinct relevant items, not of 4 rows
+
+
+def test_k_cut_off_a_hit_at_rank_k_plus_1_does_not_count():
+    got = ranking_metrics(recs({"u": ["x", "y", "a"]}), truth([("u", "a")]), k=2)
+    assert got == pytest.approx(at(2, **{m: 0.0 for m in NAMES}))
+    got = ranking_metrics(recs({"u": ["x", "y", "a"]}), truth([("u", "a")]), k=3)
+    assert got["ndcg@3"] == pytest.approx(1 / math.log2(4)) and got["mrr@3"] == pytest.approx(1 / 3)
+
+
+def test_row_order_does_not_matter_only_rank_does():
+    r = recs({"u": ["a", "x", "b", "y"], "v": ["y", "c"]})
+    t = truth([("u", "a"), ("u", "b"), ("v", "c")])
+    shuffled = r.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    assert ranking_metrics(shuffled, t, k=4) == pytest.approx(ranking_metrics(r, t, k=4))
+
+
+def test_metrics_average_over_customers():
+    got = ranking_metrics(recs({"u": ["a", "b"], "v": ["x", "c"]}), truth([("u", "a"), ("u", "b"), ("v", "c")]), k=2)
+    # u perfect -> ndcg 1; v hit at rank 2 with 1 relevant -> (1/log2(3)) / 1
+    assert got["ndcg@2"] == pytest.approx((1 + 1 / math.log2(3)) / 2)
+    # precision: 3 hits over k * customers = 2 * 2 slots
+    assert got["precision@2"] == pytest.approx(3 / 4)
+    # map: u = (1/1 + 2/2) / 2 = 1; v = (1/2) / 1
+    assert got["map@2"] == pytest.approx((1 + 0.5) / 2)
+
+
+def test_keys_are_named_with_k():
+    assert set(ranking_metrics(recs({"u": ["a"]}), truth([("u", "a")]), k=7)) == {f"{m}@7" for m in NAMES}
+
+
+def test_catalogue_coverage():
+    r = recs({"u": ["a", "b", "c"], "v": ["a", "d", "e"]})
+    # top-2 lists: {a, b} and {a, d} -> 3 distinct items of a 10-item catalogue
+    assert catalogue_coverage(r, k=2, n_items=10) == pytest.approx(3 / 10)
+    # top-3: {a, b, c, d, e} -> 5 / 10
+    assert catalogue_coverage(r, k=3, n_items=10) == pytest.approx(5 / 10)
+    assert catalogue_coverage(r, k=3, n_items=0) == 0.0
+    assert catalogue_coverage(r.iloc[:0], k=3, n_items=10) == 0.0
+
+
+def test_a_duplicated_recommendation_counts_at_its_best_rank():
+    recs = pd.DataFrame({"customer_id": ["u", "u"], "item_id": ["a", "a"], "rank": [3, 1]})
+    truth = pd.DataFrame({"customer_id": ["u"], "item_id": ["a"]})
+    assert ranking_metrics(recs, truth, 3)["mrr@3"] == 1.0
