@@ -16,11 +16,11 @@ import pandas as pd
 
 from pipelines import ranker
 from pipelines import schema as s
-from pipelines.candidates import generate_candidates
+from pipelines.candidates.union import candidates_at_cutoffs
 from pipelines.evaluate import evaluate
 from pipelines.files import write_json, write_parquet
 from pipelines.ingest import clean, load_canonical
-from pipelines.split import make_windows, warm_customers, window
+from pipelines.split import make_windows, window
 
 
 def backtest(
@@ -32,22 +32,29 @@ def backtest(
     cleaned = clean(raw, params.get("ingest", {})).frame
     cleaned = s.validate_clean(cleaned, str(data_path))
     w = make_windows(cleaned[s.TS], {**params["split"], "as_of": None, "test_days": test_days})
-    source_params = params["candidates"]["sources"]
-    sizes = ranker.source_sizes(source_params)
+    sizes = ranker.source_sizes(params["candidates"]["sources"])
+    cands = candidates_at_cutoffs(cleaned, w, params["candidates"])
 
-    train, valid = window(cleaned, None, w.valid_start), window(cleaned, w.valid_start, w.test_start)
-    fit_customers = warm_customers(train, valid)
-    fit_cands = generate_candidates(train, w.valid_start, fit_customers, source_params)
-    model = ranker.fit(fit_cands, valid[valid[s.CUSTOMER].isin(fit_customers)], sizes, params["ranker"])
+    valid = window(cleaned, w.valid_start, w.test_start)
+    model = ranker.fit(cands["valid"], valid, sizes, params["ranker"])
+    test = window(cleaned, w.test_start, w.as_of)
+    customers = cands["test"][s.CUSTOMER].unique()
 
-    history, test = window(cleaned, None, w.test_start), window(cleaned, w.test_start, w.as_of)
-    customers = warm_customers(history, test)
-    cands = generate_candidates(history, w.test_start, customers, source_params)
     ks = sorted({*params["evaluate"]["ks"], k})
-    recs = ranker.top_k(cands, ranker.score(model, cands), max(ks))  # metrics at every k; the file keeps k
-    metrics = evaluate(recs, cands, test[test[s.CUSTOMER].isin(customers)], sizes, ks, cleaned[s.ITEM].nunique())
+    recs = ranker.top_k(cands["test"], ranker.score(model, cands["test"]), max(ks))  # metrics at all k; file keeps k
+    metrics = evaluate(
+        recs, cands["test"], test[test[s.CUSTOMER].isin(customers)], sizes, ks, cleaned[s.ITEM].nunique()
+    )
     recs = recs[recs["rank"] <= k]
-    metrics.update({"windows": w.as_dict(), "model": model, "seconds": round(time.perf_counter() - started, 2)})
+    metrics.update(
+        {
+            "windows": w.as_dict(),
+            "model": model,
+            "candidates": cands["metrics"],
+            "selection": cands["selection"],
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+    )
 
     out = recs.rename(columns={s.CUSTOMER: "user_id", s.ITEM: "item_id"})
     for col, name in ((s.CUSTOMER, "user_id"), (s.ITEM, "item_id")):

@@ -117,7 +117,7 @@ def candidates(
     from pipelines.candidates.union import candidates_stage
     from pipelines.config import section
 
-    _show(candidates_stage(split_dir, out, section(section(_params(params), "candidates"), "sources"), metrics))
+    _show(candidates_stage(split_dir, out, section(_params(params), "candidates"), metrics))
 
 
 @app.command()

@@ -1,7 +1,7 @@
 """Fusion ranker: orders each customer's candidates from the sources' ranks.
 
-The model here is a weighted rank fusion: each source contributes w * (n + 1 - rank) / n
-for the items it proposed, and the weights are tuned by coordinate ascent on NDCG@k of
+The model here is a weighted reciprocal-rank fusion: each source contributes
+w / (rrf_k + rank) for the items it proposed, and the weights are tuned by coordinate ascent on NDCG@k of
 the validation window. It learns which sources matter on the data at hand; nothing
 assumes that one source wins. (The LightGBM LambdaRank ranker replaces it in issue 5.)
 """
@@ -18,9 +18,11 @@ import pandas as pd
 from pipelines import schema as s
 from pipelines.files import write_json, write_parquet
 from pipelines.metrics import ranking_metrics
+from pipelines.tuning import coordinate_ascent
 
 KIND = "rank_fusion"
 FILL = 1e-3  # every source's vote counts a little, so lists fill up even when a weight is 0
+RRF_K = 60.0  # default: rank r of a source votes 1 / (rrf_k + r), whatever the source's list length
 
 
 def source_sizes(source_params: dict[str, Any]) -> dict[str, int]:
@@ -28,9 +30,12 @@ def source_sizes(source_params: dict[str, Any]) -> dict[str, int]:
     return {name: int(settings["n"]) for name, settings in source_params.items()}
 
 
-def rank_features(cands: pd.DataFrame, sizes: dict[str, int]) -> np.ndarray:
-    """One column per source: (n + 1 - rank) / n for its proposals, 0 otherwise."""
-    cols = [((n + 1 - cands[f"{name}_rank"].to_numpy()) / n).clip(0.0) for name, n in sizes.items()]
+def rank_features(cands: pd.DataFrame, sizes: dict[str, int], rrf_k: float = RRF_K) -> np.ndarray:
+    """One column per source: 1 / (rrf_k + rank) for its proposals, 0 otherwise (reciprocal-rank votes)."""
+    cols = [
+        np.where(cands[f"{name}_rank"].to_numpy() <= n, 1.0 / (rrf_k + cands[f"{name}_rank"].to_numpy()), 0.0)
+        for name, n in sizes.items()
+    ]
     return np.column_stack(cols) if cols else np.zeros((len(cands), 0))
 
 
@@ -46,28 +51,23 @@ def top_k(cands: pd.DataFrame, scores: np.ndarray, k: int) -> pd.DataFrame:
 def fit(
     cands: pd.DataFrame, truth: pd.DataFrame, sizes: dict[str, int], ranker_params: dict[str, Any]
 ) -> dict[str, Any]:
-    """Tune the fusion weights on a labelled window; returns the model as a JSON-able dict."""
+    """Tune the fusion weights on a labelled window (its purchases by the candidates' customers)."""
+    truth = truth[truth[s.CUSTOMER].isin(cands[s.CUSTOMER].unique())]
     k = int(ranker_params.get("k", 10))
     grid = np.linspace(0.0, 1.0, int(ranker_params.get("grid", 11)))
-    feats = rank_features(cands, sizes)
+    rrf_k = float(ranker_params.get("rrf_k", RRF_K))
+    feats = rank_features(cands, sizes, rrf_k)
     names = list(sizes)
 
     def quality(w: np.ndarray) -> float:
         return ranking_metrics(top_k(cands, fuse(feats, w), k), truth, k)[f"ndcg@{k}"]
 
-    weights = np.ones(len(names))
-    best = quality(weights)
-    for _ in range(int(ranker_params.get("rounds", 2))):
-        for i in range(len(names)):
-            for value in grid:
-                trial = weights.copy()
-                trial[i] = value
-                if trial.sum() > 0 and (q := quality(trial)) > best + 1e-12:
-                    best, weights = q, trial
+    weights, best = coordinate_ascent(quality, len(names), grid, int(ranker_params.get("rounds", 2)))
     return {
         "kind": KIND,
         "weights": dict(zip(names, weights.round(6).tolist(), strict=True)),
         "sizes": sizes,
+        "rrf_k": rrf_k,
         "k": k,
         f"valid_ndcg@{k}": best,
     }
@@ -81,7 +81,7 @@ def fuse(feats: np.ndarray, weights: np.ndarray) -> np.ndarray:
 def score(model: dict[str, Any], cands: pd.DataFrame) -> np.ndarray:
     """Fusion scores of candidates under a fitted model."""
     w = np.array([model["weights"][name] for name in model["sizes"]])
-    return fuse(rank_features(cands, model["sizes"]), w)
+    return fuse(rank_features(cands, model["sizes"], model["rrf_k"]), w)
 
 
 def train_stage(
@@ -94,9 +94,7 @@ def train_stage(
     """The train step: fit on validation-window candidates and purchases; write the model."""
     cands = pd.read_parquet(cands_path)
     valid = pd.read_parquet(valid_path)
-    model = fit(
-        cands, valid[valid[s.CUSTOMER].isin(cands[s.CUSTOMER].unique())], source_sizes(source_params), ranker_params
-    )
+    model = fit(cands, valid, source_sizes(source_params), ranker_params)
     write_json(model, model_path)
     return model
 

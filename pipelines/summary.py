@@ -27,10 +27,10 @@ def summarize(metrics_dir: str | Path = "metrics") -> str:
         f"ingest     {ingest['rows_in']:,} rows in, {ingest['rows_out']:,} out (dropped: {dropped or 'none'})",
         f"candidates union recall {cands['recall_union']:.3f} with {cands['candidates_per_customer']:.0f} per customer",
         f"evaluate   {ev['customers']:,} customers in the test window",
-        f"           {'model':<14}{'NDCG@10':>9}{'Recall@20':>11}{'HitRate@10':>12}",
+        f"           {'model':<20}{'NDCG@10':>9}{'Recall@20':>11}{'HitRate@10':>12}",
     ]
     for name, m in {"ranker": ev["ranker"], **ev["sources"]}.items():
-        lines.append(f"           {name:<14}{m['ndcg@10']:>9.4f}{m['recall@20']:>11.4f}{m['hitrate@10']:>12.4f}")
+        lines.append(f"           {name:<20}{m['ndcg@10']:>9.4f}{m['recall@20']:>11.4f}{m['hitrate@10']:>12.4f}")
     lines.append("")
     lines += [f"{name:<16}{path}" for name, path in OUTPUTS.items()]
     return "\n".join(lines)

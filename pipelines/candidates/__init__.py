@@ -5,7 +5,15 @@ in `params.yaml` under `candidates.sources`. `union` fuses them into one row per
 customer x item with every source's score and rank as columns.
 """
 
-from pipelines.candidates import buy_again, popularity  # noqa: F401  (register the sources)
+from pipelines.candidates import (  # noqa: F401  (importing a source registers it)
+    als,
+    buy_again,
+    co_purchase,
+    content,
+    item_cf,
+    popularity,
+    user_cf,
+)
 from pipelines.candidates.base import SOURCES, CandidateSource, build_sources, register
 from pipelines.candidates.union import generate_candidates, union
 

@@ -19,9 +19,8 @@ class CandidateSource(ABC):
 
     name: str = ""
 
-    def __init__(self, n: int, **settings: Any) -> None:
+    def __init__(self, n: int) -> None:
         self.n = int(n)
-        self.settings = settings
 
     @abstractmethod
     def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> CandidateSource:
@@ -64,6 +63,13 @@ def build_sources(source_params: dict[str, dict[str, Any]]) -> list[CandidateSou
         except TypeError as exc:
             raise InputError(f"params: candidates.sources.{name}: {exc}") from None
     return out
+
+
+def no_candidates() -> pd.DataFrame:
+    """An empty result with the right columns and types."""
+    return pd.DataFrame(
+        {s.CUSTOMER: pd.Series(dtype=object), s.ITEM: pd.Series(dtype=object), SCORE: pd.Series(dtype=float)}
+    )
 
 
 def top_n(scored: pd.DataFrame, n: int) -> pd.DataFrame:

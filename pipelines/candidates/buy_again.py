@@ -14,7 +14,7 @@ class BuyAgain(CandidateSource):
     """score = sum over the customer's orders of the item of 0.5 ** (age_days / half_life_days)."""
 
     def __init__(self, n: int, half_life_days: float = 60.0) -> None:
-        super().__init__(n, half_life_days=half_life_days)
+        super().__init__(n)
         self.half_life = float(half_life_days)
 
     def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> BuyAgain:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from functools import reduce
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipelines import schema as s
 from pipelines.candidates.base import SCORE, CandidateSource, build_sources
+from pipelines.candidates.selection import budgets, fit_weights, select
 from pipelines.files import write_json, write_parquet
-from pipelines.split import read_windows, warm_customers
+from pipelines.split import Windows, read_windows, warm_customers, window
 
 KEYS = [s.CUSTOMER, s.ITEM]
 
@@ -20,18 +21,31 @@ def union(sources: list[CandidateSource], customers: pd.Index) -> pd.DataFrame:
     """Ask every fitted source for `customers`; outer-join on customer x item.
 
     Columns `<source>_score` (0 when the source did not propose the item) and `<source>_rank`
-    (1 = its best; n + 1 when it did not propose the item).
+    (1 = its best; n + 1 when it did not propose the item). Rows sorted by customer, item.
+    The join works on integer keys (customer code x item code), not on pandas merges.
     """
-    parts = []
-    for src in sources:
-        recs = src.recommend(customers)
-        recs = recs.assign(rank=recs.groupby(s.CUSTOMER, sort=False).cumcount() + 1)
-        parts.append(recs.rename(columns={SCORE: f"{src.name}_score", "rank": f"{src.name}_rank"}))
-    merged = reduce(lambda a, b: a.merge(b, on=KEYS, how="outer"), parts)
-    for src in sources:
-        merged[f"{src.name}_score"] = merged[f"{src.name}_score"].fillna(0.0)
-        merged[f"{src.name}_rank"] = merged[f"{src.name}_rank"].fillna(src.n + 1).astype("int32")
-    return merged.sort_values(KEYS, kind="stable").reset_index(drop=True)
+    parts = [src.recommend(customers) for src in sources]
+    items = pd.Index(pd.unique(np.concatenate([p[s.ITEM].to_numpy(dtype=object) for p in parts] + [[]]))).sort_values()
+    cust_index = pd.Index(np.sort(np.asarray(customers, dtype=object).astype(str)))
+    keys = [
+        cust_index.get_indexer(p[s.CUSTOMER]).astype(np.int64) * len(items) + items.get_indexer(p[s.ITEM])
+        for p in parts
+    ]
+    all_keys = np.unique(np.concatenate(keys + [np.array([], dtype=np.int64)]))
+    out = pd.DataFrame(
+        {
+            s.CUSTOMER: cust_index.to_numpy()[all_keys // max(len(items), 1)],
+            s.ITEM: items.to_numpy()[all_keys % max(len(items), 1)],
+        }
+    )
+    for src, part, key in zip(sources, parts, keys, strict=True):
+        pos = np.searchsorted(all_keys, key)
+        score = np.zeros(len(all_keys))
+        rank = np.full(len(all_keys), src.n + 1, dtype=np.int32)
+        score[pos] = part[SCORE].to_numpy()
+        rank[pos] = part.groupby(s.CUSTOMER, sort=False).cumcount().to_numpy() + 1
+        out[f"{src.name}_score"], out[f"{src.name}_rank"] = score, rank
+    return out
 
 
 def generate_candidates(
@@ -55,25 +69,49 @@ def candidate_recall(candidates: pd.DataFrame, future: pd.DataFrame, source_name
     return out
 
 
-def candidates_stage(
-    split_dir: str | Path, out_dir: str | Path, source_params: dict[str, Any], metrics_path: str | Path
-) -> dict[str, Any]:
-    """The candidates step, at two cutoffs: the validation start (to fit the ranker) and the test start.
+def candidates_at_cutoffs(df: pd.DataFrame, w: Windows, cand_params: dict[str, Any]) -> dict[str, Any]:
+    """Candidates for the validation window (fitted on train) and the test window (fitted on train + valid).
 
-    Candidates are generated for the customers evaluated in each window: those with history
-    before the cutoff and purchases inside the window.
+    Each window's customers are its warm ones (history before it, purchases inside it). With a
+    `selection` section, the union is cut to per-customer budgets, with source weights tuned
+    for recall on the validation window and applied unchanged to the test window.
+    Returns {"valid": frame, "test": frame, "selection": weights or None, "metrics": recall per window}.
     """
+    source_params, sel = cand_params["sources"], cand_params.get("selection")
+    names = list(source_params)
+    out: dict[str, Any] = {"selection": None, "metrics": {}}
+    for name, start, end in (("valid", w.valid_start, w.test_start), ("test", w.test_start, w.as_of)):
+        history, future = window(df, None, start), window(df, start, end)
+        customers = warm_customers(history, future)
+        future = future[future[s.CUSTOMER].isin(customers)]
+        cands = generate_candidates(history, start, customers, source_params)
+        metrics = candidate_recall(cands, future, names)
+        if sel:
+            budget = budgets(history, customers, sel)
+            if out["selection"] is None:  # tuned once, on the validation window
+                weights, tuned_recall = fit_weights(cands, future, names, budget, sel)
+                out["selection"] = {"weights": weights, "valid_recall_tuning_sample": tuned_recall}
+            metrics["recall_union_before_selection"] = metrics["recall_union"]
+            cands = select(cands, out["selection"]["weights"], budget, float(sel["rrf_k"]))
+            selected = candidate_recall(cands, future, names)
+            metrics.update(
+                recall_union=selected["recall_union"], candidates_per_customer=selected["candidates_per_customer"]
+            )
+        metrics["customers"] = len(customers)
+        out[name], out["metrics"][name] = cands, metrics
+    return out
+
+
+def candidates_stage(
+    split_dir: str | Path, out_dir: str | Path, cand_params: dict[str, Any], metrics_path: str | Path
+) -> dict[str, Any]:
+    """The candidates step: validation- and test-window candidates, selection weights and recall metrics."""
     split_dir, out_dir = Path(split_dir), Path(out_dir)
     w = read_windows(split_dir / "windows.json")
-    frames = {name: pd.read_parquet(split_dir / f"{name}.parquet") for name in ("train", "valid", "test")}
-    metrics: dict[str, Any] = {}
-    for name, history in (("valid", frames["train"]), ("test", pd.concat([frames["train"], frames["valid"]]))):
-        start, _ = w.bounds(name)
-        future = frames[name]
-        customers = warm_customers(history, future)
-        cands = generate_candidates(history, start, customers, source_params)
-        write_parquet(cands, out_dir / f"{name}.parquet")
-        metrics[name] = candidate_recall(cands, future[future[s.CUSTOMER].isin(customers)], list(source_params))
-        metrics[name]["customers"] = len(customers)
-    write_json(metrics, metrics_path)
-    return metrics
+    df = pd.concat([pd.read_parquet(split_dir / f"{n}.parquet") for n in ("train", "valid", "test")])
+    result = candidates_at_cutoffs(df, w, cand_params)
+    for name in ("valid", "test"):
+        write_parquet(result[name], out_dir / f"{name}.parquet")
+    write_json({"selection": result["selection"]}, out_dir / "selection.json")
+    write_json(result["metrics"], metrics_path)
+    return result["metrics"]

@@ -192,7 +192,7 @@ def test_union_outer_join_fills_missing_sources():
     ]
     expected = pd.DataFrame(
         [
-            # customer, item, buy_again score, rank (6 = n + 1 = not proposed), popularity score, rank (3 = not proposed)
+            # customer, item, buy_again score, rank (6 = n + 1), popularity score, rank (3 = n + 1: not proposed)
             ("c1", "A", 0.5, 1, 1 + 1 / 3, 2),
             ("c1", "B", 0.25, 2, 0.0, 3),
             ("c1", "C", 0.0, 6, 2 + 2 / 3, 1),

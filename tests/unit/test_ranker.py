@@ -36,19 +36,20 @@ def test_source_sizes_reads_n_per_source_in_order():
 def test_rank_features_hand_computed():
     cands = cands_frame(
         [
-            ("c", "a", 1, 2),  # buy_again (n=4): (5-1)/4 = 1;    popularity (n=2): (3-2)/2 = 0.5
-            ("c", "b", 4, 3),  #                  (5-4)/4 = 0.25;                   (3-3)/2 = 0 (not proposed)
-            ("c", "d", 5, 1),  #                  (5-5)/4 = 0;                      (3-1)/2 = 1
-            ("c", "e", 7, 9),  # ranks past n + 1 are clipped to 0
+            ("c", "a", 1, 2),  # buy_again (n=4): 1/(10+1);  popularity (n=2): 1/(10+2)
+            ("c", "b", 4, 3),  #                  1/(10+4);                    rank 3 > n: not proposed, 0
+            ("c", "d", 5, 1),  #                  rank 5 > n: 0;               1/(10+1)
+            ("c", "e", 7, 9),  # ranks past n are no vote at all
         ]
     )
-    got = rank_features(cands, {"buy_again": 4, "popularity": 2})
-    np.testing.assert_allclose(got, [[1.0, 0.5], [0.25, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    got = rank_features(cands, {"buy_again": 4, "popularity": 2}, rrf_k=10)
+    np.testing.assert_allclose(got, [[1 / 11, 1 / 12], [1 / 14, 0.0], [0.0, 1 / 11], [0.0, 0.0]])
+    np.testing.assert_allclose(rank_features(cands, {"buy_again": 4}, rrf_k=0)[:2, 0], [1.0, 0.25])
 
 
 def test_rank_features_column_order_follows_sizes():
     cands = cands_frame([("c", "a", 1, 2)])
-    np.testing.assert_allclose(rank_features(cands, {"popularity": 2, "buy_again": 4}), [[0.5, 1.0]])
+    np.testing.assert_allclose(rank_features(cands, {"popularity": 2, "buy_again": 4}, rrf_k=10), [[1 / 12, 1 / 11]])
     assert rank_features(cands, {}).shape == (1, 0)
 
 
@@ -85,10 +86,11 @@ def test_fuse_is_weighted_sum_plus_small_fill():
 
 def test_score_uses_the_model_weights_and_sizes():
     cands = cands_frame([("c", "a", 1, 2), ("c", "b", 4, 3), ("c", "d", 5, 1)])
-    model = {"weights": {"buy_again": 0.25, "popularity": 1.0}, "sizes": {"buy_again": 4, "popularity": 2}}
-    feats = np.array([[1.0, 0.5], [0.25, 0.0], [0.0, 1.0]])
-    # a: 0.25*1 + 1*0.5 + FILL*1.5; b: 0.25*0.25 + FILL*0.25; d: 1*1 + FILL*1
-    np.testing.assert_allclose(score(model, cands), [0.75 + FILL * 1.5, 0.0625 + FILL * 0.25, 1.0 + FILL])
+    model = {"weights": {"buy_again": 0.25, "popularity": 1.0}, "sizes": {"buy_again": 4, "popularity": 2}, "rrf_k": 10}
+    feats = np.array([[1 / 11, 1 / 12], [1 / 14, 0.0], [0.0, 1 / 11]])
+    # a: 0.25/11 + 1/12 + FILL*(1/11 + 1/12); b: 0.25/14 + FILL/14; d: 1/11 + FILL/11
+    expected = [0.25 / 11 + 1 / 12 + FILL * (1 / 11 + 1 / 12), 0.25 / 14 + FILL / 14, 1 / 11 + FILL / 11]
+    np.testing.assert_allclose(score(model, cands), expected)
     np.testing.assert_allclose(score(model, cands), fuse(feats, np.array([0.25, 1.0])))
 
 
@@ -151,49 +153,12 @@ def test_fit_keeps_equal_weights_when_nothing_improves():
     assert model["valid_ndcg@2"] == pytest.approx(1.0)
 
 
-def _near_tie_case() -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
-    """Six one-decision customers whose winner depends only on r = (w_b + FILL) / (w_a + FILL).
+def test_coordinate_ascent_starts_from_the_best_single_weight():
+    from pipelines.tuning import coordinate_ascent
 
-    Source a has n = 20000 (fine-grained features), source b has n = 1. A customer "above t" buys x,
-    which wins iff r > t; "below t" buys x, which wins iff r < t. Coordinate ascent moves
-    [1, 1] -> [1, 0.1] (r = 0.1009) -> [0.9, 0.1] (r = 0.101 / 0.901 = 0.11210), where both
-    "above 0.11205" customers switch to x: valid NDCG@1 = 5/6. Normalised to [1, 0.111111],
-    r = 0.112111 / 1.001 = 0.11200 < 0.11205, and those two customers are lost again: NDCG@1 = 3/6.
-    """
-    na = 20000
-    rows, truth = [], []
+    # only weight 2 alone scores; every mix from equal weights is worse, and the grid cannot reach it
+    def objective(w):
+        return 1.0 if (w[2] > 0 and w[0] == 0 and w[1] == 0) else 0.5 if w.sum() == 3 else 0.0
 
-    def customer(name: str, t: float, above: bool) -> None:
-        shifted = 1 + round(t * na)  # a-rank whose feature is 1 - t
-        x, y = ((shifted, 1), (1, 2)) if above else ((1, 2), (shifted, 1))
-        rows.extend([(name, "x", *x), (name, "y", *y)])
-        truth.append((name, "x"))
-
-    for i in range(2):
-        customer(f"above_{i}", 0.11205, True)
-        customer(f"below_{i}", 0.115, False)
-    customer("below_c", 0.105, False)
-    customer("above_d", 0.05, True)
-    return cands_frame(rows, ("a", "b")), truth_frame(truth), {"a": na, "b": 1}
-
-
-def test_saved_model_reproduces_reported_valid_ndcg_near_ties():
-    cands, truth, sizes = _near_tie_case()
-    model = fit(cands, truth, sizes, {"k": 1, "grid": 11, "rounds": 2})
-    assert model["valid_ndcg@1"] == pytest.approx(5 / 6)
-    achieved = ranking_metrics(top_k(cands, score(model, cands), 1), truth, 1)["ndcg@1"]
-    assert achieved == pytest.approx(model["valid_ndcg@1"])  # actually 3/6
-
-
-def test_near_tie_case_construction():
-    """The un-normalised tuned weights [0.9, 0.1] do reach 5/6; only the normalisation loses it."""
-    cands, truth, sizes = _near_tie_case()
-    feats = rank_features(cands, sizes)
-
-    def ndcg(w):
-        return ranking_metrics(top_k(cands, fuse(feats, np.array(w)), 1), truth, 1)["ndcg@1"]
-
-    assert ndcg([1.0, 1.0]) == pytest.approx(3 / 6)
-    assert ndcg([1.0, 0.1]) == pytest.approx(4 / 6)
-    assert ndcg([0.9, 0.1]) == pytest.approx(5 / 6)
-    assert ndcg([1.0, 0.1 / 0.9]) == pytest.approx(3 / 6)
+    weights, best = coordinate_ascent(objective, 3, grid=[0.5, 1.0], rounds=2)
+    assert best == 1.0 and weights.tolist() == [0.0, 0.0, 1.0]

@@ -1,0 +1,110 @@
+"""Sparse customer x item matrices and batched top-N scoring shared by the matrix-based sources."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from pipelines import schema as s
+from pipelines.candidates.base import SCORE, no_candidates
+
+BATCH = 1024  # customers scored at once: bounds the dense batch x items block
+
+
+@dataclass(frozen=True)
+class UserItems:
+    """Customer x item interaction strengths with their id indexes (rows = customers, columns = items)."""
+
+    matrix: sp.csr_matrix
+    customers: pd.Index
+    items: pd.Index
+
+    def rows(self, customers: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+        """Matrix rows of the known customers among `customers`, and those customers' ids."""
+        pos = self.customers.get_indexer(customers)
+        known = pos >= 0
+        return pos[known], np.asarray(customers)[known]
+
+
+def user_items(history: pd.DataFrame, as_of: pd.Timestamp, half_life_days: float | None = None) -> UserItems:
+    """Strength = number of distinct orders of the item by the customer, each decayed by age if a half-life is set."""
+    lines = history.drop_duplicates([s.CUSTOMER, s.ITEM, s.ORDER])
+    if half_life_days:
+        age = (as_of - lines[s.TS]).dt.total_seconds().to_numpy() / 86400.0
+        weight = np.power(0.5, age / float(half_life_days))
+    else:
+        weight = np.ones(len(lines))
+    cust_codes, customers = pd.factorize(lines[s.CUSTOMER], sort=True)
+    item_codes, items = pd.factorize(lines[s.ITEM], sort=True)
+    matrix = sp.csr_matrix(
+        (weight.astype(np.float32), (cust_codes, item_codes)), shape=(len(customers), len(items)), dtype=np.float32
+    )
+    matrix.sum_duplicates()
+    return UserItems(matrix, pd.Index(customers, name=s.CUSTOMER), pd.Index(items, name=s.ITEM))
+
+
+def l2_rows(m: sp.csr_matrix) -> sp.csr_matrix:
+    """Scale each row to unit L2 norm (empty rows stay empty)."""
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / norms) @ m)
+
+
+def keep_top_k(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Keep the k largest entries of each row (a k-nearest-neighbour graph)."""
+    m = sp.csr_matrix(m)
+    data, indices, indptr = [], [], [0]
+    for i in range(m.shape[0]):
+        lo, hi = m.indptr[i], m.indptr[i + 1]
+        vals, cols = m.data[lo:hi], m.indices[lo:hi]
+        if len(vals) > k:
+            top = np.argpartition(-vals, k - 1)[:k]
+            vals, cols = vals[top], cols[top]
+        data.append(vals)
+        indices.append(cols)
+        indptr.append(indptr[-1] + len(vals))
+    return sp.csr_matrix(
+        (np.concatenate(data) if data else [], np.concatenate(indices) if indices else [], indptr), shape=m.shape
+    )
+
+
+def top_n(
+    score_rows: Callable[[np.ndarray], np.ndarray | sp.spmatrix],
+    rows: np.ndarray,
+    ids: np.ndarray,
+    items: pd.Index,
+    n: int,
+    exclude: sp.csr_matrix | None = None,
+) -> pd.DataFrame:
+    """Top-n positive-scored items per customer, scoring `BATCH` customers at a time.
+
+    `score_rows(rows)` returns the scores of those matrix rows over all items; items with a
+    nonzero entry in `exclude` (e.g. what the customer already bought) are skipped.
+    """
+    frames = []
+    for lo in range(0, len(rows), BATCH):
+        batch = rows[lo : lo + BATCH]
+        scores = score_rows(batch)
+        scores = np.asarray(scores.todense() if sp.issparse(scores) else scores, dtype=np.float32)
+        if exclude is not None:  # by structure, not value: a fully decayed purchase is still a purchase
+            bought = exclude[batch]
+            scores[np.repeat(np.arange(len(batch)), np.diff(bought.indptr)), bought.indices] = 0.0
+        k = min(n, scores.shape[1])
+        if k == 0:
+            continue
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        top = np.take_along_axis(scores, part, axis=1)
+        r, c = np.nonzero(top > 0)
+        frames.append(
+            pd.DataFrame({s.CUSTOMER: ids[lo : lo + BATCH][r], s.ITEM: items.to_numpy()[part[r, c]], SCORE: top[r, c]})
+        )
+    if not frames:
+        return no_candidates()
+    out = pd.concat(frames, ignore_index=True)
+    return out.sort_values([s.CUSTOMER, SCORE, s.ITEM], ascending=[True, False, True], kind="stable").reset_index(
+        drop=True
+    )
