@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
-from pipelines.candidates.base import CandidateSource, register
-from pipelines.candidates.matrix import top_n, user_items
+from pipelines.candidates.base import register
+from pipelines.candidates.matrix import MatrixSource
 
 
 @register("als")
-class ALS(CandidateSource):
+class ALS(MatrixSource):
     """score(c, i) = user_factors[c] . item_factors[i], fitted on confidence 1 + alpha * strength."""
 
     def __init__(
@@ -25,7 +26,7 @@ class ALS(CandidateSource):
         half_life_days: float | None = None,
         exclude_bought: bool = True,
     ) -> None:
-        super().__init__(n)
+        super().__init__(n, half_life_days, exclude_bought)
         self.model_args = {
             "factors": int(factors),
             "regularization": float(regularization),
@@ -33,17 +34,14 @@ class ALS(CandidateSource):
             "iterations": int(iterations),
             "random_state": int(seed),
         }
-        self.half_life, self.exclude_bought = half_life_days, bool(exclude_bought)
 
     def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> ALS:
-        self.ui_ = user_items(history, as_of, self.half_life)
+        self.fit_matrix(history, as_of)
         with threadpool_limits(1, "blas"):  # implicit parallelises itself; nested BLAS threads only slow it
             model = AlternatingLeastSquares(**self.model_args, calculate_training_loss=False)
             model.fit(self.ui_.matrix, show_progress=False)
         self.user_factors_, self.item_factors_ = model.user_factors, model.item_factors
         return self
 
-    def recommend(self, customers: pd.Index) -> pd.DataFrame:
-        rows, ids = self.ui_.rows(customers)
-        exclude = self.ui_.matrix if self.exclude_bought else None
-        return top_n(lambda r: self.user_factors_[r] @ self.item_factors_.T, rows, ids, self.ui_.items, self.n, exclude)
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        return self.user_factors_[rows] @ self.item_factors_.T

@@ -7,22 +7,22 @@ import pandas as pd
 import scipy.sparse as sp
 
 from pipelines import schema as s
-from pipelines.candidates.base import CandidateSource, register
-from pipelines.candidates.matrix import keep_top_k, top_n, user_items
+from pipelines.candidates.base import register
+from pipelines.candidates.matrix import MatrixSource, keep_top_k
 
 
 @register("co_purchase")
-class CoPurchase(CandidateSource):
+class CoPurchase(MatrixSource):
     """score(c, i) = sum over the customer's items j (recency-weighted) of cos(j, i) over order baskets."""
 
     def __init__(
         self, n: int, neighbours: int = 100, half_life_days: float | None = 90.0, exclude_bought: bool = True
     ) -> None:
-        super().__init__(n)
-        self.neighbours, self.half_life, self.exclude_bought = int(neighbours), half_life_days, bool(exclude_bought)
+        super().__init__(n, half_life_days, exclude_bought)
+        self.neighbours = int(neighbours)
 
     def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> CoPurchase:
-        self.ui_ = user_items(history, as_of, self.half_life)
+        self.fit_matrix(history, as_of)
         lines = history[[s.ORDER, s.ITEM]].drop_duplicates()
         orders = pd.factorize(lines[s.ORDER])[0]
         baskets = sp.csr_matrix(
@@ -37,7 +37,5 @@ class CoPurchase(CandidateSource):
         self.similarity_ = keep_top_k(sp.diags(norm) @ together @ sp.diags(norm), self.neighbours)
         return self
 
-    def recommend(self, customers: pd.Index) -> pd.DataFrame:
-        rows, ids = self.ui_.rows(customers)
-        exclude = self.ui_.matrix if self.exclude_bought else None
-        return top_n(lambda r: self.ui_.matrix[r] @ self.similarity_, rows, ids, self.ui_.items, self.n, exclude)
+    def scores(self, rows: np.ndarray) -> sp.spmatrix:
+        return self.ui_.matrix[rows] @ self.similarity_

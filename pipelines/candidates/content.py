@@ -14,8 +14,8 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from pipelines import schema as s
-from pipelines.candidates.base import CandidateSource, no_candidates, register
-from pipelines.candidates.matrix import keep_top_k, l2_rows, top_n, user_items
+from pipelines.candidates.base import no_candidates, register
+from pipelines.candidates.matrix import MatrixSource, keep_top_k, l2_rows
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def item_texts(history: pd.DataFrame, items: pd.Index) -> pd.Series:
 
 
 @register("content")
-class Content(CandidateSource):
+class Content(MatrixSource):
     """cosine: score = cos(customer profile, item), the profile being the strength-weighted mean TF-IDF vector.
     jaccard: score(c, i) = sum over the customer's items j of strength(c, j) * Jaccard(tokens j, tokens i).
     """
@@ -44,14 +44,13 @@ class Content(CandidateSource):
         half_life_days: float | None = 90.0,
         exclude_bought: bool = True,
     ) -> None:
-        super().__init__(n)
+        super().__init__(n, half_life_days, exclude_bought)
         if similarity not in ("cosine", "jaccard"):
             raise InputError(f"params: content.similarity must be 'cosine' or 'jaccard', not {similarity!r}")
         self.similarity, self.max_features, self.neighbours = similarity, int(max_features), int(neighbours)
-        self.half_life, self.exclude_bought = half_life_days, bool(exclude_bought)
 
     def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> Content:
-        self.ui_ = user_items(history, as_of, self.half_life)
+        self.fit_matrix(history, as_of)
         texts = item_texts(history, self.ui_.items)
         self.has_text_ = bool((texts != "").any())
         if not self.has_text_:
@@ -80,15 +79,11 @@ class Content(CandidateSource):
             jac = coo.data / (sizes[coo.row] + sizes[coo.col] - coo.data)
             self.jaccard_ = keep_top_k(sp.csr_matrix((jac, (coo.row, coo.col)), shape=inter.shape), self.neighbours)
 
-    def _scores(self, rows: np.ndarray) -> sp.spmatrix | np.ndarray:
+    def scores(self, rows: np.ndarray) -> sp.spmatrix | np.ndarray:
         if self.similarity == "jaccard":
             return self.ui_.matrix[rows] @ self.jaccard_
         profiles = l2_rows(self.ui_.matrix[rows] @ self.item_vectors_)
         return profiles @ self.item_vectors_.T
 
     def recommend(self, customers: pd.Index) -> pd.DataFrame:
-        if not self.has_text_:
-            return no_candidates()
-        rows, ids = self.ui_.rows(customers)
-        exclude = self.ui_.matrix if self.exclude_bought else None
-        return top_n(self._scores, rows, ids, self.ui_.items, self.n, exclude)
+        return super().recommend(customers) if self.has_text_ else no_candidates()

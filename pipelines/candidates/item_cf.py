@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import pandas as pd
-from implicit.nearest_neighbours import BM25Recommender, CosineRecommender, TFIDFRecommender
+import warnings
 
-from pipelines.candidates.base import CandidateSource, register
-from pipelines.candidates.matrix import top_n, user_items
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from implicit.nearest_neighbours import BM25Recommender, CosineRecommender, TFIDFRecommender
+from implicit.utils import ParameterWarning
+
+from pipelines.candidates.base import register
+from pipelines.candidates.matrix import MatrixSource
 from pipelines.errors import InputError
 
 MODELS = {"cosine": CosineRecommender, "bm25": BM25Recommender, "tfidf": TFIDFRecommender}
 
 
 @register("item_cf")
-class ItemCF(CandidateSource):
+class ItemCF(MatrixSource):
     """score(c, i) = sum over items j the customer bought of strength(c, j) * sim(j, i), sim from kNN over buyers."""
 
     def __init__(
@@ -24,20 +29,19 @@ class ItemCF(CandidateSource):
         half_life_days: float | None = None,
         exclude_bought: bool = True,
     ) -> None:
-        super().__init__(n)
+        super().__init__(n, half_life_days, exclude_bought)
         if weighting not in MODELS:
             raise InputError(f"params: item_cf.weighting must be one of {sorted(MODELS)}, not {weighting!r}")
         self.weighting, self.neighbours = weighting, int(neighbours)
-        self.half_life, self.exclude_bought = half_life_days, bool(exclude_bought)
 
     def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> ItemCF:
-        self.ui_ = user_items(history, as_of, self.half_life)
+        self.fit_matrix(history, as_of)
         model = MODELS[self.weighting](K=self.neighbours)
-        model.fit(self.ui_.matrix, show_progress=False)
+        with warnings.catch_warnings():  # implicit warns about the COO matrix its own weighting returns
+            warnings.simplefilter("ignore", ParameterWarning)
+            model.fit(self.ui_.matrix, show_progress=False)
         self.similarity_ = model.similarity.tocsr()
         return self
 
-    def recommend(self, customers: pd.Index) -> pd.DataFrame:
-        rows, ids = self.ui_.rows(customers)
-        exclude = self.ui_.matrix if self.exclude_bought else None
-        return top_n(lambda r: self.ui_.matrix[r] @ self.similarity_, rows, ids, self.ui_.items, self.n, exclude)
+    def scores(self, rows: np.ndarray) -> sp.spmatrix:
+        return self.ui_.matrix[rows] @ self.similarity_

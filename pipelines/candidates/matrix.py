@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from pipelines import schema as s
-from pipelines.candidates.base import SCORE, no_candidates
+from pipelines.candidates.base import SCORE, CandidateSource, no_candidates
 
 BATCH = 1024  # customers scored at once: bounds the dense batch x items block
 
@@ -82,8 +83,9 @@ def top_n(
 ) -> pd.DataFrame:
     """Top-n positive-scored items per customer, scoring `BATCH` customers at a time.
 
-    `score_rows(rows)` returns the scores of those matrix rows over all items; items with a
-    nonzero entry in `exclude` (e.g. what the customer already bought) are skipped.
+    `score_rows(rows)` returns the scores of those matrix rows over all items; items with an
+    entry in `exclude` (e.g. what the customer already bought) are skipped. Output rows are
+    grouped by customer in the order of `rows`, best first, ties broken by item order.
     """
     frames = []
     for lo in range(0, len(rows), BATCH):
@@ -96,15 +98,40 @@ def top_n(
         k = min(n, scores.shape[1])
         if k == 0:
             continue
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        part = np.sort(np.argpartition(-scores, k - 1, axis=1)[:, :k], axis=1)  # item order breaks ties
         top = np.take_along_axis(scores, part, axis=1)
+        order = np.argsort(-top, axis=1, kind="stable")  # best first within each customer
+        part, top = np.take_along_axis(part, order, axis=1), np.take_along_axis(top, order, axis=1)
         r, c = np.nonzero(top > 0)
         frames.append(
             pd.DataFrame({s.CUSTOMER: ids[lo : lo + BATCH][r], s.ITEM: items.to_numpy()[part[r, c]], SCORE: top[r, c]})
         )
     if not frames:
         return no_candidates()
-    out = pd.concat(frames, ignore_index=True)
-    return out.sort_values([s.CUSTOMER, SCORE, s.ITEM], ascending=[True, False, True], kind="stable").reset_index(
-        drop=True
-    )
+    return pd.concat(frames, ignore_index=True)  # grouped by customer in `rows` order, best first
+
+
+class MatrixSource(CandidateSource):
+    """A source that scores customers' rows of the customer x item matrix.
+
+    Subclasses call `fit_matrix` in `fit` and define `scores(rows)`; `recommend` is shared:
+    batched top-n, skipping what the customer already bought when `exclude_bought`.
+    """
+
+    def __init__(self, n: int, half_life_days: float | None = None, exclude_bought: bool = True) -> None:
+        super().__init__(n)
+        self.half_life, self.exclude_bought = half_life_days, bool(exclude_bought)
+
+    def fit_matrix(self, history: pd.DataFrame, as_of: pd.Timestamp) -> UserItems:
+        """Build (and keep) the customer x item strengths, decayed by this source's half-life."""
+        self.ui_ = user_items(history, as_of, self.half_life)
+        return self.ui_
+
+    @abstractmethod
+    def scores(self, rows: np.ndarray) -> np.ndarray | sp.spmatrix:
+        """Scores of these matrix rows (customers) over all items."""
+
+    def recommend(self, customers: pd.Index) -> pd.DataFrame:
+        rows, ids = self.ui_.rows(customers)
+        exclude = self.ui_.matrix if self.exclude_bought else None
+        return top_n(self.scores, rows, ids, self.ui_.items, self.n, exclude)

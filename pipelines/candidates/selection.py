@@ -58,14 +58,10 @@ class Selector:
 def fit_weights(
     cands: pd.DataFrame, truth: pd.DataFrame, names: list[str], budget: pd.Series, p: dict[str, Any]
 ) -> tuple[dict[str, float], float]:
-    """Source weights that maximise the recall of the budgeted selection on a labelled window."""
-    sample = budget.index
-    if len(sample) > int(p.get("tune_customers", 1000)):
-        sample = pd.Index(np.random.default_rng(0).choice(sample, int(p["tune_customers"]), replace=False))
-    part = cands[cands[s.CUSTOMER].isin(sample)]
-    pairs = truth.loc[truth[s.CUSTOMER].isin(sample), KEYS].drop_duplicates()
-    hits = part[KEYS].merge(pairs.assign(hit=True), on=KEYS, how="left")["hit"].fillna(False).to_numpy(bool)
-    selector = Selector(part, names, budget, float(p["rrf_k"]))
+    """Source weights that maximise the recall of the budgeted selection of `cands` (its customers' purchases)."""
+    pairs = truth.loc[truth[s.CUSTOMER].isin(cands[s.CUSTOMER].unique()), KEYS].drop_duplicates()
+    hits = (cands[KEYS].merge(pairs, on=KEYS, how="left", indicator=True)["_merge"] == "both").to_numpy()
+    selector = Selector(cands, names, budget, float(p["rrf_k"]))
     n_pairs = max(len(pairs), 1)
     weights, recall = coordinate_ascent(
         lambda w: hits[selector.keep(w)].sum() / n_pairs, len(names), p["grid"], int(p.get("rounds", 2))

@@ -15,6 +15,7 @@ from pipelines.files import write_json, write_parquet
 from pipelines.split import Windows, read_windows, warm_customers, window
 
 KEYS = [s.CUSTOMER, s.ITEM]
+CHUNK = 1000  # customers per union pass: bounds memory at any data size (union also holds chunk x items bytes)
 
 
 def union(sources: list[CandidateSource], customers: pd.Index) -> pd.DataFrame:
@@ -26,47 +27,93 @@ def union(sources: list[CandidateSource], customers: pd.Index) -> pd.DataFrame:
     """
     parts = [src.recommend(customers) for src in sources]
     items = pd.Index(pd.unique(np.concatenate([p[s.ITEM].to_numpy(dtype=object) for p in parts] + [[]]))).sort_values()
-    cust_index = pd.Index(np.sort(np.asarray(customers, dtype=object).astype(str)))
+    cust_index = pd.Index(np.sort(np.asarray(customers, dtype=object)))
+    n_items = max(len(items), 1)
     keys = [
-        cust_index.get_indexer(p[s.CUSTOMER]).astype(np.int64) * len(items) + items.get_indexer(p[s.ITEM])
-        for p in parts
+        cust_index.get_indexer(p[s.CUSTOMER]).astype(np.int64) * n_items + items.get_indexer(p[s.ITEM]) for p in parts
     ]
-    all_keys = np.unique(np.concatenate(keys + [np.array([], dtype=np.int64)]))
+    present = np.zeros(len(cust_index) * n_items, dtype=bool)  # dense over this chunk: O(rows), no sort
+    for key in keys:
+        present[key] = True
+    all_keys = np.flatnonzero(present)
+    position = np.cumsum(present, dtype=np.int64) - 1
     out = pd.DataFrame(
-        {
-            s.CUSTOMER: cust_index.to_numpy()[all_keys // max(len(items), 1)],
-            s.ITEM: items.to_numpy()[all_keys % max(len(items), 1)],
-        }
+        {s.CUSTOMER: cust_index.to_numpy()[all_keys // n_items], s.ITEM: items.to_numpy()[all_keys % n_items]}
     )
     for src, part, key in zip(sources, parts, keys, strict=True):
-        pos = np.searchsorted(all_keys, key)
         score = np.zeros(len(all_keys))
         rank = np.full(len(all_keys), src.n + 1, dtype=np.int32)
-        score[pos] = part[SCORE].to_numpy()
-        rank[pos] = part.groupby(s.CUSTOMER, sort=False).cumcount().to_numpy() + 1
+        score[position[key]] = part[SCORE].to_numpy()
+        rank[position[key]] = part.groupby(s.CUSTOMER, sort=False).cumcount().to_numpy() + 1
         out[f"{src.name}_score"], out[f"{src.name}_rank"] = score, rank
     return out
+
+
+def fit_sources(history: pd.DataFrame, as_of: pd.Timestamp, source_params: dict[str, Any]) -> list[CandidateSource]:
+    """Fit every configured source on the rows of `history` before `as_of`."""
+    history = history[history[s.TS] < as_of]  # sources never see the future, whatever they are given
+    return [src.fit(history, as_of) for src in build_sources(source_params)]
 
 
 def generate_candidates(
     history: pd.DataFrame, as_of: pd.Timestamp, customers: pd.Index, source_params: dict[str, Any]
 ) -> pd.DataFrame:
     """Fit every configured source on `history` before `as_of` and return their union for `customers`."""
-    history = history[history[s.TS] < as_of]  # sources never see the future, whatever they are given
-    sources = [src.fit(history, as_of) for src in build_sources(source_params)]
-    return union(sources, customers)
+    return union(fit_sources(history, as_of, source_params), customers)
+
+
+def coverage(candidates: pd.DataFrame, pairs: pd.DataFrame, source_names: list[str]) -> dict[str, int]:
+    """How many of the distinct customer x item `pairs` each source, and the union, proposes."""
+    hit = pairs.merge(candidates, on=KEYS, how="left")
+    counts = {name: int((hit[f"{name}_score"] > 0).sum()) for name in source_names}
+    counts["union"] = int(hit[f"{source_names[0]}_rank"].notna().sum()) if source_names else 0
+    return counts
 
 
 def candidate_recall(candidates: pd.DataFrame, future: pd.DataFrame, source_names: list[str]) -> dict[str, Any]:
     """Share of the future's distinct customer x item purchases covered, per source and in total."""
-    truth = future[KEYS].drop_duplicates()
-    hit = truth.merge(candidates, on=KEYS, how="left")
-    out: dict[str, Any] = {"pairs": len(truth)}
-    for name in source_names:
-        out[f"recall_{name}"] = float((hit[f"{name}_score"] > 0).mean()) if len(truth) else 0.0
-    out["recall_union"] = float(hit[f"{source_names[0]}_rank"].notna().mean()) if len(truth) else 0.0
+    pairs = future[KEYS].drop_duplicates()
+    counts = coverage(candidates, pairs, source_names)
+    out: dict[str, Any] = {"pairs": len(pairs)}
+    for name in [*source_names, "union"]:
+        out[f"recall_{name}"] = counts[name] / len(pairs) if len(pairs) else 0.0
     out["candidates_per_customer"] = float(candidates.groupby(s.CUSTOMER).size().mean()) if len(candidates) else 0.0
     return out
+
+
+def window_candidates(
+    sources: list[CandidateSource],
+    customers: pd.Index,
+    future: pd.DataFrame,
+    budget: pd.Series | None,
+    selection: dict[str, Any] | None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Union (and budgeted selection) for `customers`, `CHUNK` customers at a time; recall on `future`.
+
+    Working in chunks bounds memory whatever the data size: only the selected rows are kept.
+    """
+    names = [src.name for src in sources]
+    pairs = future.loc[future[s.CUSTOMER].isin(customers), KEYS].drop_duplicates()
+    covered = dict.fromkeys([*names, "union"], 0)
+    kept, parts = 0, []
+    for lo in range(0, len(customers), CHUNK):
+        chunk = customers[lo : lo + CHUNK]
+        cands = union(sources, chunk)
+        chunk_pairs = pairs[pairs[s.CUSTOMER].isin(chunk)]
+        for name, count in coverage(cands, chunk_pairs, names).items():
+            covered[name] += count
+        if selection is not None and budget is not None:
+            cands = select(cands, selection["weights"], budget, float(selection["rrf_k"]))
+            kept += coverage(cands, chunk_pairs, names)["union"]
+        parts.append(cands)
+    frame = pd.concat(parts, ignore_index=True) if parts else union(sources, customers[:0])
+    n = max(len(pairs), 1)
+    metrics: dict[str, Any] = {f"recall_{name}": covered[name] / n for name in names}
+    metrics.update(pairs=len(pairs), customers=len(customers), recall_union=covered["union"] / n)
+    if selection is not None:
+        metrics.update(recall_union_before_selection=covered["union"] / n, recall_union=kept / n)
+    metrics["candidates_per_customer"] = len(frame) / max(len(customers), 1)
+    return frame, metrics
 
 
 def candidates_at_cutoffs(df: pd.DataFrame, w: Windows, cand_params: dict[str, Any]) -> dict[str, Any]:
@@ -74,31 +121,23 @@ def candidates_at_cutoffs(df: pd.DataFrame, w: Windows, cand_params: dict[str, A
 
     Each window's customers are its warm ones (history before it, purchases inside it). With a
     `selection` section, the union is cut to per-customer budgets, with source weights tuned
-    for recall on the validation window and applied unchanged to the test window.
-    Returns {"valid": frame, "test": frame, "selection": weights or None, "metrics": recall per window}.
+    for recall on a sample of the validation window's customers and applied unchanged to the
+    test window. Returns {"valid": frame, "test": frame, "selection": weights or None,
+    "metrics": recall per window}.
     """
     source_params, sel = cand_params["sources"], cand_params.get("selection")
-    names = list(source_params)
     out: dict[str, Any] = {"selection": None, "metrics": {}}
     for name, start, end in (("valid", w.valid_start, w.test_start), ("test", w.test_start, w.as_of)):
         history, future = window(df, None, start), window(df, start, end)
         customers = warm_customers(history, future)
-        future = future[future[s.CUSTOMER].isin(customers)]
-        cands = generate_candidates(history, start, customers, source_params)
-        metrics = candidate_recall(cands, future, names)
-        if sel:
-            budget = budgets(history, customers, sel)
-            if out["selection"] is None:  # tuned once, on the validation window
-                weights, tuned_recall = fit_weights(cands, future, names, budget, sel)
-                out["selection"] = {"weights": weights, "valid_recall_tuning_sample": tuned_recall}
-            metrics["recall_union_before_selection"] = metrics["recall_union"]
-            cands = select(cands, out["selection"]["weights"], budget, float(sel["rrf_k"]))
-            selected = candidate_recall(cands, future, names)
-            metrics.update(
-                recall_union=selected["recall_union"], candidates_per_customer=selected["candidates_per_customer"]
-            )
-        metrics["customers"] = len(customers)
-        out[name], out["metrics"][name] = cands, metrics
+        sources = fit_sources(history, start, source_params)
+        budget = budgets(history, customers, sel) if sel else None
+        if sel and out["selection"] is None:  # tuned once, on the validation window
+            n_tune = min(int(sel.get("tune_customers", 1000)), len(customers))
+            sample = pd.Index(np.sort(np.random.default_rng(0).choice(customers, n_tune, replace=False)))
+            weights, recall = fit_weights(union(sources, sample), future, list(source_params), budget, sel)
+            out["selection"] = {"weights": weights, "rrf_k": float(sel["rrf_k"]), "valid_recall_tuning_sample": recall}
+        out[name], out["metrics"][name] = window_candidates(sources, customers, future, budget, out["selection"])
     return out
 
 

@@ -7,15 +7,15 @@ import pandas as pd
 import scipy.sparse as sp
 from implicit.nearest_neighbours import bm25_weight, tfidf_weight
 
-from pipelines.candidates.base import CandidateSource, register
-from pipelines.candidates.matrix import keep_top_k, l2_rows, top_n, user_items
+from pipelines.candidates.base import register
+from pipelines.candidates.matrix import MatrixSource, keep_top_k, l2_rows
 from pipelines.errors import InputError
 
 WEIGHTINGS = {"bm25": lambda m: bm25_weight(m, K1=1.2, B=0.75), "tfidf": tfidf_weight, "cosine": lambda m: m}
 
 
 @register("user_cf")
-class UserCF(CandidateSource):
+class UserCF(MatrixSource):
     """score(c, i) = sum over the customer's `neighbours` most similar customers u of cos(c, u) * strength(u, i).
 
     Customers are rows of the customer x item matrix, weighted (BM25, TF-IDF or raw) and
@@ -30,25 +30,19 @@ class UserCF(CandidateSource):
         half_life_days: float | None = None,
         exclude_bought: bool = True,
     ) -> None:
-        super().__init__(n)
+        super().__init__(n, half_life_days, exclude_bought)
         if weighting not in WEIGHTINGS:
             raise InputError(f"params: user_cf.weighting must be one of {sorted(WEIGHTINGS)}, not {weighting!r}")
         self.weighting, self.neighbours = weighting, int(neighbours)
-        self.half_life, self.exclude_bought = half_life_days, bool(exclude_bought)
 
     def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> UserCF:
-        self.ui_ = user_items(history, as_of, self.half_life)
+        self.fit_matrix(history, as_of)
         self.vectors_ = l2_rows(sp.csr_matrix(WEIGHTINGS[self.weighting](self.ui_.matrix), dtype=np.float32))
         self.vectors_t_ = self.vectors_.T.tocsr()
         return self
 
-    def _scores(self, rows: np.ndarray) -> sp.csr_matrix:
+    def scores(self, rows: np.ndarray) -> sp.csr_matrix:
         sim = (self.vectors_[rows] @ self.vectors_t_).tocsr()
         sim[np.arange(len(rows)), rows] = 0.0  # a customer is not their own neighbour
         sim.eliminate_zeros()
         return keep_top_k(sim, self.neighbours) @ self.ui_.matrix
-
-    def recommend(self, customers: pd.Index) -> pd.DataFrame:
-        rows, ids = self.ui_.rows(customers)
-        exclude = self.ui_.matrix if self.exclude_bought else None
-        return top_n(self._scores, rows, ids, self.ui_.items, self.n, exclude)
