@@ -93,8 +93,9 @@ class CountryPopularity(CandidateSource):
 
     def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> CountryPopularity:
         self.global_ = ranked(recent_buyers(history, as_of, self.window_days), self.n)
-        with_country = history[history[s.COUNTRY].notna()]
-        self.country_of_ = with_country.sort_values(s.TS).groupby(s.CUSTOMER)[s.COUNTRY].last()
+        with_country = history[history[s.COUNTRY].notna()].reset_index(drop=True)
+        latest = with_country.groupby(s.CUSTOMER)[s.TS].idxmax()
+        self.country_of_ = with_country.loc[latest.to_numpy(), s.COUNTRY].set_axis(latest.index)
         recent = with_country[with_country[s.TS] >= as_of - pd.Timedelta(days=self.window_days)]
         big = recent.groupby(s.COUNTRY)[s.CUSTOMER].nunique()
         big = big[big >= self.min_customers].index

@@ -44,9 +44,17 @@ def union(sources: list[CandidateSource], customers: pd.Index) -> pd.DataFrame:
         score = np.zeros(len(all_keys))
         rank = np.full(len(all_keys), src.n + 1, dtype=np.int32)
         score[position[key]] = part[SCORE].to_numpy()
-        rank[position[key]] = part.groupby(s.CUSTOMER, sort=False).cumcount().to_numpy() + 1
+        rank[position[key]] = _rank_within(key // n_items)
         out[f"{src.name}_score"], out[f"{src.name}_rank"] = score, rank
     return out
+
+
+def _rank_within(groups: np.ndarray) -> np.ndarray:
+    """1, 2, 3, ... within each run of equal values (a source's rows come grouped by customer, best first)."""
+    if len(groups) == 0:
+        return np.zeros(0, dtype=np.int32)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    return (np.arange(len(groups)) - np.repeat(starts, np.diff(np.r_[starts, len(groups)])) + 1).astype(np.int32)
 
 
 def fit_sources(history: pd.DataFrame, as_of: pd.Timestamp, source_params: dict[str, Any]) -> list[CandidateSource]:
@@ -64,9 +72,10 @@ def generate_candidates(
 
 def coverage(candidates: pd.DataFrame, pairs: pd.DataFrame, source_names: list[str]) -> dict[str, int]:
     """How many of the distinct customer x item `pairs` each source, and the union, proposes."""
-    hit = pairs.merge(candidates, on=KEYS, how="left")
-    counts = {name: int((hit[f"{name}_score"] > 0).sum()) for name in source_names}
-    counts["union"] = int(hit[f"{source_names[0]}_rank"].notna().sum()) if source_names else 0
+    found = pd.MultiIndex.from_frame(candidates[KEYS]).get_indexer(pd.MultiIndex.from_frame(pairs[KEYS]))
+    hit = found >= 0
+    counts = {name: int((candidates[f"{name}_score"].to_numpy()[found[hit]] > 0).sum()) for name in source_names}
+    counts["union"] = int(hit.sum())
     return counts
 
 
@@ -147,7 +156,7 @@ def candidates_stage(
     """The candidates step: validation- and test-window candidates, selection weights and recall metrics."""
     split_dir, out_dir = Path(split_dir), Path(out_dir)
     w = read_windows(split_dir / "windows.json")
-    df = pd.concat([pd.read_parquet(split_dir / f"{n}.parquet") for n in ("train", "valid", "test")])
+    df = pd.concat([pd.read_parquet(split_dir / f"{n}.parquet") for n in ("train", "valid", "test")], ignore_index=True)
     result = candidates_at_cutoffs(df, w, cand_params)
     for name in ("valid", "test"):
         write_parquet(result[name], out_dir / f"{name}.parquet")
