@@ -111,12 +111,30 @@ def top_n(
     return pd.concat(frames, ignore_index=True)  # grouped by customer in `rows` order, best first
 
 
+class SharedMatrices:
+    """Customer x item matrices of one history, built once per half-life and shared by the sources."""
+
+    def __init__(self, history: pd.DataFrame, as_of: pd.Timestamp) -> None:
+        self.history, self.as_of = history, as_of
+        self._built: dict[float | None, UserItems] = {}
+
+    def get(self, history: pd.DataFrame, as_of: pd.Timestamp, half_life_days: float | None) -> UserItems:
+        if history is not self.history or as_of != self.as_of:  # another history: nothing to share
+            return user_items(history, as_of, half_life_days)
+        if half_life_days not in self._built:
+            self._built[half_life_days] = user_items(history, as_of, half_life_days)
+        return self._built[half_life_days]
+
+
 class MatrixSource(CandidateSource):
     """A source that scores customers' rows of the customer x item matrix.
 
     Subclasses call `fit_matrix` in `fit` and define `scores(rows)`; `recommend` is shared:
     batched top-n, skipping what the customer already bought when `exclude_bought`.
+    `shared`, when set (by `union.fit_sources`), lets sources reuse each other's matrices.
     """
+
+    shared: SharedMatrices | None = None
 
     def __init__(self, n: int, half_life_days: float | None = None, exclude_bought: bool = True) -> None:
         super().__init__(n)
@@ -124,7 +142,8 @@ class MatrixSource(CandidateSource):
 
     def fit_matrix(self, history: pd.DataFrame, as_of: pd.Timestamp) -> UserItems:
         """Build (and keep) the customer x item strengths, decayed by this source's half-life."""
-        self.ui_ = user_items(history, as_of, self.half_life)
+        build = self.shared.get if self.shared is not None else lambda h, t, hl: user_items(h, t, hl)
+        self.ui_ = build(history, as_of, self.half_life)
         return self.ui_
 
     @abstractmethod

@@ -71,6 +71,6 @@ def fit_weights(
 
 def select(cands: pd.DataFrame, weights: dict[str, float], budget: pd.Series, rrf_k: float) -> pd.DataFrame:
     """The candidates within each customer's budget under the given source weights."""
-    names = list(weights)
+    names = [n for n, w in weights.items() if w > 0]  # a zero weight casts no vote: skip its column
     mask = Selector(cands, names, budget, rrf_k).keep(np.array([weights[n] for n in names]))
     return cands[mask].reset_index(drop=True)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from pipelines import schema as s
 from pipelines.candidates.base import SCORE, CandidateSource, build_sources
+from pipelines.candidates.matrix import MatrixSource, SharedMatrices
 from pipelines.candidates.selection import budgets, fit_weights, select
 from pipelines.files import write_json, write_parquet
 from pipelines.split import Windows, read_windows, warm_customers, window
@@ -60,7 +61,12 @@ def _rank_within(groups: np.ndarray) -> np.ndarray:
 def fit_sources(history: pd.DataFrame, as_of: pd.Timestamp, source_params: dict[str, Any]) -> list[CandidateSource]:
     """Fit every configured source on the rows of `history` before `as_of`."""
     history = history[history[s.TS] < as_of]  # sources never see the future, whatever they are given
-    return [src.fit(history, as_of) for src in build_sources(source_params)]
+    shared = SharedMatrices(history, as_of)
+    sources = build_sources(source_params)
+    for src in sources:
+        if isinstance(src, MatrixSource):
+            src.shared = shared
+    return [src.fit(history, as_of) for src in sources]
 
 
 def generate_candidates(
