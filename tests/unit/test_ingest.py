@@ -119,37 +119,16 @@ def test_bad_inputs_get_one_line_errors_and_keep_earlier_outputs(tmp_path):
     raw_rows().to_csv(good, index=False)
     out, metrics = tmp_path / "out", tmp_path / "quality.json"
     runner = CliRunner()
-    ok = runner.invoke(
-        app,
-        [
-            "ingest",
-            "--data",
-            str(good),
-            "--out",
-            str(out),
-            "--metrics",
-            str(metrics),
-            "--params",
-            str(ROOT / "params.yaml"),
-        ],
-    )
+
+    def run_ingest(data):
+        args = ["ingest", "--data", str(data), "--out", str(out), "--metrics", str(metrics)]
+        return runner.invoke(app, [*args, "--params", str(ROOT / "params.yaml")])
+
+    ok = run_ingest(good)
     assert ok.exit_code == 0, ok.output
     before = ((out / "interactions.parquet").read_bytes(), metrics.read_bytes())
     for name, message in _bad_inputs(tmp_path).items():
-        res = runner.invoke(
-            app,
-            [
-                "ingest",
-                "--data",
-                str(tmp_path / name),
-                "--out",
-                str(out),
-                "--metrics",
-                str(metrics),
-                "--params",
-                str(ROOT / "params.yaml"),
-            ],
-        )
+        res = run_ingest(tmp_path / name)
         assert res.exit_code == 2, (name, res.output)
         lines = [line for line in res.stderr.splitlines() if line.startswith("shoprec: error:")]
         assert len(lines) == 1 and message in lines[0] and name in lines[0], (name, res.stderr)
