@@ -85,17 +85,6 @@ def coverage(candidates: pd.DataFrame, pairs: pd.DataFrame, source_names: list[s
     return counts
 
 
-def candidate_recall(candidates: pd.DataFrame, future: pd.DataFrame, source_names: list[str]) -> dict[str, Any]:
-    """Share of the future's distinct customer x item purchases covered, per source and in total."""
-    pairs = future[KEYS].drop_duplicates()
-    counts = coverage(candidates, pairs, source_names)
-    out: dict[str, Any] = {"pairs": len(pairs)}
-    for name in [*source_names, "union"]:
-        out[f"recall_{name}"] = counts[name] / len(pairs) if len(pairs) else 0.0
-    out["candidates_per_customer"] = float(candidates.groupby(s.CUSTOMER).size().mean()) if len(candidates) else 0.0
-    return out
-
-
 def window_candidates(
     sources: list[CandidateSource],
     customers: pd.Index,

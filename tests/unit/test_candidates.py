@@ -7,7 +7,7 @@ from pipelines.candidates import SOURCES, build_sources, generate_candidates, un
 from pipelines.candidates.base import top_n
 from pipelines.candidates.buy_again import BuyAgain
 from pipelines.candidates.popularity import Popularity
-from pipelines.candidates.union import candidate_recall
+from pipelines.candidates.union import coverage
 from pipelines.errors import InputError
 from pipelines.split import window
 from tests.conftest import interactions
@@ -226,7 +226,7 @@ def test_union_of_a_single_source_is_its_recommendations():
     ]
 
 
-def test_candidate_recall_hand_computed():
+def test_coverage_hand_computed():
     cands = union_candidates()
     future = interactions(
         [
@@ -238,22 +238,18 @@ def test_candidate_recall_hand_computed():
             ("c2", "E", 105, 15),  # covered by nobody
         ]
     )
-    got = candidate_recall(cands, future, ["buy_again", "popularity"])
+    pairs = future[["customer_id", "item_id"]].drop_duplicates()
     # 5 distinct pairs; buy-again covers (c1,B), (c2,C); popularity (c2,C), (c4,A); union all three
-    assert got == pytest.approx(
-        {
-            "pairs": 5,
-            "recall_buy_again": 2 / 5,
-            "recall_popularity": 2 / 5,
-            "recall_union": 3 / 5,
-            "candidates_per_customer": 7 / 3,
-        }
-    )
+    assert coverage(cands, pairs, ["buy_again", "popularity"]) == {"buy_again": 2, "popularity": 2, "union": 3}
 
 
-def test_candidate_recall_empty_future():
-    got = candidate_recall(union_candidates(), interactions([]), ["buy_again", "popularity"])
-    assert got["pairs"] == 0 and got["recall_union"] == 0.0 and got["recall_buy_again"] == 0.0
+def test_coverage_of_no_pairs():
+    pairs = interactions([])[["customer_id", "item_id"]]
+    assert coverage(union_candidates(), pairs, ["buy_again", "popularity"]) == {
+        "buy_again": 0,
+        "popularity": 0,
+        "union": 0,
+    }
 
 
 # --- leakage ----------------------------------------------------------------------------------
@@ -287,3 +283,31 @@ def test_generate_candidates_changes_with_the_history_given():
 
 def test_generate_candidates_is_deterministic():
     pd.testing.assert_frame_equal(union_candidates(), union_candidates())
+
+
+# --- window_candidates: chunks and selection ----------------------------------------------------
+
+
+def test_window_candidates_same_result_in_chunks_and_selection_keeps_the_budget(monkeypatch):
+    import importlib
+
+    from pipelines.candidates.union import fit_sources, window_candidates
+
+    union_module = importlib.import_module("pipelines.candidates.union")  # the package re-exports `union()`
+
+    sources = fit_sources(UNION_HISTORY, AS_OF, PARAMS)
+    future = interactions([("c1", "B", 101, 10), ("c2", "C", 101, 12), ("c4", "A", 103, 13), ("c1", "D", 102, 11)])
+    whole, metrics = window_candidates(sources, CUSTOMERS, future, None, None)
+    monkeypatch.setattr(union_module, "CHUNK", 1)
+    chunked, chunked_metrics = window_candidates(sources, CUSTOMERS, future, None, None)
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert chunked_metrics == metrics
+    assert metrics["recall_union"] == pytest.approx(3 / 4) and metrics["pairs"] == 4
+
+    budget = pd.Series(1, index=CUSTOMERS)  # one candidate each, buy-again's vote only
+    selection = {"weights": {"buy_again": 1.0, "popularity": 0.0}, "rrf_k": 20}
+    kept, sel_metrics = window_candidates(sources, CUSTOMERS, future, budget, selection)
+    assert kept.groupby("customer_id").size().max() == 1
+    assert (kept["buy_again_score"] > 0).all()  # a zero-weight source casts no vote
+    assert sel_metrics["recall_union_before_selection"] == metrics["recall_union"]
+    assert sel_metrics["recall_union"] <= metrics["recall_union"]
