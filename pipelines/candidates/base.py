@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
 
 from pipelines import schema as s
@@ -63,6 +64,14 @@ def build_sources(source_params: dict[str, dict[str, Any]]) -> list[CandidateSou
         except TypeError as exc:
             raise InputError(f"params: candidates.sources.{name}: {exc}") from None
     return out
+
+
+def rank_within_groups(groups: np.ndarray) -> np.ndarray:
+    """1, 2, 3, ... within each run of equal consecutive values (rows grouped by customer, best first)."""
+    if len(groups) == 0:
+        return np.zeros(0, dtype=np.int32)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    return (np.arange(len(groups)) - np.repeat(starts, np.diff(np.r_[starts, len(groups)])) + 1).astype(np.int32)
 
 
 def no_candidates() -> pd.DataFrame:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines import schema as s
+from pipelines.candidates.base import rank_within_groups
 from pipelines.tuning import coordinate_ascent
 
 KEYS = [s.CUSTOMER, s.ITEM]
@@ -46,10 +47,7 @@ class Selector:
         """Boolean mask of the rows within their customer's budget under `weights`."""
         priority = self.votes @ weights
         order = np.lexsort((-priority, self.codes))
-        sorted_codes = self.codes[order]
-        starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
-        first = np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-        position = np.arange(len(order)) - first
+        position = rank_within_groups(self.codes[order]) - 1
         mask = np.zeros(len(order), dtype=bool)
         mask[order] = (position < self.budget[order]) & (priority[order] > 0)
         return mask

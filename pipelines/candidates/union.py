@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines import schema as s
-from pipelines.candidates.base import SCORE, CandidateSource, build_sources
+from pipelines.candidates.base import SCORE, CandidateSource, build_sources, rank_within_groups
 from pipelines.candidates.matrix import MatrixSource, SharedMatrices
 from pipelines.candidates.selection import budgets, fit_weights, select
 from pipelines.files import write_json, write_parquet
@@ -45,17 +45,9 @@ def union(sources: list[CandidateSource], customers: pd.Index) -> pd.DataFrame:
         score = np.zeros(len(all_keys))
         rank = np.full(len(all_keys), src.n + 1, dtype=np.int32)
         score[position[key]] = part[SCORE].to_numpy()
-        rank[position[key]] = _rank_within(key // n_items)
+        rank[position[key]] = rank_within_groups(key // n_items)
         out[f"{src.name}_score"], out[f"{src.name}_rank"] = score, rank
     return out
-
-
-def _rank_within(groups: np.ndarray) -> np.ndarray:
-    """1, 2, 3, ... within each run of equal values (a source's rows come grouped by customer, best first)."""
-    if len(groups) == 0:
-        return np.zeros(0, dtype=np.int32)
-    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    return (np.arange(len(groups)) - np.repeat(starts, np.diff(np.r_[starts, len(groups)])) + 1).astype(np.int32)
 
 
 def fit_sources(history: pd.DataFrame, as_of: pd.Timestamp, source_params: dict[str, Any]) -> list[CandidateSource]:
