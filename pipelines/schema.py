@@ -63,8 +63,3 @@ def validate_clean(df: pd.DataFrame, source: str) -> pd.DataFrame:
             f"{source}: {len(cases)} value(s) break the interactions contract; first: "
             f"column '{first['column']}' check '{first['check']}' value {first['failure_case']!r}"
         ) from None
-
-
-def available(df: pd.DataFrame, column: str) -> bool:
-    """Whether an optional column carries any information."""
-    return column in df and bool(df[column].notna().any())

@@ -142,8 +142,10 @@ class MatrixSource(CandidateSource):
 
     def fit_matrix(self, history: pd.DataFrame, as_of: pd.Timestamp) -> UserItems:
         """Build (and keep) the customer x item strengths, decayed by this source's half-life."""
-        build = self.shared.get if self.shared is not None else lambda h, t, hl: user_items(h, t, hl)
-        self.ui_ = build(history, as_of, self.half_life)
+        if self.shared is not None:
+            self.ui_ = self.shared.get(history, as_of, self.half_life)
+        else:
+            self.ui_ = user_items(history, as_of, self.half_life)
         return self.ui_
 
     @abstractmethod
