@@ -29,7 +29,7 @@ test-all: install  ## every test, slow ones included
 	pytest $(PYTEST_ARGS)
 
 lint: install
-	ruff check pipelines tests bench dags
+	ruff check pipelines tests bench dags feature_repo
 
 lock:  ## re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock

@@ -47,6 +47,8 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logg
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:  # Feast logs every registry refresh at INFO
+        logging.getLogger("feast").setLevel(logging.WARNING)
 
 
 def _params(path: Path) -> dict[str, Any]:
@@ -103,6 +105,69 @@ def split(
     from pipelines.split import split as run
 
     _show(run(clean, out, section(_params(params), "split"), metrics))
+
+
+features_app = typer.Typer(help="Feast features: build the sources, apply and materialise, read online.")
+app.add_typer(features_app, name="features")
+
+
+@features_app.command("build")
+@step
+def features_build(
+    clean: Path = typer.Option(..., help="Clean interactions Parquet."),
+    windows: Path = typer.Option(..., help="windows.json written by `shoprec split`."),
+    out: Path = typer.Option(..., help="Output directory of the feature sources."),
+    metrics: Path = typer.Option(..., help="Row counts JSON."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Customer, product and customer x product sources, point-in-time correct."""
+    from pipelines.config import section
+    from pipelines.features.build import features_stage
+    from pipelines.split import read_windows
+
+    _show(features_stage(clean, read_windows(windows), out, section(_params(params), "features"), metrics))
+
+
+@features_app.command("materialize")
+@step
+def features_materialize(
+    windows: Path | None = typer.Option(None, help="windows.json: materialise up to its as_of."),
+    as_of: str | None = typer.Option(None, help="Materialise up to this date instead (default: now)."),
+    metrics: Path | None = typer.Option(None, help="Rows-materialised JSON."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Apply the feature repo and load the online store incrementally up to the as-of date."""
+    import pandas as pd
+
+    from pipelines.config import section
+    from pipelines.features.store import materialize_stage
+    from pipelines.split import read_windows
+
+    end = pd.Timestamp(as_of) if as_of else read_windows(windows).as_of if windows else pd.Timestamp.now(tz="UTC")
+    _show(materialize_stage(section(_params(params), "features"), end, metrics))
+
+
+@features_app.command("online")
+@step
+def features_online(
+    customer: str = typer.Option(..., help="Customer id (pseudonymised, as stored)."),
+    item: list[str] = typer.Option([], help="Item ids: customer x product features for each (repeatable)."),
+    as_of: str | None = typer.Option(None, help="Request time for days-since-last-purchase (default: now)."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Print a customer's online profile, or the ranker's features for customer x item pairs."""
+    import pandas as pd
+
+    from pipelines.config import section
+    from pipelines.features.store import online_features, open_store
+
+    store = open_store(section(_params(params), "features"))
+    if item:
+        rows = pd.DataFrame({"customer_id": customer, "item_id": item})
+        frame = online_features(store, rows, "ranker", pd.Timestamp(as_of) if as_of else None)
+    else:
+        frame = online_features(store, pd.DataFrame({"customer_id": [customer]}), "customer_profile")
+    typer.echo(frame.to_json(orient="records", indent=2, date_format="iso"))
 
 
 @app.command()

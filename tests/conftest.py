@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +21,29 @@ def online_retail_path() -> Path:
             pytest.fail(f"{ONLINE_RETAIL}: the Online Retail data is missing (set SHOPREC_ONLINE_RETAIL)")
         pytest.skip(f"{ONLINE_RETAIL} not found")
     return ONLINE_RETAIL
+
+
+SERVICES = {"PostgreSQL": ("127.0.0.1", 5432), "Redis": ("127.0.0.1", 6379)}
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def services() -> dict[str, tuple[str, int]]:
+    """PostgreSQL and Redis on 127.0.0.1: skipped where absent, a failure under REQUIRE_SERVICES=1 (CI)."""
+    missing = [f"{name} ({host}:{port})" for name, (host, port) in SERVICES.items() if not _listening(host, port)]
+    if missing:
+        message = f"service(s) not reachable: {', '.join(missing)}"
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(message + " and REQUIRE_SERVICES=1")
+        pytest.skip(message)
+    return SERVICES
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +72,28 @@ def interactions(rows: list[tuple]) -> pd.DataFrame:
             "category": None,
         }
     )
+
+
+def feature_project(root: Path, clean: pd.DataFrame, windows, store: str = "local", env: dict | None = None):
+    """A copy of feature_repo/ under `root` with sources built from `clean`, applied: (store, params)."""
+    import shutil
+
+    from pipelines.features.build import build_features
+    from pipelines.features.store import apply, open_store
+
+    repo = root / "feature_repo"
+    if not repo.exists():
+        shutil.copytree(ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("__pycache__"))
+    params = {"repo": str(repo), "every_days": 7, "active_days": 365, "clusters": 2, "store": store}
+    write_sources(root, build_features(clean, windows, params))
+    fs = open_store(params, env=env)
+    apply(fs, params["every_days"])
+    return fs, params
+
+
+def write_sources(root: Path, tables: dict[str, pd.DataFrame]) -> None:
+    """Write feature sources where feature_repo/data_sources.py expects them (root/data/features)."""
+    from pipelines.files import write_parquet
+
+    for name, frame in tables.items():
+        write_parquet(frame, root / "data" / "features" / f"{name}.parquet")

@@ -35,7 +35,8 @@ def run(cmd: list[str], cwd: Path) -> str:
 def project(tmp_path_factory) -> Path:
     """A copy of the project (code, dvc.yaml, params with a small data size) in a fresh git repo."""
     root = tmp_path_factory.mktemp("project")
-    shutil.copytree(ROOT / "pipelines", root / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
+    for tree in ("pipelines", "feature_repo"):
+        shutil.copytree(ROOT / tree, root / tree, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", root)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["synthetic"]["rows"] = 15_000
@@ -58,6 +59,13 @@ def test_repro_writes_every_output(project):
         "data/recommendations/test.parquet",
         "metrics/ingest.json",
         "metrics/split.json",
+        "data/features/customer.parquet",
+        "data/features/product.parquet",
+        "data/features/customer_product.parquet",
+        "data/feast/registry.db",
+        "data/feast/online.db",
+        "metrics/features.json",
+        "metrics/feature_store.json",
         "metrics/candidates.json",
         "metrics/evaluate.json",
         "plots/ndcg_at_k.csv",
@@ -91,6 +99,17 @@ def test_outputs_are_consistent(project):
     assert evaluation["customers"] == recs.customer_id.nunique()
     assert 0 < evaluation["ranker"]["ndcg@10"] <= 1
     assert set(evaluation["sources"]) == set(params["candidates"]["sources"])
+
+
+def test_the_online_store_serves_the_latest_snapshot(project):
+    customers = pd.read_parquet(project / "data/features/customer.parquet")
+    latest = customers.loc[customers.event_timestamp == customers.event_timestamp.max()].iloc[0]
+    shoprec = str(Path(sys.executable).parent / "shoprec")
+    out = run([shoprec, "features", "online", "--customer", latest.customer_id], project)
+    profile = json.JSONDecoder().raw_decode(out[out.index("[") :])[0][0]
+    assert profile["rfm_tier"] == latest.rfm_tier and profile["recency_days"] == latest.recency_days
+    materialized = json.loads((project / "metrics/feature_store.json").read_text())["rows_materialized"]
+    assert materialized["customer"] == (customers.event_timestamp == customers.event_timestamp.max()).sum()
 
 
 def test_summary_names_the_outputs_and_the_figures(project):

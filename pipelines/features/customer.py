@@ -1,0 +1,167 @@
+"""Customer features at a date: RFM over 30/90/365 days, basket, tenure, category affinity,
+repurchase rate, loyalty segments (RFM tier, behavioural cluster) and profile keywords.
+
+Each snapshot uses only events before its date; the k-means cluster and the RFM quintiles are
+fitted on that snapshot's customers alone, so no later behaviour shapes an earlier segment.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.cluster import KMeans
+from sklearn.feature_extraction.text import CountVectorizer
+
+from pipelines import schema as s
+from pipelines.features.history import DAY_COL, EVENT_TS, REVENUE, History
+
+WINDOWS = (30, 90, 365)
+# Classic RFM grid on the recency score R and the mean of the frequency and monetary scores FM (1..5).
+TIERS = ("champion", "loyal", "promising", "at_risk", "hibernating")
+CLUSTER_INPUTS = ("recency_days", "orders_365d", "spend_365d", "basket_size", "repurchase_rate", "tenure_days")
+
+
+def rfm_scores(recency: pd.Series, frequency: pd.Series, monetary: pd.Series) -> pd.DataFrame:
+    """Quintile scores 1..5 among the given customers (5 = most recent / frequent / valuable), ties equal."""
+
+    def score(x: pd.Series) -> pd.Series:
+        return np.clip(np.ceil(x.rank(pct=True, method="average") * 5), 1, 5).astype("int64")
+
+    out = pd.DataFrame({"r": score(-recency), "f": score(frequency), "m": score(monetary.fillna(0))})
+    out["rfm_score"] = out["r"] + out["f"] + out["m"]
+    out["rfm_tier"] = rfm_tier(out["r"], (out["f"] + out["m"]) / 2)
+    return out
+
+
+def rfm_tier(r: pd.Series, fm: pd.Series) -> pd.Series:
+    """champion R>=4,FM>=4; loyal R>=3,FM>=3; at_risk R<=2,FM>=3; promising R>=3,FM<3; hibernating the rest."""
+    tier = np.select(
+        [(r >= 4) & (fm >= 4), (r >= 3) & (fm >= 3), (r <= 2) & (fm >= 3), r >= 3],
+        ["champion", "loyal", "at_risk", "promising"],
+        default="hibernating",
+    )
+    return pd.Series(tier, index=r.index)
+
+
+class Keywords:
+    """Top TF-IDF terms of what each customer bought: documents are customers, terms come from item text."""
+
+    def __init__(self, lines: pd.DataFrame, top: int = 3) -> None:
+        self.top = top
+        text = lines.drop_duplicates(s.ITEM, keep="last").set_index(s.ITEM)[s.DESCRIPTION].fillna("").astype(str)
+        self.items = pd.Index(text.index)
+        vec = CountVectorizer(token_pattern=r"(?u)\b[a-zA-Z]{3,}\b", stop_words="english", binary=True)
+        try:
+            self.item_terms = vec.fit_transform(text.to_numpy()).tocsr().astype(np.float32)
+            self.terms = np.asarray(vec.get_feature_names_out())
+        except ValueError:  # no text at all
+            self.item_terms, self.terms = None, np.array([], dtype=object)
+
+    def of(self, pairs: pd.DataFrame, customers: pd.Index) -> pd.Series:
+        """Space-separated top terms per customer ('' when nothing bought has text)."""
+        out = pd.Series("", index=customers, dtype=object)
+        if self.item_terms is None or pairs.empty:
+            return out
+        rows = customers.get_indexer(pairs[s.CUSTOMER])
+        keep = rows >= 0
+        cols = self.items.get_indexer(pairs[s.ITEM].to_numpy()[keep])
+        bought = sp.csr_matrix((np.ones(keep.sum(), np.float32), (rows[keep], cols)), (len(customers), len(self.items)))
+        tf = (bought @ self.item_terms).tocsr()
+        idf = np.log((1 + tf.shape[0]) / (1 + np.bincount(tf.indices, minlength=tf.shape[1]))) + 1
+        tf = tf.multiply(idf[None, :]).tocoo()
+        if tf.nnz == 0:
+            return out
+        order = np.lexsort((tf.col, -tf.data, tf.row))  # by row, best first, ties alphabetical (terms are sorted)
+        row, col = tf.row[order], tf.col[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(row)) + 1]
+        rank = np.arange(len(row)) - np.repeat(starts, np.diff(np.r_[starts, len(row)]))
+        top = pd.DataFrame({"row": row[rank < self.top], "term": self.terms[col[rank < self.top]]})
+        joined = top.groupby("row")["term"].agg(" ".join)
+        out.iloc[joined.index.to_numpy()] = joined.to_numpy()
+        return out
+
+
+def customer_snapshot(h: History, date: pd.Timestamp, active_days: int, keywords: Keywords) -> pd.DataFrame:
+    """Features at `date` of customers who bought within `active_days` before it (index: customer id)."""
+    orders = h.before("orders", date)
+    last = orders.groupby(s.CUSTOMER)[DAY_COL].max()
+    customers = last.index[last >= date - pd.Timedelta(days=active_days)]
+    if customers.empty:
+        return pd.DataFrame()
+    orders = orders.loc[orders[s.CUSTOMER].isin(customers)]
+    by = orders.groupby(s.CUSTOMER)
+    f = pd.DataFrame(index=customers.rename(s.CUSTOMER))
+    f["recency_days"] = (date - last.reindex(customers)).dt.days.astype("float64")
+    f["tenure_days"] = (date - by[DAY_COL].min().reindex(customers)).dt.days.astype("float64")
+    for w in WINDOWS:
+        recent = orders.loc[orders[DAY_COL] >= date - pd.Timedelta(days=w)].groupby(s.CUSTOMER)
+        f[f"orders_{w}d"] = recent.size().reindex(customers, fill_value=0).astype("int64")
+        f[f"spend_{w}d"] = recent[REVENUE].sum().reindex(customers, fill_value=0.0)
+    year = orders.loc[orders[DAY_COL] >= date - pd.Timedelta(days=365)].groupby(s.CUSTOMER)
+    f["basket_size"] = year["lines"].mean().reindex(customers)
+    f["basket_value"] = year[REVENUE].mean().reindex(customers)
+
+    pairs = h.pairs.loc[(h.pairs["first_day"] < date) & h.pairs[s.CUSTOMER].isin(customers)]
+    repeated = pairs["second_day"] < date
+    f["distinct_items"] = pairs.groupby(s.CUSTOMER).size().reindex(customers, fill_value=0).astype("int64")
+    f["repurchase_rate"] = repeated.groupby(pairs[s.CUSTOMER]).mean().reindex(customers)
+
+    lines = h.before("lines", date, 365)
+    lines = lines.loc[lines[s.CUSTOMER].isin(customers) & (lines[s.CATEGORY] >= 0)]
+    weight = lines[REVENUE].fillna(lines[s.QUANTITY]).rename("w")
+    spend = weight.groupby([lines[s.CUSTOMER], lines[s.CATEGORY]]).sum().reset_index()
+    best = (
+        spend.sort_values([s.CUSTOMER, "w"], ascending=[True, False]).drop_duplicates(s.CUSTOMER).set_index(s.CUSTOMER)
+    )
+    by_customer = spend.groupby(s.CUSTOMER)["w"]
+    f["top_category"] = pd.Series(h.categories.take(best[s.CATEGORY]), index=best.index).reindex(customers)
+    f["top_category_share"] = (best["w"] / by_customer.sum()).reindex(customers)
+    f["categories"] = by_customer.size().reindex(customers, fill_value=0).astype("int64")
+
+    f = f.join(rfm_scores(f["recency_days"], f["orders_365d"], f["spend_365d"])[["rfm_score", "rfm_tier"]])
+    f["profile_keywords"] = keywords.of(pairs, customers).to_numpy()
+    return f
+
+
+class Segmenter:
+    """k-means over log behaviour, refitted per snapshot and warm-started from the previous centres.
+
+    Clusters are numbered by mean spend (0 = lowest), so a number keeps its meaning over time.
+    """
+
+    def __init__(self, k: int, seed: int) -> None:
+        self.k, self.seed, self.centres = int(k), int(seed), None
+
+    def assign(self, f: pd.DataFrame) -> pd.Series:
+        x = np.log1p(f[list(CLUSTER_INPUTS)].fillna(0).clip(lower=0).to_numpy(dtype=np.float64))
+        if len(x) < self.k * 5:
+            return pd.Series(-1, index=f.index, dtype="int64")
+        x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1)
+        if self.centres is None:
+            km = KMeans(self.k, n_init=10, random_state=self.seed)
+        else:
+            km = KMeans(self.k, init=self.centres, n_init=1, random_state=self.seed)
+        labels = km.fit_predict(x)
+        order = np.argsort(km.cluster_centers_[:, CLUSTER_INPUTS.index("spend_365d")], kind="stable")
+        self.centres = km.cluster_centers_[order]
+        return pd.Series(np.argsort(order)[labels], index=f.index, dtype="int64")
+
+
+def customer_features(h: History, dates: list[pd.Timestamp], params: dict) -> pd.DataFrame:
+    """One row per customer and snapshot date: the Feast source of the `customer` feature view."""
+    keywords = Keywords(h.lines, top=int(params.get("keywords", 3)))
+    segmenter = Segmenter(int(params.get("clusters", 5)), int(params.get("seed", 42)))
+    frames = []
+    for date in dates:
+        f = customer_snapshot(h, date, int(params.get("active_days", 365)), keywords)
+        if f.empty:
+            continue
+        f["behaviour_cluster"] = segmenter.assign(f)
+        f[EVENT_TS] = date
+        frames.append(f.reset_index())
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    out[s.CUSTOMER] = h.customers.take(out[s.CUSTOMER])
+    return out

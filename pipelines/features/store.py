@@ -1,0 +1,223 @@
+"""Feast glue: the configuration (local or production), apply, materialisation, point-in-time
+training retrieval and the online reads serving uses.
+
+`feature_repo/` holds the definitions; `feature_store.yaml` is the local configuration (SQLite
+online store, file registry under data/feast) and `feature_store.production.yaml` the production
+one (Redis online store, SQL registry on PostgreSQL), chosen by `features.store` or the
+`SHOPREC_FEATURE_STORE` environment variable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import yaml
+
+from pipelines import schema as s
+from pipelines.errors import InputError
+from pipelines.features.history import EVENT_TS
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+    from feast.repo_contents import RepoContents
+
+log = logging.getLogger(__name__)
+
+KINDS = {"local": "feature_store.yaml", "production": "feature_store.production.yaml"}
+PRODUCTION_DEFAULTS = {
+    "SHOPREC_FEAST_PROJECT": "shoprec",
+    "SHOPREC_FEAST_REGISTRY_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+    "SHOPREC_FEAST_REDIS": "127.0.0.1:6379,db=0",
+}
+AS_OF = "as_of"  # the request-time field of the on-demand view
+
+
+def store_kind(params: dict[str, Any]) -> str:
+    """`SHOPREC_FEATURE_STORE` if set, else `features.store` (default local)."""
+    kind = os.environ.get("SHOPREC_FEATURE_STORE") or params.get("store", "local")
+    if kind not in KINDS:
+        raise InputError(f"features.store / SHOPREC_FEATURE_STORE must be one of {sorted(KINDS)}, not {kind!r}")
+    return kind
+
+
+def open_store(params: dict[str, Any], env: dict[str, str] | None = None) -> FeatureStore:
+    """A FeatureStore over `features.repo` in the chosen configuration.
+
+    ${VAR}s in the YAML come from `env` (default: the environment), production ones falling back
+    to PRODUCTION_DEFAULTS (the CI services on 127.0.0.1).
+    """
+    from feast import FeatureStore
+    from feast.repo_config import MaterializationConfig, RepoConfig
+
+    repo = Path(params.get("repo", "feature_repo")).resolve()
+    kind = store_kind(params)
+    path = repo / KINDS[kind]
+    if not path.is_file():
+        raise InputError(f"{path}: Feast configuration not found (features.repo = {params.get('repo')!r})")
+    variables = {**PRODUCTION_DEFAULTS, **(os.environ if env is None else env)}
+    text = path.read_text()
+    for name, value in variables.items():
+        text = text.replace("${" + name + "}", value)
+    raw = yaml.safe_load(text)
+    if kind == "local":  # relative paths are relative to the repo, whatever the working directory
+        raw["registry"] = _anchored(repo, raw["registry"])
+        raw["online_store"]["path"] = _anchored(repo, raw["online_store"]["path"])
+    raw["materialization"] = MaterializationConfig(
+        pull_latest_features=True, online_write_batch_size=int(params.get("online_write_batch_size", 10000))
+    )
+    return FeatureStore(config=RepoConfig(repo_path=repo, **raw))
+
+
+def _anchored(repo: Path, path: str) -> str:
+    full = (repo / path).resolve()
+    full.parent.mkdir(parents=True, exist_ok=True)
+    return str(full)
+
+
+@contextlib.contextmanager
+def _inside(store: FeatureStore) -> Iterator[None]:
+    """Work from inside the repo, as the feast CLI does: its modules import each other by bare name
+    (else each loads twice) and the offline store resolves the sources' relative paths from there."""
+    repo = str(store.config.repo_path)
+    sys.path.insert(0, repo)
+    try:
+        with contextlib.chdir(repo):
+            yield
+    finally:
+        sys.path.remove(repo)
+
+
+def repo_contents(store: FeatureStore) -> RepoContents:
+    """The repo's Feast objects (only the files .feastignore leaves in)."""
+    from feast.repo_operations import parse_repo
+
+    with _inside(store):
+        return parse_repo(Path(store.config.repo_path))
+
+
+def apply(store: FeatureStore, every_days: int) -> RepoContents:
+    """Register the repo's objects (and drop those removed from it); TTLs must outlast the snapshot cadence."""
+    from feast.repo_operations import apply_total_with_repo_instance
+
+    contents = repo_contents(store)
+    for view in contents.feature_views:
+        if view.ttl and view.ttl <= timedelta(days=every_days):
+            raise InputError(
+                f"features.every_days = {every_days} but feature view '{view.name}' has a TTL of {view.ttl.days} days: "
+                "snapshots would expire before the next one"
+            )
+    apply_total_with_repo_instance(store, store.project, store.registry, contents, skip_source_validation=True)
+    return contents
+
+
+def materialize(store: FeatureStore, end: pd.Timestamp) -> dict[str, Any]:
+    """Incrementally load the online store with the latest values up to `end`; rows written and rows/s per view."""
+    end = _utc(end)
+    report: dict[str, Any] = {}
+    for view in store.list_feature_views():
+        start = _materialized_until(view) or end - (view.ttl or timedelta(days=3650))
+        if start >= end:
+            report[view.name] = {"rows": 0, "seconds": 0.0, "from": start.isoformat(), "to": end.isoformat()}
+            continue
+        rows = _latest_rows(store, view, start, end)
+        t0 = time.perf_counter()
+        with _inside(store):
+            store.materialize(start_date=start.to_pydatetime(), end_date=end.to_pydatetime(), feature_views=[view.name])
+        seconds = time.perf_counter() - t0
+        report[view.name] = {
+            "rows": rows,
+            "seconds": round(seconds, 3),
+            "rows_per_second": round(rows / seconds) if seconds > 0 else None,
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+        }
+    return report
+
+
+def _materialized_until(view: Any) -> pd.Timestamp | None:
+    intervals = view.materialization_intervals
+    return _utc(max(i[1] for i in intervals)) if intervals else None
+
+
+def _latest_rows(store: FeatureStore, view: Any, start: pd.Timestamp, end: pd.Timestamp) -> int:
+    """Entities with a row in [start, end]: what materialisation writes (one latest row per entity)."""
+    path = Path(store.config.repo_path) / view.batch_source.path
+    keys = [field.name for field in view.entity_columns]
+    frame = pd.read_parquet(path, columns=[*keys, EVENT_TS])
+    ts = frame[EVENT_TS]
+    return int(len(frame.loc[(ts >= start) & (ts <= end)].drop_duplicates(keys)))
+
+
+def _utc(ts: Any) -> pd.Timestamp:
+    ts = pd.Timestamp(ts)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def historical_features(store: FeatureStore, entities: pd.DataFrame, service: str = "ranker") -> pd.DataFrame:
+    """Point-in-time join of `service` onto customer x item rows stamped `event_timestamp` (the cutoff).
+
+    The request time of the on-demand view is the row's own timestamp. Rows come back in the
+    order given, with the feature columns added.
+    """
+    missing = [c for c in (s.CUSTOMER, s.ITEM, EVENT_TS) if c not in entities]
+    if missing:
+        raise InputError(f"historical features: entity rows lack column(s) {missing}")
+    frame = entities.reset_index(drop=True).copy()
+    ts = pd.to_datetime(frame[EVENT_TS])
+    frame[EVENT_TS] = ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
+    frame[AS_OF] = frame[EVENT_TS]
+    frame["_row"] = range(len(frame))
+    with _inside(store):
+        job = store.get_historical_features(entity_df=frame, features=store.get_feature_service(service))
+        out = job.to_df()
+    keep = [*entities.columns, *service_features(store, service)]
+    return out.sort_values("_row")[keep].reset_index(drop=True)
+
+
+def service_features(store: FeatureStore, service: str) -> list[str]:
+    """The feature names a service returns (without the inputs its on-demand views pull in)."""
+    return [f.name for p in store.get_feature_service(service).feature_view_projections for f in p.features]
+
+
+def online_features(
+    store: FeatureStore, rows: pd.DataFrame, service: str = "ranker", as_of: pd.Timestamp | None = None
+) -> pd.DataFrame:
+    """Online values of `service` for entity rows (customer_id, and item_id for customer x product services)."""
+    frame = rows.reset_index(drop=True).copy()
+    needs_time = any(
+        p.name == "customer_product_recency" for p in store.get_feature_service(service).feature_view_projections
+    )
+    if needs_time:
+        frame[AS_OF] = _utc(as_of if as_of is not None else pd.Timestamp.now(tz="UTC")).to_pydatetime()
+    response = store.get_online_features(
+        features=store.get_feature_service(service), entity_rows=frame.to_dict("records")
+    )
+    return response.to_df()[[*rows.columns, *service_features(store, service)]]
+
+
+def materialize_stage(params: dict[str, Any], as_of: pd.Timestamp, metrics_path: str | Path | None) -> dict[str, Any]:
+    """`shoprec features materialize`: apply the repo, then load the online store up to `as_of`."""
+    from pipelines.files import write_json
+
+    store = open_store(params)
+    contents = apply(store, int(params["every_days"]))
+    report = materialize(store, as_of)
+    log.info("features: materialised into the %s online store: %s", store_kind(params), report)
+    summary = {
+        "store": store_kind(params),
+        "as_of": _utc(as_of).isoformat(),
+        "feature_views": sorted(v.name for v in contents.feature_views),
+        "rows_materialized": {name: r["rows"] for name, r in report.items()},
+    }
+    if metrics_path is not None:
+        write_json(summary, metrics_path)
+    return summary

@@ -1,0 +1,199 @@
+"""The Feast repo end to end on hand-made purchases: point-in-time joins without leakage, TTL,
+materialisation (incremental) and online reads, in the local configuration (SQLite, DuckDB)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.features.history import EVENT_TS
+from pipelines.features.store import historical_features, materialize, online_features
+from pipelines.split import Windows
+from tests.conftest import feature_project, interactions, write_sources
+
+pytestmark = pytest.mark.e2e
+
+BASE = pd.Timestamp("2011-01-01")
+TEXT = {"A": "RED HEART HOLDER", "B": "BLUE MUG", "C": "PAPER BAG", "D": "GREEN MUG"}
+PRICE = {"A": 2.0, "B": 5.0, "C": 1.0, "D": 3.0}
+ROWS = [
+    ("c1", "A", 5, "o1"),
+    ("c1", "A", 20, "o2"),
+    ("c1", "B", 20, "o2"),
+    ("c1", "A", 50, "o3"),
+    ("c1", "C", 65, "o4"),
+    ("c2", "B", 10, "o5"),
+    ("c2", "D", 60, "o6"),
+    ("c3", "C", 30, "o7"),
+    ("c3", "A", 90, "o8"),
+]
+
+
+def day(n: float) -> pd.Timestamp:
+    return BASE + pd.Timedelta(days=n)
+
+
+def clean(rows: list[tuple]) -> pd.DataFrame:
+    df = interactions(rows)
+    df["description"] = df["item_id"].map(TEXT)
+    df["unit_price"] = df["item_id"].map(PRICE)
+    df["quantity"] = 2.0
+    return df
+
+
+WINDOWS = Windows(train_start=day(0), valid_start=day(60), test_start=day(80), as_of=day(100))
+PAIRS = pd.DataFrame({"customer_id": ["c1", "c1", "c2", "c3"], "item_id": ["A", "D", "B", "C"]})
+
+
+def entities(at: pd.Timestamp) -> pd.DataFrame:
+    return PAIRS.assign(event_timestamp=at)
+
+
+@pytest.fixture(autouse=True)
+def _local_store(monkeypatch):
+    monkeypatch.delenv("SHOPREC_FEATURE_STORE", raising=False)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    fs, _ = feature_project(tmp_path_factory.mktemp("feast"), clean(ROWS), WINDOWS)
+    return fs
+
+
+def test_point_in_time_values_are_hand_computed(store):
+    got = historical_features(store, entities(day(80))).set_index(["customer_id", "item_id"])
+    c1a = got.loc[("c1", "A")]
+    assert c1a["orders_365d"] == 4 and c1a["orders_30d"] == 2  # orders on days 5, 20, 50, 65; [50, 80) holds 2
+    assert c1a["recency_days"] == 15 and c1a["tenure_days"] == 75
+    assert c1a["spend_365d"] == pytest.approx(2 * (2 + 2 + 5 + 2 + 1))
+    assert c1a["times_bought"] == 3 and c1a["units_bought"] == 6
+    assert c1a["mean_repurchase_interval_days"] == pytest.approx(22.5)  # (50 - 5) / 2
+    assert c1a["days_since_last_purchase"] == pytest.approx(30)  # computed at request time: day 80 - day 50
+    assert c1a["repurchase_due_ratio"] == pytest.approx(30 / 22.5)
+    assert c1a["buyers_90d"] == 1 and c1a["units_90d"] == 6  # A in [-10, 80): c1 on days 5, 20 and 50
+    assert np.isnan(got.loc[("c1", "D"), "times_bought"])  # never bought
+    assert got.loc[("c3", "C"), "times_bought"] == 1
+
+
+def test_events_at_or_after_the_entity_timestamp_never_reach_the_join(store, tmp_path):
+    at = day(80)
+    before = historical_features(store, entities(at))
+    planted = ROWS + [
+        ("c1", "A", 80, "p1"),  # exactly at the entity timestamp
+        ("c1", "D", 80.125, "p2"),  # three hours later
+        ("c2", "B", 85, "p3"),
+        ("c3", "C", 95, "p4"),
+        ("c9", "A", 81, "p5"),  # a brand-new customer buying A
+    ]
+    leaky, _ = feature_project(tmp_path, clean(planted), WINDOWS)
+    after = historical_features(leaky, entities(at))
+    pd.testing.assert_frame_equal(before, after)
+    # The control: a later join does see the planted events, so the comparison above can fail.
+    later = historical_features(leaky, entities(day(93))).set_index(["customer_id", "item_id"])
+    assert later.loc[("c1", "D"), "times_bought"] == 1
+    assert later.loc[("c1", "A"), "orders_30d"] == 3  # o4 (day 65), p1 and p2 (day 80) in [63, 93)
+    assert later.loc[("c1", "A"), "buyers_7d"] == 1  # c3 on day 90
+    assert later.loc[("c1", "A"), "units_30d"] == 6  # c1 (day 80), c9 (day 81), c3 (day 90)
+
+
+def test_a_value_older_than_the_ttl_is_not_served(tmp_path):
+    fs, params = feature_project(tmp_path, clean(ROWS), WINDOWS)
+    customer = pd.read_parquet(tmp_path / "data" / "features" / "customer.parquet")
+    # c2 stops appearing in snapshots after day 40, as a customer gone quiet would.
+    customer = customer.loc[(customer["customer_id"] != "c2") | (customer[EVENT_TS] <= day(40).tz_localize("UTC"))]
+    tables = {
+        n: pd.read_parquet(tmp_path / "data" / "features" / f"{n}.parquet") for n in ("product", "customer_product")
+    }
+    write_sources(tmp_path, {"customer": customer, **tables})
+    ttl = fs.get_feature_view("customer").ttl
+    assert ttl == pd.Timedelta(days=35)
+    last = customer.loc[customer["customer_id"] == "c2", EVENT_TS].max()
+    rows = pd.DataFrame(
+        {"customer_id": "c2", "item_id": "B", "event_timestamp": [last + ttl, last + ttl + pd.Timedelta(days=1)]}
+    )
+    got = historical_features(fs, rows)
+    assert got.loc[0, "orders_365d"] == 1  # exactly at the TTL: still served
+    assert np.isnan(got.loc[1, "orders_365d"])  # a day later: expired
+    assert got.loc[1, "times_bought"] == 1  # the customer x product view has its own, longer TTL
+
+
+def test_materialize_is_incremental_and_online_reads_match_offline(tmp_path):
+    fs, _ = feature_project(tmp_path, clean(ROWS), WINDOWS)
+    first = materialize(fs, WINDOWS.as_of)
+    assert first["customer"]["rows"] == 3 and first["customer_product"]["rows"] == 7
+    assert all(r["rows"] == 0 for r in materialize(fs, WINDOWS.as_of).values())  # nothing new
+
+    profile = online_features(fs, pd.DataFrame({"customer_id": ["c1", "nobody"]}), "customer_profile")
+    offline = historical_features(fs, entities(WINDOWS.as_of)).set_index("customer_id")
+    assert profile.loc[0, "recency_days"] == offline.loc["c1", "recency_days"].iloc[0] == 35
+    assert profile.loc[0, "rfm_tier"] in {"champion", "loyal", "promising", "at_risk", "hibernating"}
+    keywords = profile.loc[0, "profile_keywords"].split()
+    assert len(keywords) == 3 and set(keywords) <= {"red", "heart", "holder", "blue", "mug", "paper", "bag"}
+    assert profile.loc[1].drop("customer_id").isna().all()  # an unknown customer gets nulls, not an error
+
+    pairs = online_features(fs, PAIRS, "ranker", as_of=day(110))
+    c1a = pairs.set_index(["customer_id", "item_id"]).loc[("c1", "A")]
+    assert c1a["days_since_last_purchase"] == pytest.approx(60)  # day 110 - day 50, at request time
+    assert online_features(fs, PAIRS.head(1), "ranker", as_of=day(120)).loc[0, "days_since_last_purchase"] == 70
+
+    # New data arrives: a rebuild and a later materialisation load only what changed.
+    more = ROWS + [("c1", "D", 103, "o9")]
+    later = Windows(train_start=day(0), valid_start=day(70), test_start=day(90), as_of=day(107))
+    fs2, _ = feature_project(tmp_path, clean(more), later)
+    second = materialize(fs2, later.as_of)
+    assert second["customer_product"]["rows"] == 1  # only (c1, D) bought since day 100
+    assert second["customer"]["from"] == WINDOWS.as_of.tz_localize("UTC").isoformat()
+    row = online_features(fs2, pd.DataFrame({"customer_id": ["c1"], "item_id": ["D"]}), "ranker", as_of=day(107))
+    assert row.loc[0, "times_bought"] == 1 and row.loc[0, "days_since_last_purchase"] == 4
+
+
+@pytest.fixture
+def production_env(services):
+    """A scratch PostgreSQL database for the SQL registry and a unique project (hence Redis key prefix)."""
+    import uuid
+
+    import psycopg
+
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'shoprec_test'").fetchone():
+            conn.execute("CREATE DATABASE shoprec_test")
+    return {
+        "SHOPREC_FEAST_PROJECT": f"shoprec_test_{uuid.uuid4().hex[:8]}",
+        "SHOPREC_FEAST_REGISTRY_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/shoprec_test",
+        "SHOPREC_FEAST_REDIS": "127.0.0.1:6379,db=0",
+    }
+
+
+@pytest.mark.services
+def test_production_configuration_on_redis_and_postgresql(tmp_path, production_env):
+    from pipelines.features.store import open_store
+
+    fs, params = feature_project(tmp_path, clean(ROWS), WINDOWS, store="production", env=production_env)
+    project = production_env["SHOPREC_FEAST_PROJECT"]
+    try:
+        assert type(fs._get_provider().online_store).__name__ == "RedisOnlineStore"
+        assert type(fs.registry).__name__ == "SqlRegistry"
+        report = materialize(fs, WINDOWS.as_of)
+        assert report["customer_product"]["rows"] == 7
+
+        # A second process sees the same registry (PostgreSQL) and online values (Redis).
+        other = open_store(params, env=production_env)
+        assert sorted(v.name for v in other.list_feature_views()) == ["customer", "customer_product", "product"]
+        profile = online_features(other, pd.DataFrame({"customer_id": ["c1"]}), "customer_profile")
+        assert profile.loc[0, "recency_days"] == 35
+        pairs = online_features(other, PAIRS, "ranker", as_of=day(110)).set_index(["customer_id", "item_id"])
+        assert pairs.loc[("c1", "A"), "days_since_last_purchase"] == pytest.approx(60)
+        assert np.isnan(pairs.loc[("c1", "D"), "times_bought"])
+        assert all(r["rows"] == 0 for r in materialize(other, WINDOWS.as_of).values())  # state lives in PostgreSQL
+        # One Redis hash per entity key, suffixed with the project: 3 customers, 4 items, 7 pairs.
+        assert len(redis_keys(project)) == 14
+    finally:
+        fs.teardown()
+    assert redis_keys(project) == []
+
+
+def redis_keys(project: str) -> list[bytes]:
+    import redis
+
+    return redis.Redis(host="127.0.0.1", port=6379).keys(f"*{project}".encode())
