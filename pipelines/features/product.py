@@ -51,7 +51,9 @@ def product_snapshot(h: History, date: pd.Timestamp, active_days: int) -> pd.Dat
     buyers = season.groupby(s.ITEM)[s.CUSTOMER].nunique()
     f["buyers_next4w_last_year"] = buyers.reindex(items, fill_value=0).astype("int64")
     codes = lines.loc[lines[s.CATEGORY] >= 0].groupby(s.ITEM)[s.CATEGORY].last().reindex(items)
-    f["category"] = pd.Series(h.categories.take(codes.fillna(0).astype(int)), index=items).where(codes.notna(), None)
+    names, known = np.full(len(items), None, dtype=object), codes.notna().to_numpy()
+    names[known] = h.categories.take(codes[known].astype(int))
+    f["category"] = names
     return f
 
 
