@@ -2,7 +2,8 @@
 
 A stable contract for benchmarks and outside checks: `DIR/recommendations.parquet` with
 user_id, item_id, rank (1 = best) and score, ids as in the input file, for every customer
-with purchases both before and inside the test window; `DIR/metrics.json` beside it.
+with purchases both before and inside the test window; `DIR/metrics.json` and
+`DIR/explanations.parquet` (why each item is recommended) beside it.
 It composes the same step functions as the DVC pipeline, in memory.
 """
 
@@ -18,8 +19,11 @@ from pipelines import ranker
 from pipelines import schema as s
 from pipelines.candidates.union import candidates_at_cutoffs
 from pipelines.evaluate import evaluate
+from pipelines.features.build import build_features
+from pipelines.features.store import scratch_store
 from pipelines.files import write_json, write_parquet
 from pipelines.ingest import clean, load_canonical
+from pipelines.ranking_data import feature_table, labels
 from pipelines.split import make_windows, window
 
 
@@ -27,31 +31,42 @@ def backtest(
     data_path: str | Path, test_days: int, k: int, out_dir: str | Path, params: dict[str, Any]
 ) -> dict[str, Any]:
     """Run the backtest and write its two files; returns the metrics."""
-    started = time.perf_counter()
+    started, out_dir = time.perf_counter(), Path(out_dir)
     raw, _, numeric_ids = load_canonical(data_path, params.get("data", {}))
     cleaned = clean(raw, params.get("ingest", {})).frame
     cleaned = s.validate_clean(cleaned, str(data_path))
     w = make_windows(cleaned[s.TS], {**params["split"], "as_of": None, "test_days": test_days})
-    sizes = ranker.source_sizes(params["candidates"]["sources"])
+    timings = {}
     cands = candidates_at_cutoffs(cleaned, w, params["candidates"])
+    timings["candidates"] = round(time.perf_counter() - started, 2)
+    store = scratch_store(out_dir / "_feast", build_features(cleaned, w, params["features"]), params["features"])
+    timings["features"] = round(time.perf_counter() - started - sum(timings.values()), 2)
 
-    valid = window(cleaned, w.valid_start, w.test_start)
-    model = ranker.fit(cands["valid"], valid, sizes, params["ranker"])
+    names = list(params["candidates"]["sources"])
+    inputs = {}
+    for name, (start, end) in w.label_windows().items():
+        x = feature_table(cands[name], start, names, store)
+        inputs[name] = (cands[name], x, labels(cands[name], window(cleaned, start, end)))
+    train = [v for n, v in inputs.items() if n not in ("valid", "test")] or [inputs["valid"]]
+    booster, model = ranker.fit(train, inputs["valid"], params["ranker"])
+    timings["ranker_fit"] = model["seconds"]
+
     test = window(cleaned, w.test_start, w.as_of)
-    customers = cands["test"][s.CUSTOMER].unique()
-
+    test_cands, x_test, _ = inputs["test"]
+    customers = test_cands[s.CUSTOMER].unique()
     ks = sorted({*params["evaluate"]["ks"], k})
-    recs = ranker.top_k(cands["test"], ranker.score(model, cands["test"]), max(ks))  # metrics at all k; file keeps k
-    metrics = evaluate(
-        recs, cands["test"], test[test[s.CUSTOMER].isin(customers)], sizes, ks, cleaned[s.ITEM].nunique()
-    )
+    recs = ranker.recommend(booster, test_cands, x_test, names, max(ks))  # metrics at every k; the file keeps k
+    sizes = ranker.source_sizes(params["candidates"]["sources"])
+    metrics = evaluate(recs, test_cands, test[test[s.CUSTOMER].isin(customers)], sizes, ks, cleaned[s.ITEM].nunique())
     recs = recs[recs["rank"] <= k]
     metrics.update(
         {
             "windows": w.as_dict(),
             "model": model,
+            "feature_importance": ranker.importance(booster).head(15).to_dict("records"),
             "candidates": cands["metrics"],
             "selection": cands["selection"],
+            "timings": timings,
             "seconds": round(time.perf_counter() - started, 2),
         }
     )
@@ -60,7 +75,8 @@ def backtest(
     for col, name in ((s.CUSTOMER, "user_id"), (s.ITEM, "item_id")):
         if col in numeric_ids:  # give numeric ids back as numbers, e.g. CustomerID 17850.0 -> 17850
             out[name] = pd.to_numeric(out[name])
-    out_dir = Path(out_dir)
-    write_parquet(out[["user_id", "item_id", "rank", "score"]], out_dir / "recommendations.parquet")
+    write_parquet(
+        out[["user_id", "item_id", "rank", "score", "sources", "reasons"]], out_dir / "recommendations.parquet"
+    )
     write_json(metrics, out_dir / "metrics.json")
     return metrics

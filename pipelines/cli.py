@@ -188,34 +188,31 @@ def candidates(
 @app.command()
 @step
 def train(
-    candidates_file: Path = typer.Option(..., "--candidates", help="Validation-window candidates."),
-    valid: Path = typer.Option(..., help="Validation-window interactions."),
-    model: Path = typer.Option(..., help="Output model file."),
+    candidates_dir: Path = typer.Option(..., "--candidates", help="Directory written by `shoprec candidates`."),
+    split_dir: Path = typer.Option(..., help="Directory written by `shoprec split`."),
+    model: Path = typer.Option(..., help="Output model directory."),
+    plots: Path = typer.Option(..., help="Output directory for the feature importance (CSV)."),
     params: Path = ParamsOpt,
 ) -> None:
-    """Fit the fusion ranker on the validation window."""
-    from pipelines.config import section
+    """Fit the LightGBM ranker on the training cutoffs, early stopping on the validation one."""
     from pipelines.ranker import train_stage
 
-    p = _params(params)
-    _show(
-        train_stage(candidates_file, valid, model, section(section(p, "candidates"), "sources"), section(p, "ranker"))
-    )
+    _show(train_stage(candidates_dir, split_dir, model, plots, _params(params)))
 
 
 @app.command()
 @step
 def recommend(
-    candidates_file: Path = typer.Option(..., "--candidates", help="Candidates to rank."),
-    model: Path = typer.Option(..., help="Model file from `shoprec train`."),
+    candidates_dir: Path = typer.Option(..., "--candidates", help="Directory written by `shoprec candidates`."),
+    split_dir: Path = typer.Option(..., help="Directory written by `shoprec split`."),
+    model: Path = typer.Option(..., help="Model directory from `shoprec train`."),
     out: Path = typer.Option(..., help="Output recommendations Parquet."),
     params: Path = ParamsOpt,
 ) -> None:
-    """Rank candidates with the model and keep the top k per customer."""
-    from pipelines.config import section
+    """Rank the test cutoff's candidates and keep the top k per customer, with reasons."""
     from pipelines.ranker import recommend_stage
 
-    recs = recommend_stage(candidates_file, model, out, int(section(_params(params), "recommend")["k"]))
+    recs = recommend_stage(candidates_dir, split_dir, model, out, _params(params))
     typer.echo(f"{len(recs)} recommendations for {recs['customer_id'].nunique()} customers -> {out}")
 
 

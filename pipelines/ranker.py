@@ -1,28 +1,37 @@
-"""Fusion ranker: orders each customer's candidates from the sources' ranks.
+"""LightGBM LambdaRank ranker: orders each customer's candidates from the sources' scores and
+ranks, the Feast features and context (pipelines/ranking_data.py).
 
-The model here is a weighted reciprocal-rank fusion: each source contributes
-w / (rrf_k + rank) for the items it proposed, and the weights are tuned by coordinate ascent on NDCG@k of
-the validation window. It learns which sources matter on the data at hand; nothing
-assumes that one source wins. (The LightGBM LambdaRank ranker replaces it in issue 5.)
+Trained on the candidates of the training cutoffs (labels: purchases in the window after each),
+with early stopping on the validation cutoff. Customers with no positive among their candidates
+are left out of training and early stopping: LambdaRank has nothing to learn from a list with no
+relevant item (they are still scored and evaluated). Deterministic for a given seed.
+Nothing is assumed about which source wins: the model learns it from the data at hand.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from pipelines import schema as s
-from pipelines.files import write_json, write_parquet
-from pipelines.metrics import ranking_metrics
-from pipelines.tuning import coordinate_ascent
+from pipelines.explain import explain
+from pipelines.files import write_csv, write_json, write_parquet
+from pipelines.ranking_data import feature_table, groups, labels
+from pipelines.split import read_windows
 
-KIND = "rank_fusion"
-FILL = 1e-3  # every source's vote counts a little, so lists fill up even when a weight is 0
-RRF_K = 60.0  # default: rank r of a source votes 1 / (rrf_k + r), whatever the source's list length
+if TYPE_CHECKING:
+    import lightgbm as lgb
+
+log = logging.getLogger(__name__)
+KIND = "lightgbm_lambdarank"
+RRF_K = 60.0
+TRAINING_KEYS = ("k", "n_estimators", "early_stopping_rounds", "seed")
 
 
 def source_sizes(source_params: dict[str, Any]) -> dict[str, int]:
@@ -31,7 +40,7 @@ def source_sizes(source_params: dict[str, Any]) -> dict[str, int]:
 
 
 def rank_features(cands: pd.DataFrame, sizes: dict[str, int], rrf_k: float = RRF_K) -> np.ndarray:
-    """One column per source: 1 / (rrf_k + rank) for its proposals, 0 otherwise (reciprocal-rank votes)."""
+    """One column per source: 1 / (rrf_k + rank) for its proposals, 0 otherwise (a source's own order)."""
     cols = [
         np.where(cands[f"{name}_rank"].to_numpy() <= n, 1.0 / (rrf_k + cands[f"{name}_rank"].to_numpy()), 0.0)
         for name, n in sizes.items()
@@ -39,70 +48,153 @@ def rank_features(cands: pd.DataFrame, sizes: dict[str, int], rrf_k: float = RRF
     return np.column_stack(cols) if cols else np.zeros((len(cands), 0))
 
 
-def top_k(cands: pd.DataFrame, scores: np.ndarray, k: int) -> pd.DataFrame:
-    """The k best-scored candidates per customer (score > 0), ties broken by item id."""
+def top_k(cands: pd.DataFrame, scores: np.ndarray, k: int, positive_only: bool = True) -> pd.DataFrame:
+    """The k best-scored candidates per customer, ties broken by item id (only score > 0 if positive_only).
+
+    The index of the result holds the row positions in `cands`.
+    """
     frame = pd.DataFrame({s.CUSTOMER: cands[s.CUSTOMER].to_numpy(), s.ITEM: cands[s.ITEM].to_numpy(), "score": scores})
-    frame = frame[frame["score"] > 0]
+    if positive_only:
+        frame = frame[frame["score"] > 0]
     frame = frame.sort_values([s.CUSTOMER, "score", s.ITEM], ascending=[True, False, True], kind="stable")
     frame["rank"] = frame.groupby(s.CUSTOMER, sort=False).cumcount() + 1
-    return frame[frame["rank"] <= k][[s.CUSTOMER, s.ITEM, "rank", "score"]].reset_index(drop=True)
+    return frame[frame["rank"] <= k][[s.CUSTOMER, s.ITEM, "rank", "score"]]
+
+
+def lgb_params(ranker_params: dict[str, Any]) -> dict[str, Any]:
+    """LightGBM settings from `ranker` params (everything but our own keys), made deterministic."""
+    params = {k: v for k, v in ranker_params.items() if k not in TRAINING_KEYS}
+    k = int(ranker_params.get("k", 10))
+    params.update(
+        objective="lambdarank",
+        metric="ndcg",
+        eval_at=[k],
+        seed=int(ranker_params.get("seed", 42)),
+        deterministic=True,
+        force_row_wise=True,
+        verbosity=-1,
+    )
+    return params
+
+
+def _with_positives(x: pd.DataFrame, y: np.ndarray, cands: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    keep = pd.Series(y, index=cands.index).groupby(cands[s.CUSTOMER].to_numpy()).transform("max").to_numpy() > 0
+    return x[keep].reset_index(drop=True), y[keep], groups(cands[keep])
 
 
 def fit(
-    cands: pd.DataFrame, truth: pd.DataFrame, sizes: dict[str, int], ranker_params: dict[str, Any]
-) -> dict[str, Any]:
-    """Tune the fusion weights on a labelled window (its purchases by the candidates' customers)."""
-    truth = truth[truth[s.CUSTOMER].isin(cands[s.CUSTOMER].unique())]
+    train: list[tuple[pd.DataFrame, pd.DataFrame, np.ndarray]],
+    valid: tuple[pd.DataFrame, pd.DataFrame, np.ndarray],
+    ranker_params: dict[str, Any],
+) -> tuple[lgb.Booster, dict[str, Any]]:
+    """Fit on (candidates, features, labels) of the training cutoffs; stop early on the validation one."""
+    import lightgbm as lgb
+
+    parts = [_with_positives(x, y, c) for c, x, y in train]
+    x_train = pd.concat([p[0] for p in parts], ignore_index=True)
+    y_train, g_train = np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
+    x_valid, y_valid, g_valid = _with_positives(valid[1], valid[2], valid[0])
+    params = lgb_params(ranker_params)
+    dtrain = lgb.Dataset(x_train, y_train, group=g_train, free_raw_data=False)
+    dvalid = lgb.Dataset(x_valid, y_valid, group=g_valid, reference=dtrain)
+    started = time.perf_counter()
+    booster = lgb.train(
+        params,
+        dtrain,
+        num_boost_round=int(ranker_params.get("n_estimators", 500)),
+        valid_sets=[dvalid],
+        valid_names=["valid"],
+        callbacks=[lgb.early_stopping(int(ranker_params.get("early_stopping_rounds", 50)), verbose=False)],
+    )
     k = int(ranker_params.get("k", 10))
-    grid = np.linspace(0.0, 1.0, int(ranker_params.get("grid", 11)))
-    rrf_k = float(ranker_params.get("rrf_k", RRF_K))
-    feats = rank_features(cands, sizes, rrf_k)
-    names = list(sizes)
-
-    def quality(w: np.ndarray) -> float:
-        return ranking_metrics(top_k(cands, fuse(feats, w), k), truth, k)[f"ndcg@{k}"]
-
-    weights, best = coordinate_ascent(quality, len(names), grid, int(ranker_params.get("rounds", 2)))
-    return {
+    info = {
         "kind": KIND,
-        "weights": dict(zip(names, weights.round(6).tolist(), strict=True)),
-        "sizes": sizes,
-        "rrf_k": rrf_k,
-        "k": k,
-        f"valid_ndcg@{k}": best,
+        "features": list(x_train.columns),
+        "best_iteration": int(booster.best_iteration),
+        f"valid_ndcg@{k}_positive_lists": float(booster.best_score["valid"][f"ndcg@{k}"]),
+        "train_rows": len(x_train),
+        "train_customers": len(g_train),
+        "train_positive_rate": float(y_train.mean()) if len(y_train) else 0.0,
+        "seconds": round(time.perf_counter() - started, 2),
     }
+    return booster, info
 
 
-def fuse(feats: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted sum of the sources' rank features, plus a small equal-weight vote as fill."""
-    return feats @ weights + FILL * feats.sum(axis=1)
+def importance(booster: lgb.Booster) -> pd.DataFrame:
+    """Total gain per feature, largest first (a DVC bar plot)."""
+    gain = booster.feature_importance("gain", iteration=booster.best_iteration)
+    frame = pd.DataFrame({"feature": booster.feature_name(), "gain": np.round(gain, 3)})
+    return frame.sort_values(["gain", "feature"], ascending=[False, True], ignore_index=True)
 
 
-def score(model: dict[str, Any], cands: pd.DataFrame) -> np.ndarray:
-    """Fusion scores of candidates under a fitted model."""
-    w = np.array([model["weights"][name] for name in model["sizes"]])
-    return fuse(rank_features(cands, model["sizes"], model["rrf_k"]), w)
+def score(booster: lgb.Booster, x: pd.DataFrame) -> np.ndarray:
+    return booster.predict(x[booster.feature_name()], num_iteration=booster.best_iteration)
+
+
+def recommend(
+    booster: lgb.Booster, cands: pd.DataFrame, x: pd.DataFrame, source_names: list[str], k: int
+) -> pd.DataFrame:
+    """Top k per customer with score, the sources that proposed each item and why it ranks there."""
+    recs = top_k(cands, score(booster, x), k, positive_only=False)
+    rows = recs.index.to_numpy()
+    why = explain(booster, x.iloc[rows], cands.iloc[rows], source_names)
+    return pd.concat([recs.reset_index(drop=True), why.reset_index(drop=True)], axis=1)
+
+
+def _window_inputs(cands_dir: Path, name: str, cutoff: pd.Timestamp, names: list[str], store: Any) -> tuple:
+    cands = pd.read_parquet(cands_dir / f"{name}.parquet")
+    return cands, feature_table(cands, cutoff, names, store)
 
 
 def train_stage(
-    cands_path: str | Path,
-    valid_path: str | Path,
-    model_path: str | Path,
-    source_params: dict[str, Any],
-    ranker_params: dict[str, Any],
+    cands_dir: str | Path,
+    split_dir: str | Path,
+    model_dir: str | Path,
+    plots_dir: str | Path,
+    params: dict[str, Any],
 ) -> dict[str, Any]:
-    """The train step: fit on validation-window candidates and purchases; write the model."""
-    cands = pd.read_parquet(cands_path)
-    valid = pd.read_parquet(valid_path)
-    model = fit(cands, valid, source_sizes(source_params), ranker_params)
-    write_json(model, model_path)
-    return model
+    """The train step: LightGBM on every training cutoff, early stopping on validation; model, importance."""
+    from pipelines.features.store import open_store
+
+    cands_dir, split_dir, model_dir = Path(cands_dir), Path(split_dir), Path(model_dir)
+    w = read_windows(split_dir / "windows.json")
+    frame = pd.concat([pd.read_parquet(split_dir / f"{n}.parquet") for n in ("train", "valid")], ignore_index=True)
+    names = list(params["candidates"]["sources"])
+    store = open_store(params["features"])
+    labelled = {}
+    for name, (start, end) in w.label_windows().items():
+        if name == "test":
+            continue
+        cands, x = _window_inputs(cands_dir, name, start, names, store)
+        future = frame[(frame[s.TS] >= start) & (frame[s.TS] < end)]
+        labelled[name] = (cands, x, labels(cands, future))
+    train = [v for n, v in labelled.items() if n != "valid"] or [labelled["valid"]]
+    booster, info = fit(train, labelled["valid"], params["ranker"])
+    model_dir.mkdir(parents=True, exist_ok=True)
+    booster.save_model(str(model_dir / "ranker.lgb"), num_iteration=booster.best_iteration)
+    info["sources"] = names
+    write_json(info, model_dir / "ranker.json")
+    write_csv(importance(booster), Path(plots_dir) / "feature_importance.csv")
+    log.info("ranker: %s", info)
+    return info
 
 
-def recommend_stage(cands_path: str | Path, model_path: str | Path, out_path: str | Path, k: int) -> pd.DataFrame:
-    """The recommend step: score candidates with the model; write the top k per customer."""
-    cands = pd.read_parquet(cands_path)
-    model = json.loads(Path(model_path).read_text())
-    recs = top_k(cands, score(model, cands), k)
+def load(model_dir: str | Path) -> tuple[lgb.Booster, dict[str, Any]]:
+    import lightgbm as lgb
+
+    model_dir = Path(model_dir)
+    return lgb.Booster(model_file=str(model_dir / "ranker.lgb")), json.loads((model_dir / "ranker.json").read_text())
+
+
+def recommend_stage(
+    cands_dir: str | Path, split_dir: str | Path, model_dir: str | Path, out_path: str | Path, params: dict[str, Any]
+) -> pd.DataFrame:
+    """The recommend step: score the test cutoff's candidates; write the top k per customer with reasons."""
+    from pipelines.features.store import open_store
+
+    booster, info = load(model_dir)
+    cutoff = read_windows(Path(split_dir) / "windows.json").test_start
+    cands, x = _window_inputs(Path(cands_dir), "test", cutoff, info["sources"], open_store(params["features"]))
+    recs = recommend(booster, cands, x, info["sources"], int(params["recommend"]["k"]))
     write_parquet(recs, out_path)
     return recs

@@ -23,12 +23,17 @@ WINDOWS = ("train", "valid", "test")
 
 @dataclass(frozen=True)
 class Windows:
-    """Window boundaries; each window is [start, end)."""
+    """Window boundaries; each window is [start, end).
+
+    `train_cutoffs` (oldest first) start the ranker's training label windows, each as long as
+    the validation window and ending where the next one starts; the last ends at valid_start.
+    """
 
     train_start: pd.Timestamp
     valid_start: pd.Timestamp
     test_start: pd.Timestamp
     as_of: pd.Timestamp
+    train_cutoffs: tuple[pd.Timestamp, ...] = ()
 
     def bounds(self, name: str) -> tuple[pd.Timestamp, pd.Timestamp]:
         edges = {
@@ -38,8 +43,16 @@ class Windows:
         }
         return edges[name]
 
-    def as_dict(self) -> dict[str, str]:
-        return {k: v.isoformat() for k, v in asdict(self).items()}
+    def label_windows(self) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
+        """Every cutoff's label window by name: train_1 (oldest) ... train_n, valid, test."""
+        ends = [*self.train_cutoffs[1:], self.valid_start] if self.train_cutoffs else []
+        out = {f"train_{i}": (c, e) for i, (c, e) in enumerate(zip(self.train_cutoffs, ends, strict=True), start=1)}
+        return {**out, "valid": self.bounds("valid"), "test": self.bounds("test")}
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: v.isoformat() for k, v in asdict(self).items() if k != "train_cutoffs"}
+        out["train_cutoffs"] = [c.isoformat() for c in self.train_cutoffs]
+        return out
 
 
 def make_windows(timestamps: pd.Series, split_params: dict[str, Any]) -> Windows:
@@ -49,14 +62,19 @@ def make_windows(timestamps: pd.Series, split_params: dict[str, Any]) -> Windows
         pd.Timestamp(split_params["as_of"]) if split_params.get("as_of") else last.normalize() + pd.Timedelta(days=1)
     )
     test_start = as_of - pd.Timedelta(days=int(split_params["test_days"]))
-    valid_start = test_start - pd.Timedelta(days=int(split_params.get("valid_days", 0)))
-    if valid_start <= first:
+    valid_days = int(split_params.get("valid_days", 0))
+    valid_start = test_start - pd.Timedelta(days=valid_days)
+    cutoffs = tuple(
+        valid_start - pd.Timedelta(days=valid_days * i) for i in range(int(split_params.get("train_cutoffs", 0)), 0, -1)
+    )
+    earliest = cutoffs[0] if cutoffs else valid_start
+    if earliest <= first:
         raise InputError(
-            f"split: the train window is empty: data starts {first.date()} but validation starts {valid_start.date()} "
-            f"(as_of {as_of.date()}, test_days {split_params['test_days']}, "
-            f"valid_days {split_params.get('valid_days', 0)})"
+            f"split: the train window is empty: data starts {first.date()} but the first cutoff is {earliest.date()} "
+            f"(as_of {as_of.date()}, test_days {split_params['test_days']}, valid_days {valid_days}, "
+            f"train_cutoffs {split_params.get('train_cutoffs', 0)})"
         )
-    return Windows(train_start=first.normalize(), valid_start=valid_start, test_start=test_start, as_of=as_of)
+    return Windows(first.normalize(), valid_start, test_start, as_of, cutoffs)
 
 
 def window(df: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp) -> pd.DataFrame:
@@ -99,4 +117,5 @@ def split(
 def read_windows(path: str | Path) -> Windows:
     """Windows written by the split step."""
     raw = json.loads(Path(path).read_text())
-    return Windows(**{k: pd.Timestamp(v) for k, v in raw.items()})
+    cutoffs = tuple(pd.Timestamp(c) for c in raw.pop("train_cutoffs", []))
+    return Windows(**{k: pd.Timestamp(v) for k, v in raw.items()}, train_cutoffs=cutoffs)

@@ -113,22 +113,24 @@ def window_candidates(
 
 
 def candidates_at_cutoffs(df: pd.DataFrame, w: Windows, cand_params: dict[str, Any]) -> dict[str, Any]:
-    """Candidates for the validation window (fitted on train) and the test window (fitted on train + valid).
+    """Candidates at every cutoff of `w.label_windows()` (train_1..n, valid, test), sources fitted before it.
 
     Each window's customers are its warm ones (history before it, purchases inside it). With a
     `selection` section, the union is cut to per-customer budgets, with source weights tuned
     for recall on a sample of the validation window's customers and applied unchanged to the
-    test window. Returns {"valid": frame, "test": frame, "selection": weights or None,
+    other windows. Returns {name: frame for each window, "selection": weights or None,
     "metrics": recall per window}.
     """
     source_params, sel = cand_params["sources"], cand_params.get("selection")
     out: dict[str, Any] = {"selection": None, "metrics": {}}
-    for name, start, end in (("valid", w.valid_start, w.test_start), ("test", w.test_start, w.as_of)):
+    windows = w.label_windows()
+    for name in ["valid", *(n for n in windows if n != "valid")]:  # valid first: selection is tuned there
+        start, end = windows[name]
         history, future = window(df, None, start), window(df, start, end)
         customers = warm_customers(history, future)
         sources = fit_sources(history, start, source_params)
         budget = budgets(history, customers, sel) if sel else None
-        if sel and out["selection"] is None:  # tuned once, on the validation window
+        if sel and out["selection"] is None:
             n_tune = min(int(sel.get("tune_customers", 1000)), len(customers))
             sample = pd.Index(np.sort(np.random.default_rng(0).choice(customers, n_tune, replace=False)))
             weights, recall = fit_weights(union(sources, sample), future, list(source_params), budget, sel)
@@ -140,12 +142,12 @@ def candidates_at_cutoffs(df: pd.DataFrame, w: Windows, cand_params: dict[str, A
 def candidates_stage(
     split_dir: str | Path, out_dir: str | Path, cand_params: dict[str, Any], metrics_path: str | Path
 ) -> dict[str, Any]:
-    """The candidates step: validation- and test-window candidates, selection weights and recall metrics."""
+    """The candidates step: candidates at every cutoff (`<window>.parquet`), selection weights, recall metrics."""
     split_dir, out_dir = Path(split_dir), Path(out_dir)
     w = read_windows(split_dir / "windows.json")
     df = pd.concat([pd.read_parquet(split_dir / f"{n}.parquet") for n in ("train", "valid", "test")], ignore_index=True)
     result = candidates_at_cutoffs(df, w, cand_params)
-    for name in ("valid", "test"):
+    for name in w.label_windows():
         write_parquet(result[name], out_dir / f"{name}.parquet")
     write_json({"selection": result["selection"]}, out_dir / "selection.json")
     write_json(result["metrics"], metrics_path)

@@ -23,10 +23,10 @@ UTC_COLUMNS = (EVENT_TS, "first_purchase", "last_purchase")  # DuckDB reads tz-a
 
 
 def build_features(clean: pd.DataFrame, windows: Windows, params: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    """The three feature sources, snapshots stamped every `every_days` back from as_of and at the split's cutoffs."""
+    """The three feature sources, snapshots stamped every `every_days` back from as_of and at every cutoff."""
     h = History.of(clean.loc[clean[s.TS] < windows.as_of])
     dates = snapshot_dates(
-        clean[s.TS].min(), windows.as_of, int(params["every_days"]), (windows.valid_start, windows.test_start)
+        clean[s.TS].min(), windows.as_of, int(params["every_days"]), [b[0] for b in windows.label_windows().values()]
     )
     tables = {
         "customer": customer_features(h, dates, params),

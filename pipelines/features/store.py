@@ -41,9 +41,9 @@ PRODUCTION_DEFAULTS = {
 AS_OF = "as_of"  # the request-time field of the on-demand view
 
 
-def store_kind(params: dict[str, Any]) -> str:
-    """`SHOPREC_FEATURE_STORE` if set, else `features.store` (default local)."""
-    kind = os.environ.get("SHOPREC_FEATURE_STORE") or params.get("store", "local")
+def store_kind(params: dict[str, Any], env: dict[str, str] | None = None) -> str:
+    """`SHOPREC_FEATURE_STORE` (from `env`, default the environment) if set, else `features.store` (local)."""
+    kind = (os.environ if env is None else env).get("SHOPREC_FEATURE_STORE") or params.get("store", "local")
     if kind not in KINDS:
         raise InputError(f"features.store / SHOPREC_FEATURE_STORE must be one of {sorted(KINDS)}, not {kind!r}")
     return kind
@@ -59,7 +59,7 @@ def open_store(params: dict[str, Any], env: dict[str, str] | None = None) -> Fea
     from feast.repo_config import MaterializationConfig, RepoConfig
 
     repo = Path(params.get("repo", "feature_repo")).resolve()
-    kind = store_kind(params)
+    kind = store_kind(params, env)
     path = repo / KINDS[kind]
     if not path.is_file():
         raise InputError(f"{path}: Feast configuration not found (features.repo = {params.get('repo')!r})")
@@ -160,6 +160,26 @@ def _latest_rows(store: FeatureStore, view: Any, start: pd.Timestamp, end: pd.Ti
 def _utc(ts: Any) -> pd.Timestamp:
     ts = pd.Timestamp(ts)
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def scratch_store(root: str | Path, tables: dict[str, pd.DataFrame], params: dict[str, Any]) -> FeatureStore:
+    """A local store in `root`: a copy of `features.repo` with `tables` as its sources, applied.
+
+    For in-memory runs (backtest, benchmarks, tests) that must not touch the project's store.
+    """
+    import shutil
+
+    from pipelines.files import write_parquet
+
+    root = Path(root)
+    repo = root / "feature_repo"
+    shutil.rmtree(repo, ignore_errors=True)
+    shutil.copytree(Path(params.get("repo", "feature_repo")), repo, ignore=shutil.ignore_patterns("__pycache__"))
+    for name, frame in tables.items():
+        write_parquet(frame, root / "data" / "features" / f"{name}.parquet")
+    store = open_store({**params, "repo": str(repo), "store": "local"}, env={})
+    apply(store, int(params["every_days"]))
+    return store
 
 
 def historical_features(store: FeatureStore, entities: pd.DataFrame, service: str = "ranker") -> pd.DataFrame:

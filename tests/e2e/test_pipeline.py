@@ -56,6 +56,10 @@ def test_repro_writes_every_output(project):
         "data/split/test.parquet",
         "data/candidates/test.parquet",
         "models/ranker.json",
+        "models/ranker.lgb",
+        "plots/feature_importance.csv",
+        "data/candidates/train_1.parquet",
+        "data/candidates/train_2.parquet",
         "data/recommendations/test.parquet",
         "metrics/ingest.json",
         "metrics/split.json",
@@ -95,6 +99,7 @@ def test_outputs_are_consistent(project):
     recs = pd.read_parquet(project / "data/recommendations/test.parquet")
     params = yaml.safe_load((project / "params.yaml").read_text())
     assert recs.groupby("customer_id").size().max() == params["recommend"]["k"]
+    assert (recs["reasons"] != "").mean() > 0.9 and (recs["sources"] != "").all()  # explained
     evaluation = json.loads((project / "metrics/evaluate.json").read_text())
     assert evaluation["customers"] == recs.customer_id.nunique()
     assert 0 < evaluation["ranker"]["ndcg@10"] <= 1

@@ -1,4 +1,5 @@
-"""Rank-fusion ranker: rank features, top-k, weight fitting, and scoring with the fitted model."""
+"""LightGBM LambdaRank ranker: rank features, top-k, the ranker's table (labels, groups, features),
+fitting on a planted signal, recommendations with their sources and reasons, and the reason words."""
 
 import json
 
@@ -6,12 +7,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.explain import CUSTOMER_LEVEL, FEATURE_WORDS, SOURCE_WORDS, explain, phrase
 from pipelines.metrics import ranking_metrics
-from pipelines.ranker import FILL, fit, fuse, rank_features, score, source_sizes, top_k
+from pipelines.ranker import KIND, fit, importance, rank_features, recommend, score, source_sizes, top_k
+from pipelines.ranking_data import feature_table, groups, labels, source_columns
 
 pytestmark = pytest.mark.unit
 
 SOURCES = ("buy_again", "popularity")
+FAKE = ["a", "b"]  # the synthetic table's two sources
+PLANTED = "times_bought"  # the feature the synthetic labels depend on
+CUTOFF = pd.Timestamp("2011-09-01")
+PARAMS = {
+    "k": 10,
+    "n_estimators": 50,
+    "early_stopping_rounds": 10,
+    "seed": 1,
+    "learning_rate": 0.1,
+    "num_leaves": 7,
+    "min_data_in_leaf": 5,
+    "num_threads": 1,
+}
 
 
 def cands_frame(rows: list[tuple], names: tuple[str, ...] = SOURCES) -> pd.DataFrame:
@@ -19,18 +35,19 @@ def cands_frame(rows: list[tuple], names: tuple[str, ...] = SOURCES) -> pd.DataF
     return pd.DataFrame(rows, columns=["customer_id", "item_id"] + [f"{n}_rank" for n in names])
 
 
-def truth_frame(pairs: list[tuple[str, str]]) -> pd.DataFrame:
-    return pd.DataFrame(pairs, columns=["customer_id", "item_id"])
+def pairs(rows: list[tuple[str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["customer_id", "item_id"])
 
 
 # --- source_sizes / rank_features ------------------------------------------------------------
 
 
 def test_source_sizes_reads_n_per_source_in_order():
-    assert source_sizes({"buy_again": {"n": 4, "half_life_days": 9}, "popularity": {"n": "2"}}) == {
-        "buy_again": 4,
-        "popularity": 2,
-    }
+    got = source_sizes({"buy_again": {"n": 4, "half_life_days": 9}, "popularity": {"n": "2"}})
+    assert got == {"buy_again": 4, "popularity": 2}
+    assert list(got) == ["buy_again", "popularity"]
+    assert all(isinstance(v, int) for v in got.values())
+    assert source_sizes({}) == {}
 
 
 def test_rank_features_hand_computed():
@@ -47,8 +64,9 @@ def test_rank_features_hand_computed():
     np.testing.assert_allclose(rank_features(cands, {"buy_again": 4}, rrf_k=0)[:2, 0], [1.0, 0.25])
 
 
-def test_rank_features_column_order_follows_sizes():
+def test_rank_features_default_rrf_k_and_column_order():
     cands = cands_frame([("c", "a", 1, 2)])
+    np.testing.assert_allclose(rank_features(cands, {"buy_again": 4, "popularity": 2}), [[1 / 61, 1 / 62]])
     np.testing.assert_allclose(rank_features(cands, {"popularity": 2, "buy_again": 4}, rrf_k=10), [[1 / 12, 1 / 11]])
     assert rank_features(cands, {}).shape == (1, 0)
 
@@ -56,11 +74,15 @@ def test_rank_features_column_order_follows_sizes():
 # --- top_k -------------------------------------------------------------------------------------
 
 
-def test_top_k_orders_ties_by_item_id_drops_non_positive_and_cuts_at_k():
+def ties_table() -> tuple[pd.DataFrame, np.ndarray]:
     cands = pd.DataFrame(
         {"customer_id": ["u", "u", "u", "u", "u", "v", "v"], "item_id": ["z", "m", "a", "q", "n", "b", "c"]}
     )
-    scores = np.array([2.0, 1.0, 1.0, 0.0, -1.0, 0.5, 3.0])
+    return cands, np.array([2.0, 1.0, 1.0, 0.0, -1.0, 0.5, 3.0])
+
+
+def test_top_k_cuts_at_k_per_customer_and_breaks_ties_by_item_id():
+    cands, scores = ties_table()
     got = top_k(cands, scores, k=2)
     assert list(got.columns) == ["customer_id", "item_id", "rank", "score"]
     assert got[["customer_id", "item_id", "rank"]].values.tolist() == [
@@ -69,96 +91,405 @@ def test_top_k_orders_ties_by_item_id_drops_non_positive_and_cuts_at_k():
         ["v", "c", 1],
         ["v", "b", 2],
     ]
+    assert got["score"].tolist() == [2.0, 1.0, 3.0, 0.5]
+    # the tie order does not depend on the input order
+    rev = cands.iloc[::-1].reset_index(drop=True)
+    assert top_k(rev, scores[::-1], k=2)[["customer_id", "item_id"]].values.tolist() == [
+        ["u", "z"], ["u", "a"], ["v", "c"], ["v", "b"]
+    ]  # fmt: skip
+
+
+def test_top_k_positive_only_drops_zero_and_negative_scores():
+    cands, scores = ties_table()
     got = top_k(cands, scores, k=10)
-    assert set(got["item_id"]) == {"z", "m", "a", "b", "c"}  # q (score 0) and n (score -1) never appear
-    assert got[got["customer_id"] == "u"]["item_id"].tolist() == ["z", "a", "m"]
+    assert got[["customer_id", "item_id", "rank"]].values.tolist() == [
+        ["u", "z", 1], ["u", "a", 2], ["u", "m", 3], ["v", "c", 1], ["v", "b", 2]
+    ]  # fmt: skip
+    assert (got["score"] > 0).all()
 
 
-# --- fuse / score ------------------------------------------------------------------------------
+def test_top_k_keeps_non_positive_scores_when_asked():
+    cands, scores = ties_table()
+    got = top_k(cands, scores, k=10, positive_only=False)
+    assert got[got["customer_id"] == "u"]["item_id"].tolist() == ["z", "a", "m", "q", "n"]
+    assert got[got["customer_id"] == "u"]["rank"].tolist() == [1, 2, 3, 4, 5]
+    assert len(top_k(cands, scores, k=4, positive_only=False)) == 4 + 2  # v has only 2 candidates
+    assert top_k(cands, -np.ones(len(cands)), k=3).empty
 
 
-def test_fuse_is_weighted_sum_plus_small_fill():
-    feats = np.array([[1.0, 0.5], [0.0, 1.0]])
-    np.testing.assert_allclose(fuse(feats, np.array([1.0, 0.0])), [1.0 + FILL * 1.5, 0.0 + FILL * 1.0])
-    # a zero weight still lets the source fill the list
-    assert (fuse(feats, np.array([1.0, 0.0])) > 0).all()
+def test_top_k_index_points_at_candidate_rows():
+    cands, scores = ties_table()
+    for positive_only in (True, False):
+        got = top_k(cands, scores, k=3, positive_only=positive_only)
+        back = cands.iloc[got.index.to_numpy()]
+        assert back["customer_id"].tolist() == got["customer_id"].tolist()
+        assert back["item_id"].tolist() == got["item_id"].tolist()
+        np.testing.assert_array_equal(scores[got.index.to_numpy()], got["score"].to_numpy())
 
 
-def test_score_uses_the_model_weights_and_sizes():
-    cands = cands_frame([("c", "a", 1, 2), ("c", "b", 4, 3), ("c", "d", 5, 1)])
-    model = {"weights": {"buy_again": 0.25, "popularity": 1.0}, "sizes": {"buy_again": 4, "popularity": 2}, "rrf_k": 10}
-    feats = np.array([[1 / 11, 1 / 12], [1 / 14, 0.0], [0.0, 1 / 11]])
-    # a: 0.25/11 + 1/12 + FILL*(1/11 + 1/12); b: 0.25/14 + FILL/14; d: 1/11 + FILL/11
-    expected = [0.25 / 11 + 1 / 12 + FILL * (1 / 11 + 1 / 12), 0.25 / 14 + FILL / 14, 1 / 11 + FILL / 11]
-    np.testing.assert_allclose(score(model, cands), expected)
-    np.testing.assert_allclose(score(model, cands), fuse(feats, np.array([0.25, 1.0])))
+# --- ranking_data: labels, groups, source_columns, feature_table -------------------------------
 
 
-# --- fit ---------------------------------------------------------------------------------------
+def test_labels_mark_pairs_bought_in_the_future_window_aligned_with_candidates():
+    cands = pairs([("u", "x"), ("u", "y"), ("v", "x"), ("v", "z"), ("w", "x")])
+    future = pairs([("v", "x"), ("u", "y"), ("u", "y"), ("w", "q"), ("q", "x")])  # repeat, other item, other customer
+    got = labels(cands, future)
+    assert got.tolist() == [0, 1, 1, 0, 0]
+    assert len(got) == len(cands) and np.issubdtype(got.dtype, np.integer)
+    # row for row with the candidates, whatever their order
+    shuffled = cands.iloc[[4, 2, 0, 3, 1]].reset_index(drop=True)
+    assert labels(shuffled, future).tolist() == [0, 1, 0, 0, 1]
+    assert labels(cands, future.iloc[:0]).tolist() == [0] * 5
 
 
-def useful_vs_useless(good: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
-    """Per customer: the good source (n=3) ranks the purchased item x first; the bad one (n=2) never proposes it.
+def test_groups_count_rows_per_customer_in_order():
+    assert groups(pairs([("a", "1"), ("a", "2"), ("b", "1"), ("c", "1"), ("c", "2"), ("c", "3")])).tolist() == [2, 1, 3]
+    # grouped is enough: the order of the groups is the order of the rows
+    assert groups(pairs([("z", "1"), ("z", "2"), ("a", "1")])).tolist() == [2, 1]
+    assert groups(pairs([])).tolist() == []
 
-    With equal weights the sums are x = 1, y = 2/3 + 1/2, z = 1/3 + 1 -> z, y, x (NDCG@3 = 1/log2(4));
-    with the bad source at 0, x comes first (NDCG@3 = 1).
+
+def test_groups_refuse_candidates_not_grouped_by_customer():
+    with pytest.raises(ValueError, match="grouped by customer"):
+        groups(pairs([("a", "1"), ("b", "1"), ("a", "2")]))
+
+
+def test_source_columns_score_then_rank_per_source():
+    assert source_columns(["a", "b"]) == ["a_score", "a_rank", "b_score", "b_rank"]
+    assert source_columns([]) == []
+
+
+def test_feature_table_without_store():
+    cands = pd.DataFrame(
+        {
+            "customer_id": ["u", "u", "v"],
+            "item_id": ["x", "y", "x"],
+            "a_score": [0.5, 0.0, 2.0],
+            "a_rank": [1, 4, 1],
+            "b_score": [0.0, 0.0, 1.5],
+            "b_rank": [3, 3, 2],
+            "not_a_feature": [9, 9, 9],
+        },
+        index=[10, 11, 12],
+    )
+    x = feature_table(cands, pd.Timestamp("2011-12-09"), ["a", "b"], None)
+    assert list(x.columns) == ["a_score", "a_rank", "b_score", "b_rank", "n_sources", "days_to_year_end"]
+    assert list(x.index) == [0, 1, 2]
+    assert all(x[c].dtype == np.float32 for c in source_columns(["a", "b"]))
+    np.testing.assert_array_equal(x[["a_score", "a_rank", "b_score", "b_rank"]].to_numpy(), [
+        [0.5, 1, 0, 3], [0, 4, 0, 3], [2, 1, 1.5, 2]
+    ])  # fmt: skip
+    assert x["n_sources"].tolist() == [1, 0, 2]
+    assert x["days_to_year_end"].tolist() == [22.0, 22.0, 22.0]  # 9 Dec 2011 -> 31 Dec 2011
+    # only the named sources count
+    assert feature_table(cands, pd.Timestamp("2011-12-09"), ["b"], None)["n_sources"].tolist() == [0, 0, 1]
+
+
+@pytest.mark.parametrize(
+    ("cutoff", "days"),
+    [("2011-12-31", 0), ("2011-01-01", 364), ("2012-01-01", 365), ("2012-03-01", 305), ("2011-06-15", 199)],
+)
+def test_feature_table_days_to_year_end(cutoff, days):
+    cands = pd.DataFrame({"customer_id": ["u"], "item_id": ["x"], "a_score": [1.0], "a_rank": [1]})
+    assert feature_table(cands, pd.Timestamp(cutoff), ["a"], None)["days_to_year_end"].tolist() == [float(days)]
+
+
+# --- fit on a planted signal -------------------------------------------------------------------
+
+
+def synthetic(n_customers: int, seed: int, n_items: int = 20) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """(candidates, features, labels): customers x items sorted by customer, two sources `a` and `b`.
+
+    The label comes from `times_bought` (plus noise, and a little from the customer's recency);
+    the sources' scores are pure noise. About a fifth of the customers have no positive.
     """
-    bad = next(n for n in SOURCES if n != good)
-    sizes = {good: 3, bad: 2}
-    ranks = {"x": {good: 1, bad: 3}, "y": {good: 2, bad: 2}, "z": {good: 3, bad: 1}}
-    rows = [(c, item, r[SOURCES[0]], r[SOURCES[1]]) for c in ("c1", "c2", "c3") for item, r in ranks.items()]
-    truth = truth_frame([(c, "x") for c in ("c1", "c2", "c3")])
-    return cands_frame(rows), truth, {name: sizes[name] for name in SOURCES}
+    rng = np.random.default_rng(seed)
+    n = n_customers * n_items
+    customer = np.repeat([f"c{seed}_{i:04d}" for i in range(n_customers)], n_items)
+    cands = pd.DataFrame(
+        {"customer_id": customer, "item_id": np.tile([f"i{j:02d}" for j in range(n_items)], n_customers)}
+    )
+    for name in FAKE:
+        sc = np.where(rng.random(n) < 0.7, rng.random(n), 0.0)
+        cands[f"{name}_score"] = sc
+        rank = pd.Series(np.where(sc > 0, -sc, np.inf)).groupby(customer).rank(method="first").to_numpy()
+        cands[f"{name}_rank"] = np.where(sc > 0, rank, n_items + 1).astype(np.int32)
+    x = feature_table(cands, CUTOFF, FAKE, None)
+    x[PLANTED] = rng.poisson(1.0, n).astype(np.float32)
+    x["recency_days"] = np.repeat(rng.integers(1, 365, n_customers), n_items).astype(np.float32)
+    signal = x[PLANTED].to_numpy() + 0.4 * rng.standard_normal(n) - x["recency_days"].to_numpy() / 365
+    y = (signal > 2.2).astype(np.int8)
+    return cands, x, y
 
 
-@pytest.mark.parametrize("good", SOURCES)
-def test_fit_learns_useful_source_and_ignores_useless_one(good):
-    cands, truth, sizes = useful_vs_useless(good)
-    bad = next(n for n in SOURCES if n != good)
-    # sanity of the construction: equal weights put x last
-    assert ranking_metrics(top_k(cands, fuse(rank_features(cands, sizes), np.ones(2)), 3), truth, 3)[
-        "ndcg@3"
-    ] == pytest.approx(0.5)
-    model = fit(cands, truth, sizes, {"k": 3, "grid": 11, "rounds": 2})
-    assert model["weights"][good] == pytest.approx(1.0)
-    assert model["weights"][bad] <= 0.1
-    assert model["valid_ndcg@3"] == pytest.approx(1.0)
-    assert model["kind"] == "rank_fusion" and model["k"] == 3 and model["sizes"] == sizes
+def customers_with_positive(cands: pd.DataFrame, y: np.ndarray) -> int:
+    return cands.loc[y > 0, "customer_id"].nunique()
 
 
-@pytest.mark.parametrize("good", SOURCES)
-def test_score_with_fitted_model_reproduces_fit_quality(good):
-    cands, truth, sizes = useful_vs_useless(good)
-    model = fit(cands, truth, sizes, {"k": 3})
-    recs = top_k(cands, score(model, cands), 3)
-    assert ranking_metrics(recs, truth, 3)["ndcg@3"] == pytest.approx(model["valid_ndcg@3"])
-    assert recs[recs["rank"] == 1]["item_id"].tolist() == ["x", "x", "x"]
-    w = np.array([model["weights"][n] for n in sizes])
-    np.testing.assert_allclose(score(model, cands), fuse(rank_features(cands, sizes), w))
+def truth_of(cands: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
+    return cands.loc[y > 0, ["customer_id", "item_id"]]
 
 
-def test_fit_is_deterministic_and_json_able():
-    cands, truth, sizes = useful_vs_useless("popularity")
-    a = fit(cands, truth, sizes, {"k": 3})
-    b = fit(cands.copy(), truth.copy(), dict(sizes), {"k": 3})
-    assert a == b
-    assert json.loads(json.dumps(a)) == a
+@pytest.fixture(scope="module")
+def data() -> dict[str, tuple[pd.DataFrame, pd.DataFrame, np.ndarray]]:
+    return {"train": synthetic(200, 1), "valid": synthetic(100, 2), "test": synthetic(200, 3)}
 
 
-def test_fit_keeps_equal_weights_when_nothing_improves():
-    # both sources rank the purchased item first: [1, 1] is already perfect, no move is a strict gain
-    cands = cands_frame([("c", "x", 1, 1), ("c", "y", 2, 2)])
-    model = fit(cands, truth_frame([("c", "x")]), {"buy_again": 2, "popularity": 2}, {"k": 2})
-    assert model["weights"] == {"buy_again": 1.0, "popularity": 1.0}
-    assert model["valid_ndcg@2"] == pytest.approx(1.0)
+@pytest.fixture(scope="module")
+def fitted(data):
+    return fit([data["train"]], data["valid"], PARAMS)
 
 
-def test_coordinate_ascent_starts_from_the_best_single_weight():
-    from pipelines.tuning import coordinate_ascent
+def test_synthetic_table_is_as_intended(data):
+    for cands, x, y in data.values():
+        assert groups(cands).tolist() == [20] * cands["customer_id"].nunique()
+        n_customers = cands["customer_id"].nunique()
+        assert 0.5 * n_customers < customers_with_positive(cands, y) < n_customers  # some lists have no positive
+        assert (x["n_sources"] >= 0).all() and (x["n_sources"] <= 2).all()
 
-    # only weight 2 alone scores; every mix from equal weights is worse, and the grid cannot reach it
-    def objective(w):
-        return 1.0 if (w[2] > 0 and w[0] == 0 and w[1] == 0) else 0.5 if w.sum() == 3 else 0.0
 
-    weights, best = coordinate_ascent(objective, 3, grid=[0.5, 1.0], rounds=2)
-    assert best == 1.0 and weights.tolist() == [0.0, 0.0, 1.0]
+def test_fit_info(data, fitted):
+    booster, info = fitted
+    cands, x, y = data["train"]
+    assert info["kind"] == KIND == "lightgbm_lambdarank"
+    assert 1 <= info["best_iteration"] <= PARAMS["n_estimators"]
+    assert info["features"] == list(x.columns) == booster.feature_name()
+    assert 0.0 < info["valid_ndcg@10_positive_lists"] <= 1.0
+    json.dumps(info)
+
+
+def test_fit_leaves_out_customers_without_a_positive(data, fitted):
+    _, info = fitted
+    cands, x, y = data["train"]
+    with_positive = customers_with_positive(cands, y)
+    assert with_positive < cands["customer_id"].nunique()  # the exclusion is exercised
+    assert info["train_customers"] == with_positive
+    assert info["train_rows"] == 20 * with_positive
+    assert info["train_positive_rate"] == pytest.approx(y.sum() / (20 * with_positive))
+
+
+def test_fit_counts_customers_over_every_training_cutoff(data):
+    first, second = synthetic(60, 11), synthetic(40, 12)
+    _, info = fit([first, second], data["valid"], PARAMS)
+    assert info["train_customers"] == customers_with_positive(*first[::2]) + customers_with_positive(*second[::2])
+    assert info["train_rows"] == 20 * info["train_customers"]
+
+
+def test_fit_ranks_positives_above_negatives_on_held_out_customers(data, fitted):
+    booster, _ = fitted
+    cands, x, y = data["test"]
+    truth = truth_of(cands, y)
+    model = ranking_metrics(top_k(cands, score(booster, x), 10, positive_only=False), truth, 10)["ndcg@10"]
+    rng = np.random.default_rng(0)
+    chance = np.mean(
+        [ranking_metrics(top_k(cands, rng.random(len(cands)), 10), truth, 10)["ndcg@10"] for _ in range(5)]
+    )
+    oracle = ranking_metrics(top_k(cands, x[PLANTED].to_numpy() + 1, 10), truth, 10)["ndcg@10"]
+    assert chance < 0.5
+    assert model > chance + 0.3
+    assert model >= oracle - 0.05  # at least about as good as sorting by the planted feature
+
+
+def test_importance_puts_the_planted_feature_first(fitted):
+    booster, info = fitted
+    imp = importance(booster)
+    assert list(imp.columns) == ["feature", "gain"]
+    assert sorted(imp["feature"]) == sorted(info["features"])
+    assert imp["feature"].iloc[0] == PLANTED
+    assert imp["gain"].is_monotonic_decreasing
+    assert imp["gain"].iloc[0] > 2 * imp["gain"].iloc[1:].sum()
+
+
+def test_fit_is_deterministic(data, fitted):
+    booster, info = fitted
+    again, info2 = fit([data["train"]], data["valid"], dict(PARAMS))
+    x = data["test"][1]
+    np.testing.assert_array_equal(score(booster, x), score(again, x))
+    assert {k: v for k, v in info.items() if k != "seconds"} == {k: v for k, v in info2.items() if k != "seconds"}
+
+
+def test_fit_with_feature_fraction_is_deterministic_per_seed(data):
+    x = data["test"][1]
+    params = {**PARAMS, "feature_fraction": 0.5}
+    a = score(fit([data["train"]], data["valid"], params)[0], x)
+    b = score(fit([data["train"]], data["valid"], params)[0], x)
+    np.testing.assert_array_equal(a, b)
+    c = score(fit([data["train"]], data["valid"], {**params, "seed": 2})[0], x)
+    assert c.shape == a.shape and np.isfinite(c).all()  # another seed may differ: not asserted
+
+
+def test_fit_does_not_depend_on_the_candidates_index(data, fitted):
+    booster, _ = fitted
+    cands, x, y = data["train"]
+    moved = cands.set_axis(np.arange(len(cands)) + 1000)
+    other, _ = fit([(moved, x, y)], data["valid"], PARAMS)
+    np.testing.assert_array_equal(score(booster, data["test"][1]), score(other, data["test"][1]))
+
+
+# --- recommend ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recs(data, fitted):
+    booster, _ = fitted
+    cands, x, _ = data["test"]
+    return recommend(booster, cands, x, FAKE, 5)
+
+
+def test_recommend_k_rows_per_customer_best_first(data, fitted, recs):
+    booster, _ = fitted
+    cands, x, _ = data["test"]
+    assert list(recs.columns) == ["customer_id", "item_id", "rank", "score", "sources", "reasons", "contributions"]
+    assert (recs.groupby("customer_id").size() == 5).all()
+    assert recs["customer_id"].nunique() == cands["customer_id"].nunique()
+    assert recs.groupby("customer_id")["rank"].apply(list).map(lambda r: r == [1, 2, 3, 4, 5]).all()
+    assert recs.groupby("customer_id")["score"].apply(lambda v: v.is_monotonic_decreasing).all()
+    expected = top_k(cands, score(booster, x), 5, positive_only=False).reset_index(drop=True)
+    pd.testing.assert_frame_equal(recs[["customer_id", "item_id", "rank", "score"]], expected)
+
+
+def test_recommend_sources_are_those_that_proposed_the_item(data, recs):
+    cands, _, _ = data["test"]
+    joined = recs.merge(cands, on=["customer_id", "item_id"], how="left", validate="one_to_one")
+    expected = [",".join(n for n in FAKE if row[f"{n}_score"] > 0) for _, row in joined.iterrows()]
+    assert joined["sources"].tolist() == expected
+    assert {"", "a", "b", "a,b"} <= set(expected)  # every case occurs
+
+
+def test_recommend_contributions_are_up_to_three_features_that_push_up(recs):
+    for text in recs["contributions"]:
+        contrib = json.loads(text)
+        assert len(contrib) <= 3
+        assert all(v > 0 for v in contrib.values())
+        assert list(contrib.values()) == sorted(contrib.values(), reverse=True)
+    assert recs["contributions"].map(lambda t: PLANTED in json.loads(t)).any()
+    assert recs["contributions"].map(lambda t: len(json.loads(t)) == 3).any()
+
+
+def test_recommend_reasons_are_the_contributions_in_words(data, recs):
+    cands, x, _ = data["test"]
+    joined = recs.merge(
+        pd.concat([cands[["customer_id", "item_id"]], x], axis=1), on=["customer_id", "item_id"], validate="one_to_one"
+    )
+    for _, row in joined.iterrows():
+        words = list(dict.fromkeys(phrase(f, row[f]) for f in json.loads(row["contributions"])))
+        assert row["reasons"] == "; ".join(words)
+    assert recs["reasons"].str.contains(r"you bought it \d+ times").any()
+
+
+def test_recommend_never_gives_customer_level_features_as_reasons(data, fitted, recs):
+    booster, _ = fitted
+    cands, x, _ = data["test"]
+    assert "recency_days" in CUSTOMER_LEVEL and "days_to_year_end" in CUSTOMER_LEVEL
+    # the check means something: recency_days does push some rows up in the model
+    names = booster.feature_name()
+    contrib = booster.predict(x[names], num_iteration=booster.best_iteration, pred_contrib=True)
+    assert (contrib[:, names.index("recency_days")] > 0).any()
+    for text in recs["contributions"]:
+        assert not set(json.loads(text)) & CUSTOMER_LEVEL
+    assert not recs["reasons"].str.contains("recency").any()
+
+
+@pytest.mark.parametrize("relabel", ["shifted", "reversed"])
+def test_recommend_with_candidates_not_indexed_from_zero(data, fitted, recs, relabel):
+    booster, _ = fitted
+    cands, x, _ = data["test"]
+    labels_ = np.arange(len(cands)) + 1000 if relabel == "shifted" else np.arange(len(cands))[::-1]
+    got = recommend(booster, cands.set_axis(labels_), x, FAKE, 5)
+    pd.testing.assert_frame_equal(got, recs)
+
+
+# --- explain, with a stand-in booster whose contributions are chosen by hand ---------------------
+
+
+class StubBooster:
+    """What explain() uses of a LightGBM booster: feature names and per-row contributions (+ bias column)."""
+
+    best_iteration = 1
+
+    def __init__(self, names: list[str], contrib: list[list[float]]):
+        self.names, self.contrib = names, np.asarray(contrib, dtype=float)
+
+    def feature_name(self) -> list[str]:
+        return list(self.names)
+
+    def predict(self, x, num_iteration=None, pred_contrib=False):
+        assert pred_contrib and list(x.columns) == self.names
+        return np.column_stack([self.contrib, np.full(len(self.contrib), 0.123)])
+
+
+STUB_NAMES = ["a_score", "times_bought", "recency_days", "units_90d", "buyers_90d", "price"]
+
+
+def stub_explain(contrib: list[list[float]], values: list[list[float]] | None = None) -> pd.DataFrame:
+    n = len(contrib)
+    x = pd.DataFrame(values or [[1.0] * len(STUB_NAMES)] * n, columns=STUB_NAMES)
+    cands = pd.DataFrame({"a_score": [0.5, 0.0][:n], "b_score": [0.0, 0.0][:n]})
+    return explain(StubBooster(STUB_NAMES, contrib), x, cands, FAKE)
+
+
+def test_explain_top_three_positive_non_customer_features_best_first():
+    got = stub_explain(
+        [
+            # recency_days pushes most but is customer-level; price is 4th of the usable positives
+            [0.2, 0.5, 0.9, 0.3, -0.1, 0.05],
+            [-0.2, -0.5, 0.9, -0.3, -0.1, -0.05],  # nothing usable pushes up
+        ],
+        [[0.5, 4.0, 30.0, 7.0, 3.0, 2.5], [0.0, 0.0, 30.0, 0.0, 0.0, 1.0]],
+    )
+    assert list(got.columns) == ["sources", "reasons", "contributions"]
+    assert got["sources"].tolist() == ["a", ""]
+    assert json.loads(got["contributions"][0]) == {"times_bought": 0.5, "units_90d": 0.3, "a_score": 0.2}
+    assert list(json.loads(got["contributions"][0])) == ["times_bought", "units_90d", "a_score"]
+    assert got["reasons"][0] == "you bought it 4 times; a steady seller; a score"
+    assert json.loads(got["contributions"][1]) == {}
+    assert got["reasons"][1] == ""
+
+
+def test_explain_says_the_same_words_once():
+    got = stub_explain([[0.0, 0.0, 0.0, 0.4, 0.3, 0.2]])
+    assert list(json.loads(got["contributions"][0])) == ["units_90d", "buyers_90d", "price"]
+    assert got["reasons"][0] == "a steady seller; its price suits you"  # units_90d and buyers_90d read the same
+
+
+def test_explain_lists_no_feature_whose_contribution_reads_zero():
+    got = stub_explain([[0.00002, 0.5, 0.0, 0.0, 0.0, 0.0]])
+    contrib = json.loads(got["contributions"][0])
+    assert all(v > 0 for v in contrib.values()), contrib
+    assert got["reasons"][0] == "you bought it 1 times"
+
+
+# --- phrase ------------------------------------------------------------------------------------
+
+
+def test_phrase_source_columns_use_the_source_words():
+    for name, words in SOURCE_WORDS.items():
+        assert phrase(f"{name}_score", 0.7) == words
+        assert phrase(f"{name}_rank", 3.0) == words
+    assert phrase("buy_again_score", float("nan")) == "you bought it before"
+
+
+def test_phrase_formats_templated_features():
+    assert phrase("times_bought", 3.0) == "you bought it 3 times"
+    assert phrase("days_since_last_purchase", 12.4) == "last bought 12 days ago"
+    assert phrase("mean_repurchase_interval_days", 29.6) == "you re-order it every 30 days or so"
+    assert phrase("n_sources", 2.0) == "proposed by several sources"  # no number in that one
+    assert phrase("in_top_category", 1.0) == FEATURE_WORDS["in_top_category"]
+
+
+def test_phrase_without_a_value_drops_the_number():
+    assert phrase("times_bought", float("nan")) == "you bought it"
+    assert phrase("units_bought", float("nan")) == "you bought"
+    assert phrase("days_since_last_purchase", float("inf")) == "last bought"
+    for feature, template in FEATURE_WORDS.items():
+        assert "{" not in phrase(feature, float("nan"))
+        assert "{" not in phrase(feature, 1.0)
+        if "{" not in template:
+            assert phrase(feature, float("nan")) == template
+
+
+def test_phrase_unknown_features_become_words():
+    assert phrase("foo_bar", 1.0) == "foo bar"
+    assert phrase("foo_bar", float("nan")) == "foo bar"
+    assert phrase("unknown_source_score", 0.5) == "unknown source score"
+    assert phrase("a_rank", 1.0) == "a rank"

@@ -1,0 +1,59 @@
+"""The ranker's table: one row per candidate (customer x item at a cutoff) with the sources' scores
+and ranks, Feast features joined point-in-time at the cutoff, context, and the label.
+
+Labels: 1 when the customer bought the item in the window that follows the cutoff.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from pipelines import schema as s
+from pipelines.features.customer import TIERS
+from pipelines.features.history import EVENT_TS
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+TEXT_FEATURES = ("rfm_tier", "top_category", "category")  # turned into numbers below, not fed as text
+
+
+def source_columns(source_names: list[str]) -> list[str]:
+    return [f"{name}_{kind}" for name in source_names for kind in ("score", "rank")]
+
+
+def feature_table(
+    cands: pd.DataFrame, cutoff: pd.Timestamp, source_names: list[str], store: FeatureStore | None
+) -> pd.DataFrame:
+    """Model inputs for `cands` (row for row): source columns, Feast `ranker` features, context."""
+    from pipelines.features.store import historical_features
+
+    x = cands[source_columns(source_names)].astype("float32").reset_index(drop=True)
+    x["n_sources"] = (cands[[f"{n}_score" for n in source_names]].to_numpy() > 0).sum(axis=1)
+    if store is not None:
+        entities = cands[[s.CUSTOMER, s.ITEM]].reset_index(drop=True).assign(**{EVENT_TS: cutoff})
+        feats = historical_features(store, entities).drop(columns=[s.CUSTOMER, s.ITEM, EVENT_TS])
+        tier = pd.Categorical(feats.pop("rfm_tier"), categories=list(TIERS))
+        feats["rfm_tier"] = np.where(tier.codes >= 0, tier.codes, np.nan)  # 0 = champion ... 4 = hibernating
+        top, category = feats.pop("top_category"), feats.pop("category")
+        feats["in_top_category"] = np.where(top.notna() & category.notna(), (top == category).astype(float), np.nan)
+        x = pd.concat([x, feats.apply(pd.to_numeric, errors="coerce").astype("float32")], axis=1)
+    x["days_to_year_end"] = np.float32((pd.Timestamp(year=cutoff.year, month=12, day=31) - cutoff).days)
+    return x
+
+
+def labels(cands: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
+    """1 where the customer bought the item in `future`, else 0 (aligned with `cands`)."""
+    bought = pd.MultiIndex.from_frame(future[[s.CUSTOMER, s.ITEM]].drop_duplicates())
+    return pd.MultiIndex.from_frame(cands[[s.CUSTOMER, s.ITEM]]).isin(bought).astype(np.int8)
+
+
+def groups(cands: pd.DataFrame) -> np.ndarray:
+    """Rows per customer, in order (candidates are sorted by customer)."""
+    codes = pd.factorize(cands[s.CUSTOMER])[0]
+    if len(codes) and (np.diff(codes) < 0).any():
+        raise ValueError("candidates must be grouped by customer")
+    return np.bincount(codes) if len(codes) else np.zeros(0, dtype=np.int64)
