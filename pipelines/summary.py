@@ -8,8 +8,9 @@ from pathlib import Path
 OUTPUTS = {
     "clean data": "data/clean/interactions.parquet",
     "windows": "data/split/",
+    "features": "data/features/   (online store: data/feast/; shoprec features online --customer ID)",
     "candidates": "data/candidates/",
-    "model": "models/ranker.json",
+    "model": "models/ranker.lgb  (models/ranker.json: features, best iteration)",
     "recommendations": "data/recommendations/test.parquet",
     "metrics": "metrics/*.json   (dvc metrics show / dvc metrics diff)",
     "plots": "plots/*.csv       (dvc plots show)",
@@ -17,14 +18,19 @@ OUTPUTS = {
 
 
 def summarize(metrics_dir: str | Path = "metrics") -> str:
-    """Rows in and out, candidate recall, and the ranker against each source on the test window."""
+    """Rows in and out, features, candidate recall, and the ranker against each source on the test window."""
     d = Path(metrics_dir)
     ingest = json.loads((d / "ingest.json").read_text())
     cands = json.loads((d / "candidates.json").read_text())["test"]
     ev = json.loads((d / "evaluate.json").read_text())
+    feats = json.loads((d / "features.json").read_text())
+    online = json.loads((d / "feature_store.json").read_text())["rows_online"]
     dropped = ", ".join(f"{k} {v:,}" for k, v in ingest["rows_dropped"].items() if v)
     lines = [
         f"ingest     {ingest['rows_in']:,} rows in, {ingest['rows_out']:,} out (dropped: {dropped or 'none'})",
+        f"features   {feats['customer']['rows']:,} customer, {feats['product']['rows']:,} product and "
+        f"{feats['customer_product']['rows']:,} customer x product rows; online: "
+        + ", ".join(f"{view} {rows:,}" for view, rows in sorted(online.items())),
         f"candidates union recall {cands['recall_union']:.3f} with {cands['candidates_per_customer']:.0f} per customer",
         f"evaluate   {ev['customers']:,} customers in the test window",
         f"           {'model':<20}{'NDCG@10':>9}{'Recall@20':>11}{'HitRate@10':>12}",

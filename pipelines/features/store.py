@@ -237,6 +237,10 @@ def materialize_stage(params: dict[str, Any], as_of: pd.Timestamp, metrics_path:
         "as_of": _utc(as_of).isoformat(),
         "feature_views": sorted(v.name for v in contents.feature_views),
         "rows_materialized": {name: r["rows"] for name, r in report.items()},
+        "rows_online": {  # what the online store holds for as_of, whatever earlier runs loaded
+            view.name: _latest_rows(store, view, _utc(as_of) - (view.ttl or timedelta(days=3650)), _utc(as_of))
+            for view in store.list_feature_views()
+        },
     }
     if metrics_path is not None:
         write_json(summary, metrics_path)
