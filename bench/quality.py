@@ -94,12 +94,14 @@ def peers(history: pd.DataFrame, customers: pd.Index) -> dict[str, pd.DataFrame]
 
     conf = ui.copy()
     conf.data = np.log1p(conf.data).astype(np.float32)
+    als = {"factors": 64, "regularization": 0.05, "alpha": 2.0, "iterations": 15, "random_state": 0}
+    bpr = {"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 100, "random_state": 0}
     models = {
-        "implicit ALS": lambda: AlternatingLeastSquares(factors=64, regularization=0.05, alpha=2.0, iterations=15, random_state=0),
-        "implicit BPR": lambda: BayesianPersonalizedRanking(factors=64, learning_rate=0.01, regularization=0.01, iterations=100, random_state=0),
+        "implicit ALS": lambda: AlternatingLeastSquares(**als),
+        "implicit BPR": lambda: BayesianPersonalizedRanking(**bpr),
         "implicit cosine item-kNN": lambda: CosineRecommender(K=200),
         "implicit BM25 item-kNN": lambda: BM25Recommender(K=200),
-    }  # fmt: skip
+    }
     for name, make in models.items():
         with threadpool_limits(1, "blas"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
