@@ -109,6 +109,7 @@ def main() -> None:
     report["materialize"], report["materialize_s"] = timed(materialize, store, windows.as_of)
     rows = sum(v["rows"] for v in report["materialize"].values())
     report["materialize_rows_per_s"] = round(rows / report["materialize_s"])
+    save(report, args.out)
 
     entities = training_entities(clean, windows.valid_start, windows.test_start)
     joined, seconds = timed(historical_features, store, entities)
@@ -119,6 +120,8 @@ def main() -> None:
         "rows_per_s": round(len(entities) / seconds),
         "feature_columns": len(joined.columns) - 3,
     }
+    del joined
+    save(report, args.out)
 
     customers = pd.read_parquet(work / "data" / "features" / "customer.parquet", columns=["customer_id"])
     rng = np.random.default_rng(0)
@@ -135,11 +138,15 @@ def main() -> None:
 
     report["online_one_customer"] = latencies(one_customer, args.requests)
     report["online_100_pairs"] = latencies(hundred_pairs, min(args.requests, 200))
+    save(report, args.out)
+    print(json.dumps(report, indent=2, default=str))
+
+
+def save(report: dict, out: Path | None) -> None:
+    """Write what is measured so far (a run that dies late keeps its earlier figures)."""
     report["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    text = json.dumps(report, indent=2, default=str)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    if out:
+        out.write_text(json.dumps(report, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":

@@ -75,8 +75,7 @@ def backtest(
     for col, name in ((s.CUSTOMER, "user_id"), (s.ITEM, "item_id")):
         if col in numeric_ids:  # give numeric ids back as numbers, e.g. CustomerID 17850.0 -> 17850
             out[name] = pd.to_numeric(out[name])
-    write_parquet(
-        out[["user_id", "item_id", "rank", "score", "sources", "reasons"]], out_dir / "recommendations.parquet"
-    )
+    write_parquet(out[["user_id", "item_id", "rank", "score"]], out_dir / "recommendations.parquet")
+    write_parquet(out[["user_id", "item_id", "sources", "reasons", "contributions"]], out_dir / "explanations.parquet")
     write_json(metrics, out_dir / "metrics.json")
     return metrics

@@ -182,11 +182,14 @@ def scratch_store(root: str | Path, tables: dict[str, pd.DataFrame], params: dic
     return store
 
 
-def historical_features(store: FeatureStore, entities: pd.DataFrame, service: str = "ranker") -> pd.DataFrame:
+def historical_features(
+    store: FeatureStore, entities: pd.DataFrame, service: str = "ranker", chunk_rows: int = 500_000
+) -> pd.DataFrame:
     """Point-in-time join of `service` onto customer x item rows stamped `event_timestamp` (the cutoff).
 
     The request time of the on-demand view is the row's own timestamp. Rows come back in the
-    order given, with the feature columns added.
+    order given, with the feature columns added. The join runs `chunk_rows` entity rows at a
+    time, which bounds memory whatever the training set's size.
     """
     missing = [c for c in (s.CUSTOMER, s.ITEM, EVENT_TS) if c not in entities]
     if missing:
@@ -196,11 +199,14 @@ def historical_features(store: FeatureStore, entities: pd.DataFrame, service: st
     frame[EVENT_TS] = ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
     frame[AS_OF] = frame[EVENT_TS]
     frame["_row"] = range(len(frame))
-    with _inside(store):
-        job = store.get_historical_features(entity_df=frame, features=store.get_feature_service(service))
-        out = job.to_df()
     keep = [*entities.columns, *service_features(store, service)]
-    return out.sort_values("_row")[keep].reset_index(drop=True)
+    features = store.get_feature_service(service)
+    parts = []
+    with _inside(store):
+        for lo in range(0, max(len(frame), 1), chunk_rows):
+            job = store.get_historical_features(entity_df=frame.iloc[lo : lo + chunk_rows], features=features)
+            parts.append(job.to_df().sort_values("_row")[keep])
+    return pd.concat(parts, ignore_index=True)
 
 
 def service_features(store: FeatureStore, service: str) -> list[str]:
