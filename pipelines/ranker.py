@@ -154,13 +154,13 @@ def train_stage(
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """The train step: LightGBM on every training cutoff, early stopping on validation; model, importance."""
-    from pipelines.features.store import open_store
+    from pipelines.features.store import applied_store
 
     cands_dir, split_dir, model_dir = Path(cands_dir), Path(split_dir), Path(model_dir)
     w = read_windows(split_dir / "windows.json")
     frame = pd.concat([pd.read_parquet(split_dir / f"{n}.parquet") for n in ("train", "valid")], ignore_index=True)
     names = list(params["candidates"]["sources"])
-    store = open_store(params["features"])
+    store = applied_store(params["features"])
     labelled = {}
     for name, (start, end) in w.label_windows().items():
         if name == "test":
@@ -190,11 +190,11 @@ def recommend_stage(
     cands_dir: str | Path, split_dir: str | Path, model_dir: str | Path, out_path: str | Path, params: dict[str, Any]
 ) -> pd.DataFrame:
     """The recommend step: score the test cutoff's candidates; write the top k per customer with reasons."""
-    from pipelines.features.store import open_store
+    from pipelines.features.store import applied_store
 
     booster, info = load(model_dir)
     cutoff = read_windows(Path(split_dir) / "windows.json").test_start
-    cands, x = _window_inputs(Path(cands_dir), "test", cutoff, info["sources"], open_store(params["features"]))
+    cands, x = _window_inputs(Path(cands_dir), "test", cutoff, info["sources"], applied_store(params["features"]))
     recs = recommend(booster, cands, x, info["sources"], int(params["recommend"]["k"]))
     write_parquet(recs, out_path)
     return recs

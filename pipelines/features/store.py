@@ -119,6 +119,13 @@ def apply(store: FeatureStore, every_days: int) -> RepoContents:
     return contents
 
 
+def applied_store(params: dict[str, Any]) -> FeatureStore:
+    """The configured store with the repo applied (idempotent): what every step that reads features opens."""
+    store = open_store(params)
+    apply(store, int(params["every_days"]))
+    return store
+
+
 def materialize(store: FeatureStore, end: pd.Timestamp) -> dict[str, Any]:
     """Incrementally load the online store with the latest values up to `end`; rows written and rows/s per view."""
     end = _utc(end)
@@ -234,14 +241,13 @@ def materialize_stage(params: dict[str, Any], as_of: pd.Timestamp, metrics_path:
     """`shoprec features materialize`: apply the repo, then load the online store up to `as_of`."""
     from pipelines.files import write_json
 
-    store = open_store(params)
-    contents = apply(store, int(params["every_days"]))
+    store = applied_store(params)
     report = materialize(store, as_of)
     log.info("features: materialised into the %s online store: %s", store_kind(params), report)
     summary = {
         "store": store_kind(params),
         "as_of": _utc(as_of).isoformat(),
-        "feature_views": sorted(v.name for v in contents.feature_views),
+        "feature_views": sorted(v.name for v in store.list_feature_views()),
         "rows_materialized": {name: r["rows"] for name, r in report.items()},
         "rows_online": {  # what the online store holds for as_of, whatever earlier runs loaded
             view.name: _latest_rows(store, view, _utc(as_of) - (view.ttl or timedelta(days=3650)), _utc(as_of))
