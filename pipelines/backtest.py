@@ -39,7 +39,8 @@ def backtest(
     timings = {}
     cands = candidates_at_cutoffs(cleaned, w, params["candidates"])
     timings["candidates"] = round(time.perf_counter() - started, 2)
-    store = scratch_store(out_dir / "_feast", build_features(cleaned, w, params["features"]), params["features"])
+    local = {**params["features"], "store": "local"}
+    store = scratch_store(out_dir / "_feast", build_features(cleaned, w, local), local)
     timings["features"] = round(time.perf_counter() - started - sum(timings.values()), 2)
 
     names = list(params["candidates"]["sources"])

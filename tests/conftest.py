@@ -76,19 +76,15 @@ def interactions(rows: list[tuple]) -> pd.DataFrame:
 
 def feature_project(root: Path, clean: pd.DataFrame, windows, store: str = "local", env: dict | None = None):
     """A copy of feature_repo/ under `root` with sources built from `clean`, applied: (store, params)."""
-    import shutil
-
     from pipelines.features.build import build_features
-    from pipelines.features.store import apply, open_store
+    from pipelines.features.store import scratch_store
 
-    repo = root / "feature_repo"
-    if not repo.exists():
-        shutil.copytree(ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("__pycache__"))
-    params = {"repo": str(repo), "every_days": 7, "active_days": 365, "clusters": 2, "store": store}
-    write_sources(root, build_features(clean, windows, params))
-    fs = open_store(params, env=env)
-    apply(fs, params["every_days"])
-    return fs, params
+    params = {"repo": str(root / "feature_repo"), "every_days": 7, "active_days": 365, "clusters": 2, "store": store}
+    if not (root / "feature_repo").exists():
+        import shutil
+
+        shutil.copytree(ROOT / "feature_repo", root / "feature_repo", ignore=shutil.ignore_patterns("__pycache__"))
+    return scratch_store(root, build_features(clean, windows, params), params, env), params
 
 
 def write_sources(root: Path, tables: dict[str, pd.DataFrame]) -> None:

@@ -169,10 +169,13 @@ def _utc(ts: Any) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def scratch_store(root: str | Path, tables: dict[str, pd.DataFrame], params: dict[str, Any]) -> FeatureStore:
-    """A local store in `root`: a copy of `features.repo` with `tables` as its sources, applied.
+def scratch_store(
+    root: str | Path, tables: dict[str, pd.DataFrame], params: dict[str, Any], env: dict[str, str] | None = None
+) -> FeatureStore:
+    """A store in `root`: a copy of `features.repo` with `tables` as its sources, applied.
 
     For in-memory runs (backtest, benchmarks, tests) that must not touch the project's store.
+    Local unless `params` and `env` ask for production (env default: none, so never by accident).
     """
     import shutil
 
@@ -180,11 +183,12 @@ def scratch_store(root: str | Path, tables: dict[str, pd.DataFrame], params: dic
 
     root = Path(root)
     repo = root / "feature_repo"
-    shutil.rmtree(repo, ignore_errors=True)
-    shutil.copytree(Path(params.get("repo", "feature_repo")), repo, ignore=shutil.ignore_patterns("__pycache__"))
+    if repo.resolve() != Path(params.get("repo", "feature_repo")).resolve():
+        shutil.rmtree(repo, ignore_errors=True)
+        shutil.copytree(Path(params.get("repo", "feature_repo")), repo, ignore=shutil.ignore_patterns("__pycache__"))
     for name, frame in tables.items():
         write_parquet(frame, root / "data" / "features" / f"{name}.parquet")
-    store = open_store({**params, "repo": str(repo), "store": "local"}, env={})
+    store = open_store({**params, "repo": str(repo)}, env={} if env is None else env)
     apply(store, int(params["every_days"]))
     return store
 
