@@ -63,7 +63,7 @@ product_features = FeatureView(
         Field(name="price", dtype=Float64),
         Field(name="repeat_rate", dtype=Float64),
         Field(name="units_next4w_last_year", dtype=Float64),
-        Field(name="buyers_next4w_last_year", dtype=Int64),
+        Field(name="buyers_next4w_last_year", dtype=Float64),
         Field(name="category", dtype=String),
     ],
     description="Demand over 7/30/90 days and its trend, price, repeat rate, age, last year's season.",

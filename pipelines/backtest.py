@@ -23,7 +23,7 @@ from pipelines.features.build import build_features
 from pipelines.features.store import scratch_store
 from pipelines.files import write_json, write_parquet
 from pipelines.ingest import clean, load_canonical
-from pipelines.ranking_data import feature_table, labels
+from pipelines.ranking_data import labelled_windows, training_windows
 from pipelines.split import make_windows, window
 
 
@@ -44,11 +44,8 @@ def backtest(
     timings["features"] = round(time.perf_counter() - started - sum(timings.values()), 2)
 
     names = list(params["candidates"]["sources"])
-    inputs = {}
-    for name, (start, end) in w.label_windows().items():
-        x = feature_table(cands[name], start, names, store)
-        inputs[name] = (cands[name], x, labels(cands[name], window(cleaned, start, end)))
-    train = [v for n, v in inputs.items() if n not in ("valid", "test")] or [inputs["valid"]]
+    inputs = labelled_windows({n: cands[n] for n in w.label_windows()}, cleaned, w, names, store)
+    train = training_windows(inputs)
     booster, model = ranker.fit(train, inputs["valid"], params["ranker"])
     timings["ranker_fit"] = model["seconds"]
 

@@ -53,14 +53,36 @@ FEATURE_WORDS = {
 CUSTOMER_LEVEL = {
     "recency_days", "tenure_days", "orders_30d", "spend_30d", "orders_90d", "spend_90d", "orders_365d", "spend_365d",
     "basket_size", "basket_value", "distinct_items", "repurchase_rate", "top_category_share", "categories",
-    "rfm_score", "rfm_tier", "behaviour_cluster", "days_to_year_end",
+    "rfm_score", "rfm_tier", "behaviour_cluster",
 }  # fmt: skip
 
 
-def phrase(feature: str, value: float) -> str:
+# A phrase is said only when the feature's value makes it true (a positive contribution alone does not).
+HOLDS = {
+    "times_bought": lambda v: v >= 1,
+    "units_bought": lambda v: v > 0,
+    "days_since_last_purchase": np.isfinite,
+    "repurchase_due_ratio": lambda v: v >= 0.8,
+    "mean_repurchase_interval_days": np.isfinite,
+    "trend_7_30": lambda v: v > 1.1,
+    "trend_30_90": lambda v: v > 1.1,
+    "age_days": lambda v: v <= 60,
+    "in_top_category": lambda v: v == 1,
+    "n_sources": lambda v: v >= 2,
+    "repeat_rate": lambda v: v >= 0.2,
+    "units_next4w_last_year": lambda v: v > 0,
+    "buyers_next4w_last_year": lambda v: v > 0,
+}
+
+
+def phrase(feature: str, value: float, proposed_by: set[str] = frozenset()) -> str | None:
+    """Words for a feature pushing an item up, or None when its value does not bear the words out."""
     source = feature.rsplit("_", 1)[0]
     if feature.endswith(("_score", "_rank")) and source in SOURCE_WORDS:
-        return SOURCE_WORDS[source]
+        return SOURCE_WORDS[source] if source in proposed_by else None
+    holds = HOLDS.get(feature)
+    if holds is not None and not (np.isfinite(value) and holds(value)):
+        return None
     template = FEATURE_WORDS.get(feature, feature.replace("_", " "))
     return template.format(value) if "{" in template and np.isfinite(value) else template.split(" {")[0]
 
@@ -74,10 +96,14 @@ def explain(booster: lgb.Booster, x: pd.DataFrame, cands: pd.DataFrame, source_n
     proposed = np.column_stack([cands[f"{n}_score"].to_numpy() > 0 for n in source_names])
     sources, reasons, details = [], [], []
     for row in range(len(x)):
+        by = {n for n, p in zip(source_names, proposed[row], strict=True) if p}
         c = np.where(usable, contrib[row], -np.inf)
-        best = [i for i in np.argsort(-c, kind="stable")[:TOP] if round(float(c[i]), 4) > 0]
-        words = list(dict.fromkeys(phrase(names[i], values[row, i]) for i in best))
-        sources.append(",".join(n for n, p in zip(source_names, proposed[row], strict=True) if p))
-        reasons.append("; ".join(words))
-        details.append(json.dumps({names[i]: round(float(contrib[row, i]), 4) for i in best}))
+        said = [
+            (i, words)
+            for i in np.argsort(-c, kind="stable")
+            if round(float(c[i]), 4) > 0 and (words := phrase(names[i], values[row, i], by))
+        ][:TOP]
+        sources.append(",".join(n for n in source_names if n in by))
+        reasons.append("; ".join(dict.fromkeys(words for _, words in said)))
+        details.append(json.dumps({names[i]: round(float(contrib[row, i]), 4) for i, _ in said}))
     return pd.DataFrame({"sources": sources, "reasons": reasons, "contributions": details})

@@ -22,7 +22,7 @@ import pandas as pd
 from pipelines import schema as s
 from pipelines.explain import explain
 from pipelines.files import write_csv, write_json, write_parquet
-from pipelines.ranking_data import feature_table, groups, labels
+from pipelines.ranking_data import feature_table, groups, labelled_windows, training_windows
 from pipelines.split import read_windows
 
 if TYPE_CHECKING:
@@ -141,11 +141,6 @@ def recommend(
     return pd.concat([recs.reset_index(drop=True), why.reset_index(drop=True)], axis=1)
 
 
-def _window_inputs(cands_dir: Path, name: str, cutoff: pd.Timestamp, names: list[str], store: Any) -> tuple:
-    cands = pd.read_parquet(cands_dir / f"{name}.parquet")
-    return cands, feature_table(cands, cutoff, names, store)
-
-
 def train_stage(
     cands_dir: str | Path,
     split_dir: str | Path,
@@ -160,16 +155,9 @@ def train_stage(
     w = read_windows(split_dir / "windows.json")
     frame = pd.concat([pd.read_parquet(split_dir / f"{n}.parquet") for n in ("train", "valid")], ignore_index=True)
     names = list(params["candidates"]["sources"])
-    store = applied_store(params["features"])
-    labelled = {}
-    for name, (start, end) in w.label_windows().items():
-        if name == "test":
-            continue
-        cands, x = _window_inputs(cands_dir, name, start, names, store)
-        future = frame[(frame[s.TS] >= start) & (frame[s.TS] < end)]
-        labelled[name] = (cands, x, labels(cands, future))
-    train = [v for n, v in labelled.items() if n != "valid"] or [labelled["valid"]]
-    booster, info = fit(train, labelled["valid"], params["ranker"])
+    cands = {n: pd.read_parquet(cands_dir / f"{n}.parquet") for n in w.label_windows() if n != "test"}
+    labelled = labelled_windows(cands, frame, w, names, applied_store(params["features"]))
+    booster, info = fit(training_windows(labelled), labelled["valid"], params["ranker"])
     model_dir.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(model_dir / "ranker.lgb"), num_iteration=booster.best_iteration)
     info["sources"] = names
@@ -193,8 +181,9 @@ def recommend_stage(
     from pipelines.features.store import applied_store
 
     booster, info = load(model_dir)
-    cutoff = read_windows(Path(split_dir) / "windows.json").test_start
-    cands, x = _window_inputs(Path(cands_dir), "test", cutoff, info["sources"], applied_store(params["features"]))
+    w = read_windows(Path(split_dir) / "windows.json")
+    cands = pd.read_parquet(Path(cands_dir) / "test.parquet")
+    x = feature_table(cands, w.test_start, info["sources"], applied_store(params["features"]))
     recs = recommend(booster, cands, x, info["sources"], int(params["recommend"]["k"]))
     write_parquet(recs, out_path)
     return recs

@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 
 from pipelines import schema as s
+from pipelines.errors import InputError
 from pipelines.features.customer import TIERS
 from pipelines.features.history import EVENT_TS
+from pipelines.split import Windows
 
 if TYPE_CHECKING:
     from feast import FeatureStore
-
-TEXT_FEATURES = ("rfm_tier", "top_category", "category")  # turned into numbers below, not fed as text
 
 
 def source_columns(source_names: list[str]) -> list[str]:
@@ -28,7 +28,11 @@ def source_columns(source_names: list[str]) -> list[str]:
 def feature_table(
     cands: pd.DataFrame, cutoff: pd.Timestamp, source_names: list[str], store: FeatureStore | None
 ) -> pd.DataFrame:
-    """Model inputs for `cands` (row for row): source columns, Feast `ranker` features, context."""
+    """Model inputs for `cands` (row for row): source columns and the Feast `ranker` features.
+
+    No calendar context: with a few training cutoffs a date feature only identifies the cutoff,
+    and the test cutoff's value is never seen in training.
+    """
     from pipelines.features.store import historical_features
 
     x = cands[source_columns(source_names)].astype("float32").reset_index(drop=True)
@@ -41,7 +45,6 @@ def feature_table(
         top, category = feats.pop("top_category"), feats.pop("category")
         feats["in_top_category"] = np.where(top.notna() & category.notna(), (top == category).astype(float), np.nan)
         x = pd.concat([x, feats.apply(pd.to_numeric, errors="coerce").astype("float32")], axis=1)
-    x["days_to_year_end"] = np.float32((pd.Timestamp(year=cutoff.year, month=12, day=31) - cutoff).days)
     return x
 
 
@@ -49,6 +52,30 @@ def labels(cands: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
     """1 where the customer bought the item in `future`, else 0 (aligned with `cands`)."""
     bought = pd.MultiIndex.from_frame(future[[s.CUSTOMER, s.ITEM]].drop_duplicates())
     return pd.MultiIndex.from_frame(cands[[s.CUSTOMER, s.ITEM]]).isin(bought).astype(np.int8)
+
+
+def labelled_windows(
+    cands: dict[str, pd.DataFrame], frame: pd.DataFrame, w: Windows, source_names: list[str], store: FeatureStore | None
+) -> dict[str, tuple[pd.DataFrame, pd.DataFrame, np.ndarray]]:
+    """(candidates, features, labels) of every window in `cands`, each at its own cutoff."""
+    out = {}
+    for name, (start, end) in w.label_windows().items():
+        if name in cands:
+            future = frame[(frame[s.TS] >= start) & (frame[s.TS] < end)]
+            out[name] = (
+                cands[name],
+                feature_table(cands[name], start, source_names, store),
+                labels(cands[name], future),
+            )
+    return out
+
+
+def training_windows(labelled: dict[str, tuple]) -> list[tuple]:
+    """The training cutoffs' tables (all but valid and test); at least one is required."""
+    train = [v for name, v in labelled.items() if name.startswith("train_")]
+    if not train:
+        raise InputError("ranker: no training cutoff (set split.train_cutoffs >= 1): validation is for early stopping")
+    return train
 
 
 def groups(cands: pd.DataFrame) -> np.ndarray:

@@ -117,14 +117,15 @@ def candidates_at_cutoffs(df: pd.DataFrame, w: Windows, cand_params: dict[str, A
 
     Each window's customers are its warm ones (history before it, purchases inside it). With a
     `selection` section, the union is cut to per-customer budgets, with source weights tuned
-    for recall on a sample of the validation window's customers and applied unchanged to the
-    other windows. Returns {name: frame for each window, "selection": weights or None,
-    "metrics": recall per window}.
+    for recall on a sample of the earliest window's customers (the first training cutoff, or
+    validation without one) and applied unchanged to the later windows, so no window's
+    candidates are chosen with a later window's purchases.
+    Returns {name: frame for each window, "selection": weights or None, "metrics": recall per window}.
     """
     source_params, sel = cand_params["sources"], cand_params.get("selection")
     out: dict[str, Any] = {"selection": None, "metrics": {}}
     windows = w.label_windows()
-    for name in ["valid", *(n for n in windows if n != "valid")]:  # valid first: selection is tuned there
+    for name in windows:  # oldest first: the selection is tuned on the earliest window, before any later label
         start, end = windows[name]
         history, future = window(df, None, start), window(df, start, end)
         customers = warm_customers(history, future)

@@ -46,21 +46,17 @@ def product_snapshot(h: History, date: pd.Timestamp, active_days: int) -> pd.Dat
     f["repeat_rate"] = (pairs["second_day"] < date).groupby(pairs[s.ITEM]).mean().reindex(items)
 
     start = date - pd.Timedelta(days=SEASON_LAG_DAYS)
-    season = pair_days_between(h, start, start + pd.Timedelta(days=SEASON_SPAN_DAYS))
-    f["units_next4w_last_year"] = season.groupby(s.ITEM)[s.QUANTITY].sum().reindex(items, fill_value=0.0)
-    buyers = season.groupby(s.ITEM)[s.CUSTOMER].nunique()
-    f["buyers_next4w_last_year"] = buyers.reindex(items, fill_value=0).astype("int64")
+    season = h.before("pair_days", start + pd.Timedelta(days=SEASON_SPAN_DAYS), SEASON_SPAN_DAYS)
+    covered = start >= h.lines[DAY_COL].min()  # a year earlier must lie inside the data, else unknown (NaN)
+    units = season.groupby(s.ITEM)[s.QUANTITY].sum().reindex(items, fill_value=0.0)
+    buyers = season.groupby(s.ITEM)[s.CUSTOMER].nunique().reindex(items, fill_value=0)
+    f["units_next4w_last_year"] = units if covered else np.nan
+    f["buyers_next4w_last_year"] = buyers.astype("float64") if covered else np.nan
     codes = lines.loc[lines[s.CATEGORY] >= 0].groupby(s.ITEM)[s.CATEGORY].last().reindex(items)
     names, known = np.full(len(items), None, dtype=object), codes.notna().to_numpy()
     names[known] = h.categories.take(codes[known].astype(int))
     f["category"] = names
     return f
-
-
-def pair_days_between(h: History, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    """Customer x item x day rows with start <= day < end."""
-    day = h.pair_days[DAY_COL]
-    return h.pair_days.loc[(day >= start) & (day < end)]
 
 
 def product_features(h: History, dates: list[pd.Timestamp], params: dict) -> pd.DataFrame:

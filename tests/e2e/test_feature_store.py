@@ -120,8 +120,11 @@ def test_a_value_older_than_the_ttl_is_not_served(tmp_path):
 
 def test_materialize_is_incremental_and_online_reads_match_offline(tmp_path):
     fs, _ = feature_project(tmp_path, clean(ROWS), WINDOWS)
-    first = materialize(fs, WINDOWS.as_of)
-    assert first["customer"]["rows"] == 3 and first["customer_product"]["rows"] == 7
+    first = materialize(fs, day(90))
+    assert first["customer"]["rows"] == 3 and first["customer_product"]["rows"] == 6  # (c3, A) is stamped day 91
+    second = materialize(fs, WINDOWS.as_of)
+    assert second["customer_product"]["rows"] == 1 and not second["customer_product"]["reloaded"]  # only (c3, A)
+    assert second["customer_product"]["from"] == day(90).tz_localize("UTC").isoformat()
     assert all(r["rows"] == 0 for r in materialize(fs, WINDOWS.as_of).values())  # nothing new
 
     profile = online_features(fs, pd.DataFrame({"customer_id": ["c1", "nobody"]}), "customer_profile")
@@ -137,13 +140,13 @@ def test_materialize_is_incremental_and_online_reads_match_offline(tmp_path):
     assert c1a["days_since_last_purchase"] == pytest.approx(60)  # day 110 - day 50, at request time
     assert online_features(fs, PAIRS.head(1), "ranker", as_of=day(120)).loc[0, "days_since_last_purchase"] == 70
 
-    # New data arrives: a rebuild and a later materialisation load only what changed.
+    # New data arrives and the sources are rebuilt: each view reloads its whole TTL window, so the
+    # online store holds exactly what the new sources say (values at earlier dates may change).
     more = ROWS + [("c1", "D", 103, "o9")]
     later = Windows(train_start=day(0), valid_start=day(70), test_start=day(90), as_of=day(107))
     fs2, _ = feature_project(tmp_path, clean(more), later)
-    second = materialize(fs2, later.as_of)
-    assert second["customer_product"]["rows"] == 1  # only (c1, D) bought since day 100
-    assert second["customer"]["from"] == WINDOWS.as_of.tz_localize("UTC").isoformat()
+    third = materialize(fs2, later.as_of)
+    assert third["customer_product"]["reloaded"] and third["customer_product"]["rows"] == 8
     row = online_features(fs2, pd.DataFrame({"customer_id": ["c1"], "item_id": ["D"]}), "ranker", as_of=day(107))
     assert row.loc[0, "times_bought"] == 1 and row.loc[0, "days_since_last_purchase"] == 4
 

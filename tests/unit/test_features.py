@@ -254,6 +254,9 @@ def test_product_features_same_four_weeks_last_year():
     f = product_features(History.of(df), [day(400)], {}).set_index("item_id")
     # [400 - 364, 400 - 336) = days [36, 64): c1 on 36, c2 (2 units) on 50, c3 on 63
     assert f.loc["x", "units_next4w_last_year"] == 4.0 and f.loc["x", "buyers_next4w_last_year"] == 3
+    # a year before day 398 is day 34, before the data (day 35): unknown, not "sold nothing"
+    early = product_features(History.of(df), [day(398)], {}).set_index("item_id")
+    assert np.isnan(early.loc["x", "units_next4w_last_year"]) and np.isnan(early.loc["x", "buyers_next4w_last_year"])
 
 
 def test_product_features_without_any_category_or_description():

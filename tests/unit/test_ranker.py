@@ -173,25 +173,15 @@ def test_feature_table_without_store():
         index=[10, 11, 12],
     )
     x = feature_table(cands, pd.Timestamp("2011-12-09"), ["a", "b"], None)
-    assert list(x.columns) == ["a_score", "a_rank", "b_score", "b_rank", "n_sources", "days_to_year_end"]
+    assert list(x.columns) == ["a_score", "a_rank", "b_score", "b_rank", "n_sources"]  # no calendar context
     assert list(x.index) == [0, 1, 2]
     assert all(x[c].dtype == np.float32 for c in source_columns(["a", "b"]))
     np.testing.assert_array_equal(x[["a_score", "a_rank", "b_score", "b_rank"]].to_numpy(), [
         [0.5, 1, 0, 3], [0, 4, 0, 3], [2, 1, 1.5, 2]
     ])  # fmt: skip
     assert x["n_sources"].tolist() == [1, 0, 2]
-    assert x["days_to_year_end"].tolist() == [22.0, 22.0, 22.0]  # 9 Dec 2011 -> 31 Dec 2011
     # only the named sources count
     assert feature_table(cands, pd.Timestamp("2011-12-09"), ["b"], None)["n_sources"].tolist() == [0, 0, 1]
-
-
-@pytest.mark.parametrize(
-    ("cutoff", "days"),
-    [("2011-12-31", 0), ("2011-01-01", 364), ("2012-01-01", 365), ("2012-03-01", 305), ("2011-06-15", 199)],
-)
-def test_feature_table_days_to_year_end(cutoff, days):
-    cands = pd.DataFrame({"customer_id": ["u"], "item_id": ["x"], "a_score": [1.0], "a_rank": [1]})
-    assert feature_table(cands, pd.Timestamp(cutoff), ["a"], None)["days_to_year_end"].tolist() == [float(days)]
 
 
 # --- fit on a planted signal -------------------------------------------------------------------
@@ -372,7 +362,8 @@ def test_recommend_reasons_are_the_contributions_in_words(data, recs):
         pd.concat([cands[["customer_id", "item_id"]], x], axis=1), on=["customer_id", "item_id"], validate="one_to_one"
     )
     for _, row in joined.iterrows():
-        words = list(dict.fromkeys(phrase(f, row[f]) for f in json.loads(row["contributions"])))
+        by = set(row["sources"].split(",")) - {""}
+        words = list(dict.fromkeys(phrase(f, row[f], by) for f in json.loads(row["contributions"])))
         assert row["reasons"] == "; ".join(words)
     assert recs["reasons"].str.contains(r"you bought it \d+ times").any()
 
@@ -380,7 +371,7 @@ def test_recommend_reasons_are_the_contributions_in_words(data, recs):
 def test_recommend_never_gives_customer_level_features_as_reasons(data, fitted, recs):
     booster, _ = fitted
     cands, x, _ = data["test"]
-    assert "recency_days" in CUSTOMER_LEVEL and "days_to_year_end" in CUSTOMER_LEVEL
+    assert "recency_days" in CUSTOMER_LEVEL
     # the check means something: recency_days does push some rows up in the model
     names = booster.feature_name()
     contrib = booster.predict(x[names], num_iteration=booster.best_iteration, pred_contrib=True)
@@ -462,11 +453,12 @@ def test_explain_lists_no_feature_whose_contribution_reads_zero():
 # --- phrase ------------------------------------------------------------------------------------
 
 
-def test_phrase_source_columns_use_the_source_words():
+def test_phrase_source_columns_use_the_source_words_only_when_it_proposed_the_item():
     for name, words in SOURCE_WORDS.items():
-        assert phrase(f"{name}_score", 0.7) == words
-        assert phrase(f"{name}_rank", 3.0) == words
-    assert phrase("buy_again_score", float("nan")) == "you bought it before"
+        assert phrase(f"{name}_score", 0.7, {name}) == words
+        assert phrase(f"{name}_rank", 3.0, {name}) == words
+        assert phrase(f"{name}_rank", 301.0, {"other"}) is None  # a rank past n: it did not propose it
+    assert phrase("buy_again_score", float("nan"), {"buy_again"}) == "you bought it before"
 
 
 def test_phrase_formats_templated_features():
@@ -477,15 +469,20 @@ def test_phrase_formats_templated_features():
     assert phrase("in_top_category", 1.0) == FEATURE_WORDS["in_top_category"]
 
 
-def test_phrase_without_a_value_drops_the_number():
-    assert phrase("times_bought", float("nan")) == "you bought it"
-    assert phrase("units_bought", float("nan")) == "you bought"
-    assert phrase("days_since_last_purchase", float("inf")) == "last bought"
-    for feature, template in FEATURE_WORDS.items():
-        assert "{" not in phrase(feature, float("nan"))
-        assert "{" not in phrase(feature, 1.0)
-        if "{" not in template:
-            assert phrase(feature, float("nan")) == template
+def test_phrase_is_not_said_when_the_value_does_not_bear_it_out():
+    assert phrase("times_bought", float("nan")) is None  # never bought
+    assert phrase("age_days", 700.0) is None and phrase("age_days", 20.0) == "new in the catalogue"
+    assert phrase("trend_7_30", 0.6) is None and phrase("trend_7_30", 1.5) == "sales rising"
+    assert phrase("n_sources", 1.0) is None
+    assert phrase("in_top_category", 0.0) is None
+    assert phrase("repurchase_due_ratio", 0.3) is None and phrase("repurchase_due_ratio", 1.2) == "due for a re-order"
+    assert phrase("days_since_last_purchase", float("inf")) is None
+    for feature, template in FEATURE_WORDS.items():  # whatever is said has no unformatted placeholder
+        for value in (float("nan"), 1.0, 100.0):
+            words = phrase(feature, value)
+            assert words is None or "{" not in words
+            if words is not None and "{" not in template:
+                assert words == template
 
 
 def test_phrase_unknown_features_become_words():
