@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -117,7 +118,10 @@ def apply(store: FeatureStore, every_days: int) -> RepoContents:
                 f"features.every_days = {every_days} but feature view '{view.name}' has a TTL of {view.ttl.days} days: "
                 "snapshots would expire before the next one"
             )
-    apply_total_with_repo_instance(store, store.project, store.registry, contents, skip_source_validation=True)
+    printed = io.StringIO()  # feast prints the whole registry diff; keep it for --verbose only
+    with contextlib.redirect_stdout(printed):
+        apply_total_with_repo_instance(store, store.project, store.registry, contents, skip_source_validation=True)
+    log.debug("feast apply:\n%s", printed.getvalue())
     return contents
 
 
