@@ -161,6 +161,7 @@ def train_stage(
     model_dir.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(model_dir / "ranker.lgb"), num_iteration=booster.best_iteration)
     info["sources"] = names
+    log.info("ranker: trained in %.1f s", info.pop("seconds"))  # not in the model file: same data, same bytes
     write_json(info, model_dir / "ranker.json")
     write_csv(importance(booster), Path(plots_dir) / "feature_importance.csv")
     log.info("ranker: %s", info)
