@@ -13,7 +13,6 @@ import pandas as pd
 
 from pipelines import schema as s
 from pipelines.errors import InputError
-from pipelines.features.customer import TIERS
 from pipelines.features.history import EVENT_TS
 from pipelines.split import Windows
 
@@ -33,6 +32,7 @@ def feature_table(
     No calendar context: with a few training cutoffs a date feature only identifies the cutoff,
     and the test cutoff's value is never seen in training.
     """
+    from pipelines.features.customer import TIERS  # here, not at import: it loads scikit-learn
     from pipelines.features.store import historical_features
 
     x = cands[source_columns(source_names)].astype("float32").reset_index(drop=True)

@@ -85,11 +85,3 @@ def feature_project(root: Path, clean: pd.DataFrame, windows, store: str = "loca
 
         shutil.copytree(ROOT / "feature_repo", root / "feature_repo", ignore=shutil.ignore_patterns("__pycache__"))
     return scratch_store(root, build_features(clean, windows, params), params, env), params
-
-
-def write_sources(root: Path, tables: dict[str, pd.DataFrame]) -> None:
-    """Write feature sources where feature_repo/data_sources.py expects them (root/data/features)."""
-    from pipelines.files import write_parquet
-
-    for name, frame in tables.items():
-        write_parquet(frame, root / "data" / "features" / f"{name}.parquet")

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from pipelines.features.history import EVENT_TS
-from pipelines.features.store import historical_features, materialize, online_features
+from pipelines.features.store import historical_features, materialize, online_features, scratch_store
 from pipelines.split import Windows
-from tests.conftest import feature_project, interactions, write_sources
+from tests.conftest import feature_project, interactions
 
 pytestmark = pytest.mark.e2e
 
@@ -105,7 +105,7 @@ def test_a_value_older_than_the_ttl_is_not_served(tmp_path):
     tables = {
         n: pd.read_parquet(tmp_path / "data" / "features" / f"{n}.parquet") for n in ("product", "customer_product")
     }
-    write_sources(tmp_path, {"customer": customer, **tables})
+    fs = scratch_store(tmp_path, {"customer": customer, **tables}, params)
     ttl = fs.get_feature_view("customer").ttl
     assert ttl == pd.Timedelta(days=35)
     last = customer.loc[customer["customer_id"] == "c2", EVENT_TS].max()
