@@ -4,9 +4,11 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
+export DO_NOT_TRACK := 1
+EVIDENTLY_PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-all lint lock clean
+.PHONY: install run test test-all lint lock clean evidently-ui
 
 install: $(VENV)/.installed  ## create .venv and install the locked dependencies and shoprec
 
@@ -28,6 +30,9 @@ test: install  ## the test suite (unit, data, e2e; not the slow ones)
 test-all: install  ## every test, slow ones included
 	pytest $(PYTEST_ARGS)
 
+evidently-ui: install  ## the Evidently UI over the runs in reports/workspace (http://127.0.0.1:$(EVIDENTLY_PORT))
+	evidently ui --workspace reports/workspace --host 127.0.0.1 --port $(EVIDENTLY_PORT)
+
 lint: install
 	ruff check pipelines tests bench dags feature_repo
 
@@ -35,4 +40,4 @@ lock:  ## re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 clean:  ## remove pipeline outputs (not the venv)
-	rm -rf data metrics plots models
+	rm -rf data metrics plots models reports

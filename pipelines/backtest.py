@@ -18,7 +18,7 @@ import pandas as pd
 from pipelines import ranker
 from pipelines import schema as s
 from pipelines.candidates.union import candidates_at_cutoffs
-from pipelines.evaluate import evaluate
+from pipelines.evaluate import Catalogue, evaluate, model_lists
 from pipelines.features.build import build_features
 from pipelines.features.store import scratch_store
 from pipelines.files import write_json, write_parquet
@@ -54,8 +54,9 @@ def backtest(
     customers = test_cands[s.CUSTOMER].unique()
     ks = sorted({*params["evaluate"]["ks"], k})
     recs = ranker.recommend(booster, test_cands, x_test, names, max(ks))  # metrics at every k; the file keeps k
-    sizes = ranker.source_sizes(params["candidates"]["sources"])
-    metrics = evaluate(recs, test_cands, test[test[s.CUSTOMER].isin(customers)], sizes, ks, cleaned[s.ITEM].nunique())
+    lists = model_lists(recs, test_cands, ranker.source_sizes(params["candidates"]["sources"]), max(ks))
+    catalogue = Catalogue.of(window(cleaned, None, w.test_start), cleaned[s.ITEM].nunique())
+    metrics = evaluate(lists, test[test[s.CUSTOMER].isin(customers)], ks, catalogue)
     recs = recs[recs["rank"] <= k]
     metrics.update(
         {

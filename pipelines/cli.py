@@ -134,6 +134,7 @@ def features_materialize(
     windows: Path | None = typer.Option(None, help="windows.json: materialise up to its as_of."),
     as_of: str | None = typer.Option(None, help="Materialise up to this date instead (default: now)."),
     metrics: Path | None = typer.Option(None, help="Rows-materialised JSON."),
+    state: Path | None = typer.Option(None, help="Also write it here, beside the store (a DVC output)."),
     params: Path = ParamsOpt,
 ) -> None:
     """Apply the feature repo and load the online store incrementally up to the as-of date."""
@@ -144,7 +145,7 @@ def features_materialize(
     from pipelines.split import read_windows
 
     end = pd.Timestamp(as_of) if as_of else read_windows(windows).as_of if windows else pd.Timestamp.now(tz="UTC")
-    _show(materialize_stage(section(_params(params), "features"), end, metrics))
+    _show(materialize_stage(section(_params(params), "features"), end, metrics, state))
 
 
 @features_app.command("online")
@@ -207,12 +208,13 @@ def recommend(
     split_dir: Path = typer.Option(..., help="Directory written by `shoprec split`."),
     model: Path = typer.Option(..., help="Model directory from `shoprec train`."),
     out: Path = typer.Option(..., help="Output recommendations Parquet."),
+    sample: Path = typer.Option(..., help="Output Parquet: a sample of the scored model inputs (drift monitoring)."),
     params: Path = ParamsOpt,
 ) -> None:
     """Rank the test cutoff's candidates and keep the top k per customer, with reasons."""
     from pipelines.ranker import recommend_stage
 
-    recs = recommend_stage(candidates_dir, split_dir, model, out, _params(params))
+    recs = recommend_stage(candidates_dir, split_dir, model, out, sample, _params(params))
     typer.echo(f"{len(recs)} recommendations for {recs['customer_id'].nunique()} customers -> {out}")
 
 
@@ -222,11 +224,13 @@ def evaluate(
     recs: Path = typer.Option(..., help="Recommendations Parquet."),
     candidates_file: Path = typer.Option(..., "--candidates", help="The candidates they were ranked from."),
     split_dir: Path = typer.Option(..., help="Directory written by `shoprec split`."),
+    customer_features: Path | None = typer.Option(None, help="Customer feature source (loyalty tiers by segment)."),
     metrics: Path = typer.Option(..., help="Output metrics JSON."),
+    segments: Path = typer.Option(..., help="Output JSON: headline metrics by customer segment."),
     plots: Path = typer.Option(..., help="Output directory for the metric@k curves (CSV)."),
     params: Path = ParamsOpt,
 ) -> None:
-    """Score recommendations and each source alone on the test window."""
+    """Score recommendations and each source alone on the test window, overall and by segment."""
     from pipelines.config import section
     from pipelines.evaluate import evaluate_stage
 
@@ -235,12 +239,57 @@ def evaluate(
         recs,
         candidates_file,
         split_dir,
-        metrics,
-        plots,
+        customer_features,
+        {"metrics": metrics, "segments": segments, "plots": plots},
         section(section(p, "candidates"), "sources"),
-        list(section(p, "evaluate")["ks"]),
+        section(p, "evaluate"),
     )
     _show(result["ranker"])
+
+
+@app.command()
+@step
+def report(
+    recs: Path = typer.Option(..., help="Recommendations Parquet."),
+    split_dir: Path = typer.Option(..., help="Directory written by `shoprec split`."),
+    reference: Path = typer.Option(..., help="The model's training sample (models/reference.parquet)."),
+    current: Path = typer.Option(..., help="The scored sample written by `shoprec recommend`."),
+    clean: Path = typer.Option(..., help="Clean interactions Parquet (rows ingested)."),
+    out: Path = typer.Option(..., help="Output directory of the HTML and JSON reports."),
+    metrics: Path = typer.Option(..., help="Output drift summary JSON."),
+    workspace: Path | None = typer.Option(None, help="Evidently workspace to add the runs to (monitor.workspace)."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Evidently reports (quality, drift) as HTML and JSON, and runs in the Evidently workspace."""
+    from pipelines.reports import report_stage
+
+    p = _params(params)
+    if workspace is not None:
+        p["monitor"]["workspace"] = str(workspace)
+    _show(report_stage(recs, split_dir, reference, current, clean, out, metrics, p))
+
+
+@app.command()
+@step
+def gate(
+    evaluation: Path = typer.Option(..., help="Metrics JSON written by `shoprec evaluate`."),
+    drift: Path = typer.Option(..., help="Drift summary JSON written by `shoprec report`."),
+    candidates_file: Path = typer.Option(..., "--candidates", help="Test candidates (the published model ranks them)."),
+    split_dir: Path = typer.Option(..., help="Directory written by `shoprec split`."),
+    out: Path = typer.Option(..., help="Output decision JSON."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Decide whether the new model and recommendations may be published; log the decision and why."""
+    from pipelines.gate import gate_stage
+
+    gate_stage(
+        json.loads(evaluation.read_text()),
+        json.loads(drift.read_text()),
+        candidates_file,
+        split_dir,
+        out,
+        _params(params),
+    )
 
 
 @app.command()

@@ -1,41 +1,100 @@
-"""Evaluate step: ranking metrics of the fused recommendations and of each source alone."""
+"""Evaluate step: ranking and beyond-accuracy metrics of the fused recommendations and of each
+source alone, overall and by customer segment (loyalty tier, new vs returning, country group)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from pipelines import schema as s
+from pipelines.candidates.content import item_texts
 from pipelines.files import write_csv, write_json
-from pipelines.metrics import catalogue_coverage, ranking_metrics
+from pipelines.metrics import (
+    ItemVectors,
+    average_popularity,
+    catalogue_coverage,
+    exposure_gini,
+    intra_list_diversity,
+    item_popularity,
+    novelty,
+    personalisation,
+    ranking_metrics,
+)
 from pipelines.ranker import rank_features, source_sizes, top_k
+from pipelines.segments import customer_segments
 from pipelines.split import warm_customers
 
+SEGMENT_DIMENSIONS = ("tier", "lifecycle", "country")
 
-def metric_table(recs: pd.DataFrame, truth: pd.DataFrame, ks: list[int], n_items: int) -> dict[str, float]:
-    """All ranking metrics at every k, plus catalogue coverage of the top-k lists."""
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What the beyond-accuracy metrics measure lists against: the catalogue size, each item's
+    popularity among the training customers, and the items' text vectors."""
+
+    n_items: int
+    popularity: pd.Series
+    vectors: ItemVectors
+
+    @classmethod
+    def of(cls, history: pd.DataFrame, n_items: int) -> Catalogue:
+        items = pd.Index(history[s.ITEM].unique())
+        return cls(n_items, item_popularity(history), ItemVectors.of_texts(item_texts(history, items)))
+
+
+def metric_table(recs: pd.DataFrame, truth: pd.DataFrame, ks: list[int], catalogue: Catalogue) -> dict[str, float]:
+    """Ranking metrics at every k over the customers in `truth`, and the beyond-accuracy metrics of their lists."""
+    lists = recs[recs[s.CUSTOMER].isin(truth[s.CUSTOMER].unique())]
     out: dict[str, float] = {}
     for k in ks:
-        out.update(ranking_metrics(recs, truth, k))
-        out[f"coverage@{k}"] = catalogue_coverage(recs, k, n_items)
+        out.update(ranking_metrics(lists, truth, k))
+        out[f"coverage@{k}"] = catalogue_coverage(lists, k, catalogue.n_items)
+        out[f"diversity@{k}"] = intra_list_diversity(lists, k, catalogue.vectors)
+        out[f"novelty@{k}"] = novelty(lists, k, catalogue.popularity)
+        out[f"personalisation@{k}"] = personalisation(lists, k)
+        out[f"popularity@{k}"] = average_popularity(lists, k, catalogue.popularity)
+        out[f"gini@{k}"] = exposure_gini(lists, k, catalogue.n_items)
     return out
 
 
-def evaluate(
-    recs: pd.DataFrame, cands: pd.DataFrame, truth: pd.DataFrame, sizes: dict[str, int], ks: list[int], n_items: int
-) -> dict[str, Any]:
-    """Metrics of the ranker's lists and of every source's own lists on the same customers."""
+def model_lists(recs: pd.DataFrame, cands: pd.DataFrame, sizes: dict[str, int], k: int) -> dict[str, pd.DataFrame]:
+    """The ranker's lists and each source's own top k (by its rank) over the same candidates."""
     feats = rank_features(cands, sizes)
-    per_source = {
-        name: metric_table(top_k(cands, feats[:, i], max(ks)), truth, ks, n_items) for i, name in enumerate(sizes)
-    }
-    return {
-        "customers": int(truth[s.CUSTOMER].nunique()),
-        "ranker": metric_table(recs, truth, ks, n_items),
-        "sources": per_source,
-    }
+    return {"ranker": recs, **{name: top_k(cands, feats[:, i], k) for i, name in enumerate(sizes)}}
+
+
+def evaluate(
+    lists: dict[str, pd.DataFrame], truth: pd.DataFrame, ks: list[int], catalogue: Catalogue
+) -> dict[str, Any]:
+    """Metrics of the ranker's lists and of every source's own lists (`model_lists`) on the same customers."""
+    tables = {name: metric_table(model_recs, truth, ks, catalogue) for name, model_recs in lists.items()}
+    ranker = tables.pop("ranker")
+    return {"customers": int(truth[s.CUSTOMER].nunique()), "ranker": ranker, "sources": tables}
+
+
+def by_segment(
+    lists: dict[str, pd.DataFrame],
+    truth: pd.DataFrame,
+    segments: pd.DataFrame,
+    ks: list[int],
+    catalogue: Catalogue,
+    headline: list[str],
+) -> dict[str, Any]:
+    """Per dimension and segment: its customer count and the `headline` metrics of every model."""
+    out: dict[str, Any] = {}
+    for dim in SEGMENT_DIMENSIONS:
+        out[dim] = {}
+        for value, members in segments.groupby(dim).groups.items():
+            part = truth[truth[s.CUSTOMER].isin(members)]
+            row: dict[str, Any] = {"customers": int(part[s.CUSTOMER].nunique())}
+            for name, model_recs in lists.items():
+                table = metric_table(model_recs, part, ks, catalogue)
+                row[name] = {m: table[m] for m in headline}
+            out[dim][str(value)] = row
+    return out
 
 
 def metric_curves(result: dict[str, Any], ks: list[int]) -> dict[str, pd.DataFrame]:
@@ -47,25 +106,38 @@ def metric_curves(result: dict[str, Any], ks: list[int]) -> dict[str, pd.DataFra
     }
 
 
+def holdout(split_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """(history before the test window, the evaluated customers' test purchases, catalogue size)."""
+    split_dir = Path(split_dir)
+    history = pd.concat([pd.read_parquet(split_dir / f"{n}.parquet") for n in ("train", "valid")], ignore_index=True)
+    test = pd.read_parquet(split_dir / "test.parquet")
+    truth = test[test[s.CUSTOMER].isin(warm_customers(history, test))]
+    return history, truth, pd.concat([history[s.ITEM], test[s.ITEM]]).nunique()
+
+
 def evaluate_stage(
     recs_path: str | Path,
     cands_path: str | Path,
     split_dir: str | Path,
-    metrics_path: str | Path,
-    plots_dir: str | Path,
+    customer_features_path: str | Path | None,
+    out: dict[str, str | Path],
     source_params: dict[str, Any],
-    ks: list[int],
+    params: dict[str, Any],
 ) -> dict[str, Any]:
-    """Read the test window's recommendations, candidates and purchases; write metrics and curves."""
-    split_dir = Path(split_dir)
-    history = pd.concat([pd.read_parquet(split_dir / f"{n}.parquet") for n in ("train", "valid")])
-    test = pd.read_parquet(split_dir / "test.parquet")
-    truth = test[test[s.CUSTOMER].isin(warm_customers(history, test))]
-    n_items = pd.concat([history[s.ITEM], test[s.ITEM]]).nunique()
-    result = evaluate(
-        pd.read_parquet(recs_path), pd.read_parquet(cands_path), truth, source_sizes(source_params), ks, n_items
-    )
-    write_json(result, metrics_path)
+    """Read the test window's recommendations, candidates and purchases; write the metrics (`out["metrics"]`),
+    the segment breakdown (`out["segments"]`) and the metric@k curves (`out["plots"]`)."""
+    from pipelines.split import read_windows
+
+    history, truth, n_items = holdout(split_dir)
+    ks = [int(k) for k in params["ks"]]
+    catalogue = Catalogue.of(history, n_items)
+    lists = model_lists(pd.read_parquet(recs_path), pd.read_parquet(cands_path), source_sizes(source_params), max(ks))
+    result = evaluate(lists, truth, ks, catalogue)
+    write_json(result, out["metrics"])
     for metric, table in metric_curves(result, ks).items():
-        write_csv(table, Path(plots_dir) / f"{metric}_at_k.csv")
+        write_csv(table, Path(out["plots"]) / f"{metric}_at_k.csv")
+    cutoff = read_windows(Path(split_dir) / "windows.json").test_start
+    feats = pd.read_parquet(customer_features_path) if customer_features_path else None
+    segments = customer_segments(history, pd.Index(truth[s.CUSTOMER].unique()), cutoff, feats, params["segments"])
+    write_json(by_segment(lists, truth, segments, ks, catalogue, list(params["segments"]["metrics"])), out["segments"])
     return result

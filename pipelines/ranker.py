@@ -132,10 +132,15 @@ def score(booster: lgb.Booster, x: pd.DataFrame) -> np.ndarray:
 
 
 def recommend(
-    booster: lgb.Booster, cands: pd.DataFrame, x: pd.DataFrame, source_names: list[str], k: int
+    booster: lgb.Booster,
+    cands: pd.DataFrame,
+    x: pd.DataFrame,
+    source_names: list[str],
+    k: int,
+    scores: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Top k per customer with score, the sources that proposed each item and why it ranks there."""
-    recs = top_k(cands, score(booster, x), k, positive_only=False)
+    recs = top_k(cands, score(booster, x) if scores is None else scores, k, positive_only=False)
     rows = recs.index.to_numpy()
     why = explain(booster, x.iloc[rows], cands.iloc[rows], source_names)
     return pd.concat([recs.reset_index(drop=True), why.reset_index(drop=True)], axis=1)
@@ -148,7 +153,8 @@ def train_stage(
     plots_dir: str | Path,
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    """The train step: LightGBM on every training cutoff, early stopping on validation; model, importance."""
+    """The train step: LightGBM on every training cutoff, early stopping on validation; model, importance,
+    and a sample of the training inputs with scores and labels (the drift reference)."""
     from pipelines.features.store import applied_store
 
     cands_dir, split_dir, model_dir = Path(cands_dir), Path(split_dir), Path(model_dir)
@@ -157,13 +163,21 @@ def train_stage(
     names = list(params["candidates"]["sources"])
     cands = {n: pd.read_parquet(cands_dir / f"{n}.parquet") for n in w.label_windows() if n != "test"}
     labelled = labelled_windows(cands, frame, w, names, applied_store(params["features"]))
-    booster, info = fit(training_windows(labelled), labelled["valid"], params["ranker"])
+    train = training_windows(labelled)
+    booster, info = fit(train, labelled["valid"], params["ranker"])
     model_dir.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(model_dir / "ranker.lgb"), num_iteration=booster.best_iteration)
     info["sources"] = names
     log.info("ranker: trained in %.1f s", info.pop("seconds"))  # not in the model file: same data, same bytes
     write_json(info, model_dir / "ranker.json")
     write_csv(importance(booster), Path(plots_dir) / "feature_importance.csv")
+    c_ref, x_ref = (pd.concat(parts, ignore_index=True) for parts in zip(*[(c, x) for c, x, _ in train], strict=True))
+    y_ref = np.concatenate([y for *_, y in train])
+    sample = params["monitor"]
+    reference = monitoring_sample(
+        c_ref, x_ref, score(booster, x_ref), int(sample["sample_rows"]), int(sample["seed"]), y_ref
+    )
+    write_parquet(reference, model_dir / "reference.parquet")  # the drift reference travels with the model
     log.info("ranker: %s", info)
     return info
 
@@ -175,16 +189,43 @@ def load(model_dir: str | Path) -> tuple[lgb.Booster, dict[str, Any]]:
     return lgb.Booster(model_file=str(model_dir / "ranker.lgb")), json.loads((model_dir / "ranker.json").read_text())
 
 
-def recommend_stage(
-    cands_dir: str | Path, split_dir: str | Path, model_dir: str | Path, out_path: str | Path, params: dict[str, Any]
-) -> pd.DataFrame:
-    """The recommend step: score the test cutoff's candidates; write the top k per customer with reasons."""
+def scored(
+    model_dir: str | Path, cands: pd.DataFrame, cutoff: pd.Timestamp, feature_params: dict[str, Any]
+) -> tuple[lgb.Booster, dict[str, Any], pd.DataFrame, np.ndarray]:
+    """Load a model and score `cands` at `cutoff` with Feast features: (booster, info, features, scores)."""
     from pipelines.features.store import applied_store
 
     booster, info = load(model_dir)
+    x = feature_table(cands, cutoff, info["sources"], applied_store(feature_params))
+    return booster, info, x, score(booster, x)
+
+
+def monitoring_sample(
+    cands: pd.DataFrame, x: pd.DataFrame, scores: np.ndarray, rows: int, seed: int, label: np.ndarray | None = None
+) -> pd.DataFrame:
+    """A seeded sample of scored rows (customer, item, model inputs, score, label): what drift is measured on."""
+    frame = pd.concat([cands[[s.CUSTOMER, s.ITEM]].reset_index(drop=True), x.reset_index(drop=True)], axis=1)
+    frame["score"] = scores
+    if label is not None:
+        frame["label"] = label
+    return frame.sample(n=min(rows, len(frame)), random_state=seed).sort_index().reset_index(drop=True)
+
+
+def recommend_stage(
+    cands_dir: str | Path,
+    split_dir: str | Path,
+    model_dir: str | Path,
+    out_path: str | Path,
+    sample_path: str | Path,
+    params: dict[str, Any],
+) -> pd.DataFrame:
+    """The recommend step: score the test cutoff's candidates; write the top k per customer with reasons,
+    and a sample of the scored inputs for drift monitoring (`sample_path`)."""
     w = read_windows(Path(split_dir) / "windows.json")
     cands = pd.read_parquet(Path(cands_dir) / "test.parquet")
-    x = feature_table(cands, w.test_start, info["sources"], applied_store(params["features"]))
-    recs = recommend(booster, cands, x, info["sources"], int(params["recommend"]["k"]))
+    booster, info, x, scores = scored(model_dir, cands, w.test_start, params["features"])
+    recs = recommend(booster, cands, x, info["sources"], int(params["recommend"]["k"]), scores)
     write_parquet(recs, out_path)
+    monitor = params["monitor"]
+    write_parquet(monitoring_sample(cands, x, scores, int(monitor["sample_rows"]), int(monitor["seed"])), sample_path)
     return recs

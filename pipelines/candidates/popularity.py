@@ -10,6 +10,7 @@ import pandas as pd
 
 from pipelines import schema as s
 from pipelines.candidates.base import SCORE, CandidateSource, register
+from pipelines.segments import latest_country
 
 
 def recent_buyers(history: pd.DataFrame, as_of: pd.Timestamp, days: int) -> pd.Series:
@@ -93,9 +94,8 @@ class CountryPopularity(CandidateSource):
 
     def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> CountryPopularity:
         self.global_ = ranked(recent_buyers(history, as_of, self.window_days), self.n)
-        with_country = history[history[s.COUNTRY].notna()].reset_index(drop=True)
-        latest = with_country.groupby(s.CUSTOMER)[s.TS].idxmax()
-        self.country_of_ = with_country.loc[latest.to_numpy(), s.COUNTRY].set_axis(latest.index)
+        self.country_of_ = latest_country(history)
+        with_country = history[history[s.COUNTRY].notna()]
         recent = with_country[with_country[s.TS] >= as_of - pd.Timedelta(days=self.window_days)]
         big = recent.groupby(s.COUNTRY)[s.CUSTOMER].nunique()
         big = big[big >= self.min_customers].index

@@ -261,8 +261,14 @@ def online_features(
     return response.to_df()[[*rows.columns, *service_features(store, service)]]
 
 
-def materialize_stage(params: dict[str, Any], as_of: pd.Timestamp, metrics_path: str | Path | None) -> dict[str, Any]:
-    """`shoprec features materialize`: apply the repo, then load the online store up to `as_of`."""
+def materialize_stage(
+    params: dict[str, Any], as_of: pd.Timestamp, metrics_path: str | Path | None, state_path: str | Path | None = None
+) -> dict[str, Any]:
+    """`shoprec features materialize`: apply the repo, then load the online store up to `as_of`.
+
+    The summary goes to `metrics_path` (tracked in git) and to `state_path`, a DVC output beside the
+    store: on a fresh clone, where the store is empty, its absence makes DVC run the stage.
+    """
     from pipelines.files import write_json
 
     store = applied_store(params)
@@ -278,6 +284,7 @@ def materialize_stage(params: dict[str, Any], as_of: pd.Timestamp, metrics_path:
             for view in store.list_feature_views()
         },
     }
-    if metrics_path is not None:
-        write_json(summary, metrics_path)
+    for path in (metrics_path, state_path):
+        if path is not None:
+            write_json(summary, path)
     return summary

@@ -1,9 +1,6 @@
 """The DVC pipeline end to end on small synthetic data: it runs, a second run is a no-op, outputs are sane."""
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,42 +8,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.e2e.conftest import output as run
 
 pytestmark = pytest.mark.e2e
-
-
-def run(cmd: list[str], cwd: Path) -> str:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
-    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert res.returncode == 0, f"{cmd}: {res.stdout[-2000:]}\n{res.stderr[-3000:]}"
-    return res.stdout + res.stderr
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A copy of the project (code, dvc.yaml, params with a small data size) in a fresh git repo."""
-    root = tmp_path_factory.mktemp("project")
-    for tree in ("pipelines", "feature_repo"):
-        shutil.copytree(ROOT / tree, root / tree, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "dvc.yaml", root)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["synthetic"]["rows"] = 15_000
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "init", "-q"], root)
-    run([sys.executable, "-m", "dvc", "init", "-q"], root)
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "init"], root)
-    run([sys.executable, "-m", "dvc", "repro"], root)
-    return root
 
 
 def test_repro_writes_every_output(project):
@@ -74,6 +38,16 @@ def test_repro_writes_every_output(project):
         "metrics/evaluate.json",
         "plots/ndcg_at_k.csv",
         "plots/recall_at_k.csv",
+        "metrics/segments.json",
+        "models/reference.parquet",
+        "data/monitor/current.parquet",
+        "data/feast/materialized.json",
+        "reports/quality.html",
+        "reports/quality.json",
+        "reports/drift.html",
+        "reports/drift.json",
+        "metrics/drift.json",
+        "reports/gate.json",
     ]:
         assert (project / path).is_file(), path
 
@@ -126,10 +100,16 @@ def test_summary_names_the_outputs_and_the_figures(project):
 
 
 def test_a_changed_param_reruns_only_what_depends_on_it(project):
-    params = yaml.safe_load((project / "params.yaml").read_text())
+    original = (project / "params.yaml").read_text()
+    params = yaml.safe_load(original)
     params["evaluate"]["ks"] = [5, 10, 20, 50]
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = run([sys.executable, "-m", "dvc", "repro"], project)
-    assert "Running stage 'evaluate'" in out
-    assert "Running stage 'ingest'" not in out and "Running stage 'train'" not in out
-    assert "ndcg@50" in json.loads((project / "metrics/evaluate.json").read_text())["ranker"]
+    try:
+        out = run([sys.executable, "-m", "dvc", "repro"], project)
+        assert "Running stage 'evaluate'" in out and "Running stage 'gate'" in out
+        assert "Running stage 'ingest'" not in out and "Running stage 'train'" not in out
+        assert "Running stage 'report'" not in out
+        assert "ndcg@50" in json.loads((project / "metrics/evaluate.json").read_text())["ranker"]
+    finally:  # the project is shared by the other e2e modules
+        (project / "params.yaml").write_text(original)
+        run([sys.executable, "-m", "dvc", "repro"], project)

@@ -1,11 +1,19 @@
-"""Evaluate: the ranker and every source are scored on the same customers; curves match the metrics."""
+"""Evaluate: the ranker and every source are scored on the same customers; curves match the metrics;
+segments are known at the cutoff and split the evaluated customers."""
 
 import pandas as pd
 import pytest
 
-from pipelines.evaluate import evaluate, metric_curves
+from pipelines.evaluate import Catalogue, by_segment, evaluate, metric_curves, model_lists
+from pipelines.metrics import ItemVectors
+from pipelines.segments import customer_segments, loyalty_tier
+from tests.conftest import interactions
 
 pytestmark = pytest.mark.unit
+
+
+def catalogue(n_items: int) -> Catalogue:
+    return Catalogue(n_items, pd.Series(dtype=float), ItemVectors.of_texts(pd.Series(dtype=object)))
 
 
 def test_sources_are_scored_alone_on_their_own_ranks():
@@ -20,7 +28,8 @@ def test_sources_are_scored_alone_on_their_own_ranks():
     )
     truth = pd.DataFrame({"customer_id": ["c"], "item_id": ["x"]})
     recs = pd.DataFrame({"customer_id": ["c", "c"], "item_id": ["y", "x"], "rank": [1, 2], "score": [2.0, 1.0]})
-    result = evaluate(recs, cands, truth, {"buy_again": 2, "popularity": 2}, ks=[1, 2], n_items=4)
+    lists = model_lists(recs, cands, {"buy_again": 2, "popularity": 2}, 2)
+    result = evaluate(lists, truth, ks=[1, 2], catalogue=catalogue(4))
     assert result["customers"] == 1
     assert result["sources"]["buy_again"]["hitrate@1"] == 1.0
     assert result["sources"]["popularity"]["hitrate@1"] == 0.0
@@ -31,3 +40,50 @@ def test_sources_are_scored_alone_on_their_own_ranks():
     curves = metric_curves(result, [1, 2])
     assert list(curves["ndcg"].columns) == ["k", "ranker", "buy_again", "popularity"]
     assert curves["recall"].loc[1, "popularity"] == result["sources"]["popularity"]["recall@2"]
+
+
+def test_lists_of_customers_outside_the_truth_do_not_count():
+    recs = pd.DataFrame({"customer_id": ["u", "v"], "item_id": ["a", "b"], "rank": [1, 1], "score": [1.0, 1.0]})
+    truth = pd.DataFrame({"customer_id": ["u"], "item_id": ["a"]})
+    result = evaluate({"ranker": recs}, truth, ks=[1], catalogue=catalogue(4))
+    assert result["ranker"]["coverage@1"] == 0.25  # only u's list: 1 of 4 items
+
+
+def test_segments_at_the_cutoff():
+    # day 0 = 2011-01-01; cutoff day 100; "new" = first purchase within 30 days of the cutoff
+    clean = interactions(
+        [("old", "a", 0, 1), ("old", "b", 95, 2), ("fresh", "a", 80, 3), ("de", "c", 10, 4), ("uk", "c", 10, 5)]
+    )
+    clean.loc[clean.customer_id == "de", "country"] = "Germany"
+    clean.loc[(clean.customer_id == "old") & (clean.item_id == "b"), "country"] = "France"  # the latest counts
+    cutoff = pd.Timestamp("2011-01-01") + pd.Timedelta(days=100)
+    feats = pd.DataFrame(
+        {
+            "customer_id": ["old", "old", "fresh", "de"],
+            "event_timestamp": pd.to_datetime(["2011-03-01", "2011-05-01", "2011-04-01", "2011-04-11"], utc=True),
+            "rfm_tier": ["loyal", "champion", "promising", "at_risk"],  # old's May snapshot is after the cutoff
+        }
+    )
+    customers = pd.Index(["old", "fresh", "de", "uk", "ghost"])
+    seg = customer_segments(clean, customers, cutoff, feats, {"new_customer_days": 30, "countries": 1})
+    assert seg.loc["old"].to_dict() == {"tier": "loyal", "lifecycle": "returning", "country": "other"}
+    assert seg.loc["fresh"].to_dict() == {"tier": "promising", "lifecycle": "new", "country": "United Kingdom"}
+    assert seg.loc["de"].to_dict() == {"tier": "at_risk", "lifecycle": "returning", "country": "other"}
+    assert seg.loc["ghost", "tier"] == "unknown" and seg.loc["ghost", "country"] == "unknown"
+    assert loyalty_tier(feats, pd.Index(["old"]), pd.Timestamp("2011-02-01")).tolist() == ["unknown"]
+
+
+def test_segment_metrics_are_the_metrics_of_the_segment_customers():
+    recs = pd.DataFrame(
+        {"customer_id": ["u", "v", "w"], "item_id": ["a", "x", "b"], "rank": [1, 1, 1], "score": [1.0, 1.0, 1.0]}
+    )
+    truth = pd.DataFrame({"customer_id": ["u", "v", "w"], "item_id": ["a", "b", "b"]})
+    segments = pd.DataFrame(
+        {"tier": ["champion", "loyal", "loyal"], "lifecycle": ["new", "new", "returning"], "country": "UK"},
+        index=pd.Index(["u", "v", "w"]),
+    )
+    got = by_segment({"ranker": recs}, truth, segments, [1], catalogue(3), ["hitrate@1"])
+    assert got["tier"]["champion"] == {"customers": 1, "ranker": {"hitrate@1": 1.0}}
+    assert got["tier"]["loyal"] == {"customers": 2, "ranker": {"hitrate@1": 0.5}}  # v misses, w hits
+    assert got["lifecycle"]["returning"]["ranker"]["hitrate@1"] == 1.0
+    assert got["country"]["UK"] == {"customers": 3, "ranker": {"hitrate@1": pytest.approx(2 / 3)}}

@@ -1,11 +1,23 @@
-"""Ranking metrics and catalogue coverage on hand-computed cases (arithmetic in the comments)."""
+"""Ranking and beyond-accuracy metrics on hand-computed cases and limit cases (arithmetic in the comments)."""
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
-from pipelines.metrics import catalogue_coverage, ranking_metrics
+from pipelines.metrics import (
+    ItemVectors,
+    average_popularity,
+    catalogue_coverage,
+    exposure_gini,
+    intra_list_diversity,
+    item_popularity,
+    novelty,
+    personalisation,
+    ranking_metrics,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -181,3 +193,71 @@ def test_a_duplicated_recommendation_counts_at_its_best_rank():
     recs = pd.DataFrame({"customer_id": ["u", "u"], "item_id": ["a", "a"], "rank": [3, 1]})
     truth = pd.DataFrame({"customer_id": ["u"], "item_id": ["a"]})
     assert ranking_metrics(recs, truth, 3)["mrr@3"] == 1.0
+
+
+# Beyond accuracy -----------------------------------------------------------------------------
+
+
+def vectors(rows: dict[str, list[float]]) -> ItemVectors:
+    """Hand-made unit vectors: item -> row."""
+    items = list(rows)
+    return ItemVectors(pd.Series(range(len(items)), index=items), sp.csr_matrix(np.array([rows[i] for i in items])))
+
+
+def test_personalisation_counts_shared_items_between_every_pair_of_lists():
+    # top-2 lists u {a, b}, v {a, c}, w {d, e}: overlaps (u,v) 1, (u,w) 0, (v,w) 0 -> mean 1/3, over k=2 -> 1/6
+    got = personalisation(recs({"u": ["a", "b"], "v": ["a", "c"], "w": ["d", "e"]}), k=2)
+    assert got == pytest.approx(1 - 1 / 6)
+
+
+def test_personalisation_limits():
+    assert personalisation(recs({"u": ["a", "b"], "v": ["a", "b"]}), k=2) == 0.0  # the same list for all
+    assert personalisation(recs({"u": ["a", "b"], "v": ["c", "d"]}), k=2) == 1.0  # nothing shared
+    assert personalisation(recs({"u": ["a", "b"]}), k=2) == 0.0  # one list: no pair to compare
+    assert personalisation(recs({}).astype({"rank": int}), k=2) == 0.0
+
+
+def test_intra_list_diversity_by_hand():
+    v = vectors({"a": [1, 0], "b": [0, 1], "c": [math.sqrt(0.5), math.sqrt(0.5)]})
+    # [a, b, c]: cos(a,b) = 0, cos(a,c) = cos(b,c) = sqrt(.5) -> mean similarity 2 sqrt(.5) / 3
+    got = intra_list_diversity(recs({"u": ["a", "b", "c"]}), k=3, vectors=v)
+    assert got == pytest.approx(1 - 2 * math.sqrt(0.5) / 3)
+    # v has one item with a vector (x has none) and is not scored; w [a, b] is fully diverse
+    got = intra_list_diversity(recs({"u": ["a", "b", "c"], "v": ["a", "x"], "w": ["a", "b"]}), k=3, vectors=v)
+    assert got == pytest.approx(((1 - 2 * math.sqrt(0.5) / 3) + 1) / 2)
+
+
+def test_intra_list_diversity_limits_from_texts():
+    v = ItemVectors.of_texts(pd.Series({"a": "red mug", "b": "red mug", "c": "garden lamp", "d": ""}))
+    assert intra_list_diversity(recs({"u": ["a", "b"]}), k=2, vectors=v) == pytest.approx(0.0)  # identical texts
+    assert intra_list_diversity(recs({"u": ["a", "c"]}), k=2, vectors=v) == pytest.approx(1.0)  # no word shared
+    assert intra_list_diversity(recs({"u": ["a", "d"]}), k=2, vectors=v) == 0.0  # d has no text: nothing to score
+    assert list(ItemVectors.of_texts(pd.Series({"a": "", "b": None})).rows) == []
+
+
+def test_novelty_and_average_popularity_by_hand():
+    pop = pd.Series({"a": 0.5, "b": 0.25})
+    r = recs({"u": ["a", "b"], "v": ["a"], "w": ["z"]})  # z unknown: counts as the rarest known item (0.25)
+    # self-information: a 1 bit, b 2 bits; u = 1.5, v = 1, w = 2 -> mean 1.5
+    assert novelty(r, k=2, popularity=pop) == pytest.approx((1.5 + 1 + 2) / 3)
+    assert average_popularity(r, k=2, popularity=pop) == pytest.approx((0.375 + 0.5 + 0.25) / 3)
+    assert novelty(r, k=1, popularity=pop) == pytest.approx((1 + 1 + 2) / 3)  # only the first items
+
+
+def test_item_popularity_is_the_share_of_customers_who_bought():
+    history = truth([("u", "a"), ("u", "a"), ("v", "a"), ("v", "b"), ("w", "c")])
+    assert item_popularity(history).to_dict() == pytest.approx({"a": 2 / 3, "b": 1 / 3, "c": 1 / 3})
+
+
+def test_exposure_gini_limits():
+    # even exposure over the whole catalogue -> 0; one item only, in a 4-item catalogue -> (n - 1) / n
+    assert exposure_gini(recs({"u": ["a", "b"], "v": ["c", "d"]}), k=2, n_items=4) == pytest.approx(0.0)
+    assert exposure_gini(recs({"u": ["a"], "v": ["a"]}), k=1, n_items=4) == pytest.approx(0.75)
+    assert exposure_gini(recs({"u": ["a"]}).iloc[:0], k=1, n_items=4) == 0.0
+
+
+def test_beyond_accuracy_on_empty_lists_is_zero():
+    empty = recs({"u": ["a"]}).iloc[:0]
+    pop = pd.Series({"a": 1.0})
+    assert novelty(empty, 3, pop) == average_popularity(empty, 3, pop) == personalisation(empty, 3) == 0.0
+    assert intra_list_diversity(empty, 3, vectors({"a": [1.0]})) == 0.0

@@ -1,0 +1,137 @@
+"""The publish gate: a new model or new recommendations go out only when quality and drift are acceptable.
+
+Checks, each with its threshold from the `gate` params:
+- quality: every metric in `min_metrics` reaches its floor on the holdout;
+- sources: the ranker beats every single candidate source on `beat_sources_on` (what fusion is for);
+- drift: the share of the ranker's input features that drifted is at most `max_drift_share`;
+- champion: on the same holdout, the challenger loses at most `max_regression` (relative) against the
+  published model on each metric in `compare_on`. Without a published model there is nothing to lose to.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.files import write_json
+
+log = logging.getLogger(__name__)
+
+
+def _names(names: list[str], shown: int = 6) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f": {', '.join(names[:shown])}{more}" if names else ""
+
+
+def check(name: str, passed: bool, detail: str, **figures: Any) -> dict[str, Any]:
+    return {"check": name, "passed": bool(passed), "detail": detail, **figures}
+
+
+def decide(
+    challenger: dict[str, float],
+    sources: dict[str, dict[str, float]],
+    drift: dict[str, Any],
+    champion: dict[str, float] | None,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """The gate's decision: every check with its figures, and `passed` when all of them pass."""
+    checks = []
+    for metric, floor in params.get("min_metrics", {}).items():
+        value = challenger[metric]
+        checks.append(
+            check(
+                f"quality {metric}",
+                value >= floor,
+                f"{metric} {value:.4f} vs floor {floor:.4f}",
+                value=value,
+                threshold=floor,
+            )
+        )
+    metric = params.get("beat_sources_on")
+    if metric and sources:
+        best = max(sources, key=lambda name: sources[name][metric])
+        value, rival = challenger[metric], sources[best][metric]
+        checks.append(
+            check(
+                "beats every source",
+                value > rival,
+                f"{metric} {value:.4f} vs best source {best} {rival:.4f}",
+                value=value,
+                threshold=rival,
+            )
+        )
+    share, limit = float(drift["share"]), float(params["max_drift_share"])
+    checks.append(
+        check(
+            "feature drift",
+            share <= limit,
+            f"{drift['drifted']} of {drift['features']} features drifted ({share:.0%}, limit {limit:.0%})"
+            + _names(drift.get("drifted_features", [])),
+            value=share,
+            threshold=limit,
+        )
+    )
+    if champion is None:
+        checks.append(check("vs published model", True, "no published model yet: nothing to compare with"))
+    else:
+        tolerance = float(params["max_regression"])
+        for metric in params.get("compare_on", []):
+            value, old = challenger[metric], champion[metric]
+            floor = old * (1 - tolerance)
+            checks.append(
+                check(
+                    f"vs published {metric}",
+                    value >= floor,
+                    f"{metric} {value:.4f} vs published {old:.4f} (may drop to {floor:.4f})",
+                    value=value,
+                    threshold=floor,
+                )
+            )
+    passed = all(c["passed"] for c in checks)
+    return {"passed": passed, "decision": "publish" if passed else "blocked", "checks": checks}
+
+
+def render(decision: dict[str, Any]) -> str:
+    """The decision as one readable block: the verdict, then a line per check."""
+    lines = [f"GATE: {decision['decision'].upper()}"]
+    lines += [f"  [{'pass' if c['passed'] else 'FAIL'}] {c['check']}: {c['detail']}" for c in decision["checks"]]
+    return "\n".join(lines)
+
+
+def champion_metrics(
+    model_dir: Path, cands_path: str | Path, split_dir: str | Path, params: dict[str, Any]
+) -> dict[str, float] | None:
+    """The published model's metrics on this holdout (None without one): it ranks the same test candidates."""
+    from pipelines.evaluate import Catalogue, holdout, metric_table
+    from pipelines.ranker import scored, top_k
+    from pipelines.split import read_windows
+
+    if not (model_dir / "ranker.lgb").is_file():
+        return None
+    ks = [int(k) for k in params["evaluate"]["ks"]]
+    cands = pd.read_parquet(cands_path)
+    cutoff = read_windows(Path(split_dir) / "windows.json").test_start
+    scores = scored(model_dir, cands, cutoff, params["features"])[-1]
+    history, truth, n_items = holdout(split_dir)
+    return metric_table(top_k(cands, scores, max(ks), positive_only=False), truth, ks, Catalogue.of(history, n_items))
+
+
+def gate_stage(
+    evaluation: dict[str, Any],
+    drift: dict[str, Any],
+    cands_path: str | Path,
+    split_dir: str | Path,
+    out_path: str | Path,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """The gate step: decide, write the decision and its reasons to `out_path`, log it as one block."""
+    gate = params["gate"]
+    champion = champion_metrics(Path(gate["champion"]), cands_path, split_dir, params)
+    decision = decide(evaluation["ranker"], evaluation["sources"], drift, champion, gate)
+    decision["champion"] = str(gate["champion"]) if champion is not None else None
+    write_json(decision, out_path)
+    log.info("%s", render(decision))
+    return decision

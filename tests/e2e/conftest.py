@@ -1,0 +1,85 @@
+"""The DVC pipeline run once on small synthetic data in a fresh git repo, shared by the e2e tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+BIN = Path(sys.executable).parent
+
+
+def run(cmd: list[str], cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:
+    """Run a command in `cwd` with the venv first on PATH; assert success unless ok=False."""
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "DO_NOT_TRACK": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if ok:
+        assert res.returncode == 0, f"{cmd}: {res.stdout[-2000:]}\n{res.stderr[-3000:]}"
+    return res
+
+
+def output(cmd: list[str], cwd: Path) -> str:
+    res = run(cmd, cwd)
+    return res.stdout + res.stderr
+
+
+def shoprec(*args: str, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:
+    return run([str(BIN / "shoprec"), *args], cwd, ok)
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory) -> Path:
+    """A copy of the project (code, dvc.yaml, params with a small data size) in a fresh git repo, reproduced."""
+    root = tmp_path_factory.mktemp("project")
+    for tree in ("pipelines", "feature_repo"):
+        shutil.copytree(ROOT / tree, root / tree, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", root)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["synthetic"]["rows"] = 15_000
+    params["monitor"]["sample_rows"] = 5_000
+    # 15k rows come from a few hundred customers, whose features repeat over their ~300 candidates:
+    # the drift shares of so few customers are noisy (about 0.5 here, 0.2 at the default 150k rows).
+    params["gate"]["max_drift_share"] = 0.8
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "init", "-q"], root)
+    run([sys.executable, "-m", "dvc", "init", "-q"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "init"], root)
+    run([sys.executable, "-m", "dvc", "repro"], root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium (Debian's package) driven by Playwright; skipped where none is installed,
+    except under REQUIRE_SERVICES=1 (CI), where a missing browser fails."""
+    from tests.e2e.browser import CHROMIUM_ARGS, find_chromium
+
+    executable = find_chromium()
+    if executable is None:
+        message = "no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)"
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(message + " and REQUIRE_SERVICES=1")
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -1,0 +1,134 @@
+"""The Evidently reports of the pipeline run: they agree with our metrics, render in headless Chromium
+without JavaScript errors and show the key numbers, and the Evidently UI shows runs side by side."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.e2e.browser import open_report
+from tests.e2e.conftest import BIN, run
+
+pytestmark = pytest.mark.e2e
+
+
+def evidently_value(report: dict, metric: str, k: int) -> float:
+    """A top-k metric's value at k (Evidently returns a table per k; row k-1 is @k)."""
+    for m in report["metrics"]:
+        if m["config"]["type"].endswith(f":{metric}"):
+            return float(m["value"]["value"][str(k - 1)])
+    raise KeyError(metric)
+
+
+def test_evidently_agrees_with_our_ranking_metrics(project):
+    ours = json.loads((project / "metrics/evaluate.json").read_text())["ranker"]
+    theirs = json.loads((project / "reports/quality.json").read_text())
+    for metric, name, k in [
+        ("NDCG", "ndcg", 10),
+        ("RecallTopK", "recall", 20),
+        ("PrecisionTopK", "precision", 10),
+        ("HitRate", "hitrate", 10),
+        ("MRR", "mrr", 10),
+    ]:
+        assert evidently_value(theirs, metric, k) == pytest.approx(ours[f"{name}@{k}"], abs=1e-9), metric
+
+
+def test_the_drift_summary_is_the_reports_figure(project):
+    summary = json.loads((project / "metrics/drift.json").read_text())
+    report = json.loads((project / "reports/drift.json").read_text())
+    counts = [m for m in report["metrics"] if m["config"]["type"].endswith(":DriftedColumnsCount")][0]["value"]
+    assert summary["drifted"] == counts["count"] and summary["share"] == pytest.approx(counts["share"])
+    assert summary["features"] >= 30 and summary["current_rows"] == summary["reference_rows"] == 5000
+    assert 0 < summary["reference_label_rate"] < 1 and 0 < summary["current_label_rate"] < 1
+    assert set(summary["drifted_features"]) <= set(summary.get("drifted_features", []))
+
+
+def test_the_reports_render_in_chromium_and_show_the_key_numbers(project, browser, tmp_path):
+    ours = json.loads((project / "metrics/evaluate.json").read_text())["ranker"]
+    drift = json.loads((project / "metrics/drift.json").read_text())
+    quality = open_report(browser, project / "reports/quality.html", tmp_path / "quality.png")
+    assert not quality.page_errors and not quality.console_errors and not quality.failed_requests, quality
+    assert "Not implemented" not in quality.text
+    assert "NDCG (top-10)" in quality.text and f"{ours['ndcg@10']:.3f}" in quality.text
+    assert "Recall (top-20)" in quality.text and f"{ours['recall@20']:.3f}" in quality.text
+    assert "Novelty (top-10)" in quality.text and "Popularity bias (top-10)" in quality.text
+
+    report = open_report(browser, project / "reports/drift.html", tmp_path / "drift.png")
+    assert not report.page_errors and not report.console_errors and not report.failed_requests, report
+    assert f"({drift['drifted']} out of {drift['features']})" in report.text
+    assert "Drift in column 'score'" in report.text and "Drift in column 'label'" in report.text
+    for png in ("quality.png", "drift.png"):
+        assert (tmp_path / png).stat().st_size > 50_000  # a drawn page, not a blank one
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def api(base: str, path: str, body: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture
+def evidently_ui(project):
+    """`evidently ui` over the project's workspace on a free loopback port, after a second report run."""
+    run([sys.executable, "-m", "dvc", "repro", "-f", "-s", "report"], project)  # a second run of the reports
+    port = free_port()
+    log = (project / "ui.log").open("w")
+    server = subprocess.Popen(
+        [str(BIN / "evidently"), "ui", "--workspace", "reports/workspace", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=project, stdout=log, stderr=subprocess.STDOUT, env={"DO_NOT_TRACK": "1", "PATH": str(BIN)},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                api(base, "/api/version")
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, (project / "ui.log").read_text()
+                time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def test_the_evidently_ui_shows_two_runs_side_by_side(project, evidently_ui, browser, tmp_path):
+    (project_info,) = [p for p in api(evidently_ui, "/api/projects") if p["name"] == "shoprec"]
+    pid = project_info["id"]
+    snapshots = api(evidently_ui, f"/api/projects/{pid}/snapshots")
+    assert len(snapshots) >= 6  # quality, drift and ingest runs of two pipeline runs
+    panels = {p["title"] for p in api(evidently_ui, f"/api/v2/dashboards/{pid}")["panels"]}
+    assert {"NDCG@10", "Recall@20", "Share of drifted features", "Rows ingested"} <= panels
+    series = {
+        "ndcg": {"metric": "evidently:metric_v2:NDCG", "metric_labels": {"k": "10", "column": "value"}},
+        "drift": {"metric": "evidently:metric_v2:DriftedColumnsCount", "metric_labels": {"value_type": "share"}},
+        "rows": {"metric": "evidently:metric_v2:RowCount", "metric_labels": {}},
+    }
+    body = {"series_filter": [{"tags": [], "metadata": {}, **f} for f in series.values()]}
+    data = json.dumps(api(evidently_ui, f"/api/v2/snapshots/{pid}/data_series_batch", body))
+    ours = json.loads((project / "metrics/evaluate.json").read_text())["ranker"]["ndcg@10"]
+    assert f"{ours:.6f}"[:6] in data  # the pipeline's NDCG@10 is on the dashboard
+
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{evidently_ui}/projects/{pid}", wait_until="networkidle", timeout=60_000)
+    page.wait_for_selector("text=Share of drifted features", timeout=60_000)
+    page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+    text = page.evaluate("() => document.body.innerText")
+    page.close()
+    assert not errors and "NDCG@10" in text and "Rows ingested" in text
