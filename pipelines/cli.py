@@ -294,6 +294,68 @@ def gate(
 
 @app.command()
 @step
+def score(
+    split_dir: Path = typer.Option(..., help="Directory written by `shoprec split`."),
+    candidates_dir: Path = typer.Option(..., "--candidates", help="Directory written by `shoprec candidates`."),
+    customer_features: Path = typer.Option(..., help="Customer feature source (loyalty tiers and segments)."),
+    model: Path = typer.Option(..., help="Model directory from `shoprec train`."),
+    out: Path = typer.Option(..., help="Output directory: recommendations, cold-start lists, segments."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Today's top k for every known customer, the cold-start lists and the loyalty segments, at as_of."""
+    from pipelines.score import score_stage
+
+    _show(score_stage(split_dir, candidates_dir, customer_features, model, out, _params(params)))
+
+
+@app.command()
+@step
+def publish(
+    scored: Path | None = typer.Option(None, help="Directory written by `shoprec score`."),
+    model: Path | None = typer.Option(None, help="Model directory from `shoprec train`."),
+    gate_file: Path | None = typer.Option(None, "--gate", help="Decision written by `shoprec gate`."),
+    split_dir: Path | None = typer.Option(None, help="Directory written by `shoprec split` (the data window)."),
+    evaluation: Path | None = typer.Option(None, help="Metrics written by `shoprec evaluate`."),
+    out: Path | None = typer.Option(None, help="Output JSON: what was published, or why not."),
+    rollback: bool = typer.Option(False, "--rollback", help="Make the previous version live again instead."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Publish the scored recommendations as a new version if the gate passed (or roll back one version)."""
+    from pipelines.publish import publish_stage
+    from pipelines.publish import rollback as roll_back
+
+    p = _params(params)
+    if rollback:
+        _show(roll_back(p))
+        return
+    given = {"--scored": scored, "--model": model, "--gate": gate_file, "--split-dir": split_dir}
+    given |= {"--evaluation": evaluation, "--out": out}
+    missing = [name for name, value in given.items() if value is None]
+    if missing:
+        raise InputError(f"publish: missing option(s) {', '.join(missing)} (or use --rollback)")
+    _show(publish_stage(scored, model, gate_file, split_dir, evaluation, out, p))
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8080, help="Port."),
+    workers: int = typer.Option(1, min=1, help="Worker processes."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Serve the published recommendations over HTTP (FastAPI; OpenAPI at /docs and /openapi.json)."""
+    import os
+
+    import uvicorn
+
+    os.environ["SHOPREC_PARAMS"] = str(params.resolve())
+    uvicorn.run(
+        "pipelines.serve:app_from_params", factory=True, host=host, port=port, workers=workers, log_level="warning"
+    )
+
+
+@app.command()
+@step
 def backtest(
     data: Path = typer.Option(..., help="Raw export (e.g. ../shared/data/online_retail.parquet)."),
     test_days: int = typer.Option(30, min=1, help="Length of the test window at the end of the data."),

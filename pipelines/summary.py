@@ -12,13 +12,17 @@ OUTPUTS = {
     "candidates": "data/candidates/",
     "model": "models/ranker.lgb  (models/ranker.json: features, best iteration)",
     "recommendations": "data/recommendations/test.parquet",
-    "metrics": "metrics/*.json   (dvc metrics show / dvc metrics diff)",
+    "reports": "reports/{quality,drift}.html  (make evidently-ui: the dashboard over runs)",
+    "gate": "reports/gate.json",
+    "published": "published/current/  (shoprec serve: the API; shoprec publish --rollback)",
+    "metrics": "metrics/*.json   (dvc metrics show / dvc metrics diff; by segment: metrics/segments.json)",
     "plots": "plots/*.csv       (dvc plots show)",
 }
 
 
-def summarize(metrics_dir: str | Path = "metrics") -> str:
-    """Rows in and out, features, candidate recall, and the ranker against each source on the test window."""
+def summarize(metrics_dir: str | Path = "metrics", reports_dir: str | Path = "reports") -> str:
+    """Rows in and out, features, candidate recall, the ranker against each source on the test window,
+    drift and the gate's decision."""
     d = Path(metrics_dir)
     ingest = json.loads((d / "ingest.json").read_text())
     cands = json.loads((d / "candidates.json").read_text())["test"]
@@ -37,6 +41,23 @@ def summarize(metrics_dir: str | Path = "metrics") -> str:
     ]
     for name, m in {"ranker": ev["ranker"], **ev["sources"]}.items():
         lines.append(f"           {name:<20}{m['ndcg@10']:>9.4f}{m['recall@20']:>11.4f}{m['hitrate@10']:>12.4f}")
+    r = ev["ranker"]
+    lines.append(
+        f"           ranker lists: diversity {r['diversity@10']:.3f}, novelty {r['novelty@10']:.2f} bits, "
+        f"personalisation {r['personalisation@10']:.3f}, coverage {r['coverage@10']:.3f}"
+    )
+    drift = json.loads((d / "drift.json").read_text())
+    lines.append(f"drift      {drift['drifted']} of {drift['features']} ranker inputs drifted ({drift['share']:.0%})")
+    gate_file = Path(reports_dir) / "gate.json"
+    if gate_file.is_file():
+        from pipelines.gate import render
+
+        lines.append(render(json.loads(gate_file.read_text())))
+    publish_file = Path(reports_dir) / "publish.json"
+    if publish_file.is_file():
+        p = json.loads(publish_file.read_text())
+        state = "published" if p["published"] else p["reason"]
+        lines.append(f"publish    version {p.get('version', '-')}: {state}")
     lines.append("")
     lines += [f"{name:<16}{path}" for name, path in OUTPUTS.items()]
     return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""Benchmark: the recommendations API under load on loopback (goal on 2 cores: p99 <= 20 ms at >= 500 req/s).
+
+    apt-get install wrk      # the load generator (Debian's package)
+    make run                 # something published in published/
+    .venv/bin/python bench/serve.py --workers 1 --connections 32 --seconds 30
+
+Starts `shoprec serve` on a free loopback port and drives GET /recommendations/{id}?k=10 with wrk
+at the given concurrency: 90% published customers drawn at random, 10% unknown ones (cold start).
+Prints requests/s, p50 / p90 / p99 latency and the error count as a Markdown row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+
+LUA = """
+local ids = {%s}
+request = function()
+  return wrk.format("GET", "/recommendations/" .. ids[math.random(#ids)] .. "?k=10")
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(base: str, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(base + "/health", timeout=2).read()
+            return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("bench/serve: the server did not start") from None
+            time.sleep(0.2)
+
+
+def millis(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def parse(out: str) -> dict[str, float]:
+    pct = dict(re.findall(r"^\s+(\d+)%\s+(\S+)$", out, re.M))
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": millis(pct["50"]),
+        "p90_ms": millis(pct["90"]),
+        "p99_ms": millis(pct["99"]),
+        "errors": errors + (int(non2xx.group(1)) if non2xx else 0),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--published", type=Path, default=Path("published"))
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seconds", type=int, default=30)
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench/serve: wrk not found (apt-get install wrk)")
+    customers = pd.read_parquet(args.published / "current" / "recommendations.parquet")["customer_id"].unique()
+    rng = random.Random(0)
+    ids = [str(c) for c in customers] + [f"unknown-{i}" for i in range(len(customers) // 9)]
+    rng.shuffle(ids)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "shoprec"), "serve", "--port", str(port), "--workers", str(args.workers)]
+    )
+    try:
+        wait_ready(base, server)
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+            script.write(LUA % ",".join(f'"{i}"' for i in ids))
+        cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s", "--latency", "-s"]
+        subprocess.run([*cmd[:-2], "-d3s", "-s", script.name, base], capture_output=True, check=True)  # warm-up
+        out = subprocess.run([*cmd, script.name, base], capture_output=True, text=True, check=True).stdout
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    result = {"workers": args.workers, "connections": args.connections, "seconds": args.seconds, **parse(out)}
+    print(json.dumps(result, indent=2))
+    print(
+        f"| {args.workers} | {args.connections} | {result['rps']:,.0f} | {result['p50_ms']:.1f} | "
+        f"{result['p90_ms']:.1f} | {result['p99_ms']:.1f} | {result['errors']} |"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Score step: what goes out today. At the as-of date (the end of the data), with the current model:
+the top k for every known customer (with sources and reasons), the cold-start lists (per country,
+then global) and each customer's loyalty tier and segment for the membership side.
+
+The same functions as the test window: the sources fitted on everything before as_of, the
+budgeted selection with the tuned weights, Feast features joined at as_of, the LightGBM ranker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines import schema as s
+from pipelines.candidates.base import SCORE
+from pipelines.candidates.popularity import CountryPopularity
+from pipelines.candidates.selection import budgets
+from pipelines.candidates.union import fit_sources, window_candidates
+from pipelines.features.history import EVENT_TS
+from pipelines.files import write_parquet
+from pipelines.split import read_windows
+
+log = logging.getLogger(__name__)
+GLOBAL = "*"  # the cold-start list for a country without its own
+PROFILE = ["rfm_tier", "rfm_score", "behaviour_cluster", "profile_keywords", "recency_days", "orders_365d"]
+
+
+def serving_candidates(
+    history: pd.DataFrame, as_of: pd.Timestamp, customers: pd.Index, cand_params: dict[str, Any], selection: dict | None
+) -> pd.DataFrame:
+    """Candidates for `customers` from sources fitted on everything before `as_of`, cut to their budgets."""
+    sources = fit_sources(history, as_of, cand_params["sources"])
+    sel = cand_params.get("selection")
+    budget = budgets(history, customers, sel) if sel and selection else None
+    return window_candidates(sources, customers, history.iloc[:0], budget, selection)[0]
+
+
+def cold_start(history: pd.DataFrame, as_of: pd.Timestamp, k: int, params: dict[str, Any]) -> pd.DataFrame:
+    """Best sellers of each country with enough recent buyers, and the global list (country `*`)."""
+    src = CountryPopularity(k, int(params["window_days"]), int(params["min_customers"])).fit(history, as_of)
+    frames = [src.global_.assign(country=GLOBAL, reason="a best seller right now")]
+    for country, top in src.per_country_.items():
+        frames.append(top.assign(country=country, reason=f"popular in {country} right now"))
+    out = pd.concat(frames, ignore_index=True)
+    out["rank"] = out.groupby("country").cumcount() + 1
+    return out[["country", "rank", s.ITEM, SCORE, "reason"]]
+
+
+def customer_profiles(customer_features: pd.DataFrame, customers: pd.Index, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Each customer's loyalty tier, RFM score, behavioural segment and keywords in their latest snapshot."""
+    stamps = pd.to_datetime(customer_features[EVENT_TS]).dt.tz_localize(None)
+    latest = customer_features[stamps <= as_of].sort_values(EVENT_TS).groupby(s.CUSTOMER)[PROFILE].last()
+    out = latest.reindex(customers).rename(columns={"rfm_tier": "tier", "behaviour_cluster": "segment"})
+    out["tier"] = out["tier"].fillna("unknown")
+    return out.rename_axis(s.CUSTOMER).reset_index()
+
+
+def score_stage(
+    split_dir: str | Path,
+    cands_dir: str | Path,
+    customer_features_path: str | Path,
+    model_dir: str | Path,
+    out_dir: str | Path,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """The score step: `recommendations.parquet`, `cold_start.parquet` and `segments.parquet` in `out_dir`."""
+    from pipelines.ranker import recommend, scored
+
+    split_dir, out_dir = Path(split_dir), Path(out_dir)
+    w = read_windows(split_dir / "windows.json")
+    history = pd.concat([pd.read_parquet(split_dir / f"{n}.parquet") for n in ("train", "valid", "test")])
+    customers = pd.Index(sorted(history[s.CUSTOMER].unique()), name=s.CUSTOMER)
+    selection = json.loads((Path(cands_dir) / "selection.json").read_text())["selection"]
+    k = int(params["publish"]["k"])
+    cands = serving_candidates(history, w.as_of, customers, params["candidates"], selection)
+    booster, info, x, scores = scored(model_dir, cands, w.as_of, params["features"])
+    recs = recommend(booster, cands, x, info["sources"], k, scores)
+    write_parquet(recs, out_dir / "recommendations.parquet")
+    cold = cold_start(history, w.as_of, k, params["publish"]["cold_start"])
+    write_parquet(cold, out_dir / "cold_start.parquet")
+    profiles = customer_profiles(pd.read_parquet(customer_features_path), customers, w.as_of)
+    write_parquet(profiles, out_dir / "segments.parquet")
+    summary = {
+        "as_of": w.as_of.isoformat(),
+        "customers": len(customers),
+        "customers_with_recommendations": int(recs[s.CUSTOMER].nunique()),
+        "recommendations": len(recs),
+        "cold_start_countries": sorted(c for c in cold["country"].unique() if c != GLOBAL),
+        "tiers": profiles["tier"].value_counts().to_dict(),
+    }
+    log.info("score: %s", summary)
+    return summary

@@ -1,0 +1,149 @@
+"""The pipeline ends with a gated publish; `shoprec serve` answers over HTTP; a publish killed half-way
+(SIGKILL) leaves the previous version serving, and running it again completes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from pipelines.publish import Releases
+from pipelines.serve import create_app
+from pipelines.serving_store import SqliteStore
+from tests.e2e.conftest import BIN, shoprec
+
+pytestmark = pytest.mark.e2e
+PUBLISH_ARGS = ["--model", "models", "--gate", "reports/gate.json", "--split-dir", "data/split"]
+PUBLISH_ARGS += ["--evaluation", "metrics/evaluate.json"]
+
+
+def test_the_pipeline_published_every_known_customer(project):
+    result = json.loads((project / "reports/publish.json").read_text())
+    assert result["published"], result
+    releases = Releases(project / "published")
+    assert releases.current() == result["version"]
+    manifest = json.loads((project / "published/current/manifest.json").read_text())
+    assert manifest["gate"]["passed"] and manifest["data_window"]["as_of"].startswith(result["version"][:4])
+    recs = pd.read_parquet(project / "published/current/recommendations.parquet")
+    clean = pd.read_parquet(project / "data/clean/interactions.parquet")
+    assert recs["customer_id"].nunique() == clean["customer_id"].nunique()  # every known customer
+    segments = pd.read_parquet(project / "published/current/segments.parquet")
+    assert set(segments["customer_id"]) == set(clean["customer_id"])
+    assert segments["tier"].isin(["champion", "loyal", "promising", "at_risk", "hibernating", "unknown"]).all()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_shoprec_serve_answers_known_and_unknown_customers(project):
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BIN / "shoprec"), "serve", "--port", str(port)], cwd=project, stderr=subprocess.PIPE, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, health = get(base + "/health")
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read()
+                time.sleep(0.2)
+        live = json.loads((project / "reports/publish.json").read_text())["version"]
+        assert status == 200 and health == {"status": "ok", "version": live}
+        customer = pd.read_parquet(project / "published/current/recommendations.parquet")["customer_id"].iloc[0]
+        status, body = get(f"{base}/recommendations/{customer}?k=5")
+        assert status == 200 and not body["cold_start"] and len(body["items"]) == 5
+        assert all(item["reason"] and item["sources"] for item in body["items"])
+        status, body = get(f"{base}/recommendations/someone-new?k=3")
+        assert status == 200 and body["cold_start"] and len(body["items"]) == 3
+        assert get(f"{base}/recommendations/{customer}?k=1000")[0] == 422
+        assert get(base + "/version")[1]["version"] == live
+        assert "/recommendations/{customer_id}" in get(base + "/openapi.json")[1]["paths"]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def new_version_of(project: Path, out: Path) -> Path:
+    """The scored files with every list reversed: different content, so a different version."""
+    shutil.copytree(project / "data/serving", out)
+    recs = pd.read_parquet(out / "recommendations.parquet")
+    recs["rank"] = recs.groupby("customer_id")["rank"].transform(lambda r: r.max() + 1 - r)
+    recs.sort_values(["customer_id", "rank"]).to_parquet(out / "recommendations.parquet")
+    return out
+
+
+def first_item(api: TestClient, customer: str) -> tuple[str, str]:
+    body = api.get(f"/recommendations/{customer}").json()
+    return body["version"], body["items"][0]["item_id"]
+
+
+def test_a_publish_killed_half_way_keeps_the_previous_version_and_a_rerun_completes(project, tmp_path):
+    db = project / "published/serving.db"
+    api = TestClient(create_app(SqliteStore(db), project / "published", max_k=20))
+    customer = pd.read_parquet(project / "data/serving/recommendations.parquet")["customer_id"].iloc[0]
+    before = first_item(api, customer)
+    scored = new_version_of(project, tmp_path / "scored")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["publish"]["write_batch_size"] = 1  # one commit per entry: a long window to be killed in
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    cmd = [str(BIN / "shoprec"), "publish", "--scored", str(scored), *PUBLISH_ARGS]
+    cmd += ["--out", str(tmp_path / "publish.json"), "--params", str(tmp_path / "params.yaml")]
+
+    proc = subprocess.Popen(cmd, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    watcher, killed_at = sqlite3.connect(db, timeout=30), None
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            row = watcher.execute(
+                "SELECT COUNT(*) FROM entries e JOIN versions v ON v.version = e.version WHERE v.complete = 0"
+            ).fetchone()
+            if row[0] > 0:  # the new version is being written, not yet complete
+                os.kill(proc.pid, signal.SIGKILL)
+                killed_at = row[0]
+                break
+            time.sleep(0.005)
+        proc.wait(timeout=30)
+    finally:
+        watcher.close()
+    assert killed_at is not None and proc.returncode == -signal.SIGKILL, "publish ended before it could be killed"
+
+    assert first_item(api, customer) == before  # serving still answers from the previous version
+    assert Releases(project / "published").current() == before[0]
+
+    res = shoprec(*cmd[1:], cwd=project)  # the rerun finishes the same version
+    result = json.loads((tmp_path / "publish.json").read_text())
+    assert res.returncode == 0 and result["published"]
+    after = first_item(api, customer)
+    assert after[0] == result["version"] != before[0] and after[1] != before[1]
+    assert Releases(project / "published").current() == result["version"]
+    assert not list((project / "published/versions").glob(".tmp-*"))
+
+    shoprec("publish", "--rollback", cwd=project)  # leave the pipeline's version live for the other tests
+    assert first_item(api, customer) == before

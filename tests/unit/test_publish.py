@@ -1,0 +1,219 @@
+"""Publishing: gated, versioned, atomic, idempotent, pruned, and undone by a rollback; the API reads it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from pipelines.errors import InputError
+from pipelines.publish import Releases, publish, rollback
+from pipelines.serve import create_app
+from pipelines.serving_store import SqliteStore
+
+pytestmark = pytest.mark.unit
+
+PASSED = {"passed": True, "decision": "publish", "checks": []}
+BLOCKED = {
+    "passed": False,
+    "decision": "blocked",
+    "checks": [{"check": "feature drift", "passed": False, "detail": "9 of 10 features drifted"}],
+}
+WINDOWS = {"as_of": "2011-12-10T00:00:00", "test_start": "2011-11-10T00:00:00"}
+EVALUATION = {"customers": 2, "ranker": {"ndcg@10": 0.3}}
+
+
+def scored(root: Path, top_item: str = "a") -> Path:
+    """Hand-made outputs of the score step: two customers' lists, cold-start lists, segments."""
+    out = root / f"scored-{top_item}"
+    out.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "customer_id": ["u", "u", "v"],
+            "item_id": [top_item, "b", "c"],
+            "rank": [1, 2, 1],
+            "score": [2.0, 1.0, 0.5],
+            "sources": ["buy_again", "popularity,item_cf", "content"],
+            "reasons": ["you bought it before; due for a re-order", "a best seller right now", ""],
+        }
+    ).to_parquet(out / "recommendations.parquet")
+    pd.DataFrame(
+        {
+            "country": ["*", "*", "Germany"],
+            "rank": [1, 2, 1],
+            "item_id": ["p", "q", "g"],
+            "score": [10.0, 9.0, 3.0],
+            "reason": ["a best seller right now"] * 2 + ["popular in Germany right now"],
+        }
+    ).to_parquet(out / "cold_start.parquet")
+    pd.DataFrame(
+        {
+            "customer_id": ["u", "v"],
+            "tier": ["champion", "unknown"],
+            "segment": [2, None],
+            "rfm_score": [12, None],
+            "profile_keywords": ["mug heart", None],
+            "recency_days": [3.0, None],
+            "orders_365d": [14, None],
+        }
+    ).to_parquet(out / "segments.parquet")
+    return out
+
+
+@pytest.fixture
+def model(tmp_path) -> Path:
+    d = tmp_path / "models"
+    d.mkdir()
+    (d / "ranker.lgb").write_text("tree\n")
+    (d / "ranker.json").write_text(json.dumps({"kind": "lightgbm_lambdarank", "best_iteration": 7, "sources": []}))
+    pd.DataFrame({"x": [1.0]}).to_parquet(d / "reference.parquet")
+    return d
+
+
+@pytest.fixture
+def params(tmp_path) -> dict:
+    return {"publish": {"dir": str(tmp_path / "published"), "keep": 2, "store": "sqlite", "write_batch_size": 1}}
+
+
+def run(tmp_path, model, params, top_item="a", gate=PASSED) -> dict:
+    return publish(scored(tmp_path, top_item), model, gate, WINDOWS, EVALUATION, params)
+
+
+def client(params) -> TestClient:
+    root = params["publish"]["dir"]
+    return TestClient(create_app(SqliteStore(Path(root) / "serving.db"), root, max_k=20))
+
+
+def test_a_publish_makes_a_version_live_with_its_manifest(tmp_path, model, params):
+    result = run(tmp_path, model, params)
+    assert result["published"] and result["version"].startswith("20111210-")
+    root = Path(params["publish"]["dir"])
+    assert Releases(root).current() == result["version"]
+    assert (root / "current" / "model" / "ranker.lgb").read_text() == "tree\n"
+    m = json.loads((root / "current" / "manifest.json").read_text())
+    assert m["data_window"] == WINDOWS and m["metrics"]["ranker"]["ndcg@10"] == 0.3 and m["gate"] == PASSED
+    assert len(m["model"]["sha256"]) == 64 and m["model"]["best_iteration"] == 7
+
+    api = client(params)
+    body = api.get("/recommendations/u", params={"k": 1}).json()
+    assert body == {
+        "customer_id": "u",
+        "version": result["version"],
+        "cold_start": False,
+        "items": [{"item_id": "a", "score": 2.0, "reason": "you bought it before", "sources": ["buy_again"]}],
+    }
+    assert api.get("/customers/u/segment").json()["tier"] == "champion"
+    assert api.get("/version").json()["version"] == result["version"]
+
+
+def test_publishing_the_same_thing_again_is_a_no_op(tmp_path, model, params):
+    first = run(tmp_path, model, params)
+    again = publish(tmp_path / "scored-a", model, PASSED, WINDOWS, EVALUATION, params)
+    assert again == {"published": False, "version": first["version"], "reason": "already live"}
+    assert len(Releases(params["publish"]["dir"]).index()) == 1
+
+
+def test_a_blocked_gate_publishes_nothing_and_keeps_the_live_version(tmp_path, model, params):
+    first = run(tmp_path, model, params)
+    result = run(tmp_path, model, params, top_item="z", gate=BLOCKED)
+    assert result == {"published": False, "reason": "gate blocked: 9 of 10 features drifted"}
+    assert client(params).get("/recommendations/u").json()["version"] == first["version"]
+
+
+def test_rollback_restores_the_previous_version_and_old_ones_are_pruned(tmp_path, model, params):
+    versions = [run(tmp_path, model, params, top_item=item)["version"] for item in ("a", "x", "y")]
+    releases = Releases(params["publish"]["dir"])
+    assert [v["version"] for v in releases.index()] == versions[1:]  # keep: 2
+    assert not (releases.versions_dir / versions[0]).exists()
+    api = client(params)
+    assert api.get("/recommendations/u").json()["items"][0]["item_id"] == "y"
+    assert rollback(params) == {"rolled_back_from": versions[2], "live": versions[1]}
+    assert api.get("/recommendations/u").json()["items"][0]["item_id"] == "x"
+    assert releases.current() == versions[1]
+    with pytest.raises(InputError, match="no version before"):
+        rollback(params)
+
+
+def test_missing_inputs_are_named(tmp_path, model, params):
+    out = scored(tmp_path)
+    (out / "segments.parquet").unlink()
+    with pytest.raises(InputError, match="segments.parquet"):
+        publish(out, model, PASSED, WINDOWS, EVALUATION, params)
+
+
+def test_unknown_customers_get_the_cold_start_list_of_their_country_else_the_global_one(tmp_path, model, params):
+    run(tmp_path, model, params)
+    api = client(params)
+    body = api.get("/recommendations/newcomer", params={"k": 5}).json()
+    assert body["cold_start"] and [i["item_id"] for i in body["items"]] == ["p", "q"]
+    german = api.get("/recommendations/newcomer", params={"country": "Germany"}).json()
+    assert [i["item_id"] for i in german["items"]] == ["g"]
+    assert german["items"][0]["reason"] == "popular in Germany right now"
+    nowhere = api.get("/recommendations/newcomer", params={"country": "Atlantis"}).json()
+    assert [i["item_id"] for i in nowhere["items"]] == ["p", "q"]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("/recommendations/u?k=0", "k: Input should be greater than or equal to 1"),
+        ("/recommendations/u?k=21", "k: Input should be less than or equal to 20"),
+        ("/recommendations/u?k=ten", "k: Input should be a valid integer"),
+        ("/recommendations/bad%20id", "customer_id: String should match pattern"),
+        ("/recommendations/" + "x" * 129, "customer_id: String should match pattern"),
+        ("/recommendations/u?country=%3Cscript%3E", "country: String should match pattern"),
+    ],
+)
+def test_bad_input_is_a_422_with_one_line(tmp_path, model, params, url, message):
+    run(tmp_path, model, params)
+    response = client(params).get(url)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert detail.startswith(message) and "\n" not in detail
+
+
+def test_nothing_published_is_a_503_not_a_500(params):
+    api = client(params)
+    for url in ("/health", "/version", "/recommendations/u", "/customers/u/segment"):
+        response = api.get(url)
+        assert response.status_code == 503 and "nothing published yet" in response.json()["detail"], url
+
+
+def test_the_openapi_spec_describes_the_endpoints_and_their_limits(tmp_path, model, params):
+    spec = client(params).get("/openapi.json").json()
+    assert {"/recommendations/{customer_id}", "/customers/{customer_id}/segment", "/health", "/version"} <= set(
+        spec["paths"]
+    )
+    get = spec["paths"]["/recommendations/{customer_id}"]["get"]
+    k = next(p for p in get["parameters"] if p["name"] == "k")
+    assert k["schema"]["minimum"] == 1 and k["schema"]["maximum"] == 20 and k["schema"]["default"] == 10
+    item = spec["components"]["schemas"]["Item"]["properties"]
+    assert set(item) == {"item_id", "score", "reason", "sources"}
+
+
+@pytest.mark.services
+def test_the_production_store_redis_serves_and_rolls_back(services, tmp_path, model, params):
+    import uuid
+
+    from pipelines.serving_store import RedisStore
+
+    namespace = f"shoprec-test:{uuid.uuid4()}"
+    params["publish"].update(store="redis", redis_url="redis://127.0.0.1:6379/0", redis_namespace=namespace)
+    store = RedisStore("redis://127.0.0.1:6379/0", namespace)
+    try:
+        first = run(tmp_path, model, params)["version"]
+        second = run(tmp_path, model, params, top_item="x")["version"]
+        api = TestClient(create_app(store, params["publish"]["dir"], max_k=20))
+        assert api.get("/recommendations/u").json()["items"][0]["item_id"] == "x"
+        assert rollback(params)["live"] == first
+        body = api.get("/recommendations/u").json()
+        assert body["version"] == first and body["items"][0]["item_id"] == "a"
+        assert api.get("/recommendations/newcomer", params={"country": "Germany"}).json()["items"][0]["item_id"] == "g"
+        assert store.versions() == sorted([first, second])
+    finally:
+        keys = list(store.client.scan_iter(f"{namespace}:*"))
+        if keys:
+            store.client.delete(*keys)
