@@ -243,6 +243,7 @@ def evaluate(
         {"metrics": metrics, "segments": segments, "plots": plots},
         section(section(p, "candidates"), "sources"),
         section(p, "evaluate"),
+        int(section(p, "recommend")["k"]),
     )
     _show(result["ranker"])
 
@@ -274,6 +275,7 @@ def report(
 def gate(
     evaluation: Path = typer.Option(..., help="Metrics JSON written by `shoprec evaluate`."),
     drift: Path = typer.Option(..., help="Drift summary JSON written by `shoprec report`."),
+    model: Path = typer.Option(..., help="The model the evaluation is about (models/)."),
     candidates_file: Path = typer.Option(..., "--candidates", help="Test candidates (the published model ranks them)."),
     split_dir: Path = typer.Option(..., help="Directory written by `shoprec split`."),
     out: Path = typer.Option(..., help="Output decision JSON."),
@@ -285,6 +287,7 @@ def gate(
     gate_stage(
         json.loads(evaluation.read_text()),
         json.loads(drift.read_text()),
+        model,
         candidates_file,
         split_dir,
         out,

@@ -11,6 +11,7 @@ import pandas as pd
 
 from pipelines import schema as s
 from pipelines.candidates.content import item_texts
+from pipelines.errors import InputError
 from pipelines.files import write_csv, write_json
 from pipelines.metrics import (
     ItemVectors,
@@ -123,13 +124,20 @@ def evaluate_stage(
     out: dict[str, str | Path],
     source_params: dict[str, Any],
     params: dict[str, Any],
+    list_length: int,
 ) -> dict[str, Any]:
-    """Read the test window's recommendations, candidates and purchases; write the metrics (`out["metrics"]`),
+    """Read the test window's recommendations (`list_length` per customer), candidates and purchases;
+    write the metrics (`out["metrics"]`),
     the segment breakdown (`out["segments"]`) and the metric@k curves (`out["plots"]`)."""
     from pipelines.split import read_windows
 
-    history, truth, n_items = holdout(split_dir)
     ks = [int(k) for k in params["ks"]]
+    if max(ks) > list_length:
+        raise InputError(
+            f"params: evaluate.ks goes up to {max(ks)} but recommend.k keeps {list_length} items per customer: "
+            "the ranker would be cut shorter than the sources"
+        )
+    history, truth, n_items = holdout(split_dir)
     catalogue = Catalogue.of(history, n_items)
     lists = model_lists(pd.read_parquet(recs_path), pd.read_parquet(cands_path), source_sizes(source_params), max(ks))
     result = evaluate(lists, truth, ks, catalogue)

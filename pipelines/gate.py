@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.errors import InputError
 from pipelines.files import write_json
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,10 @@ def decide(
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """The gate's decision: every check with its figures, and `passed` when all of them pass."""
+    named = [*params.get("min_metrics", {}), *params.get("compare_on", []), params.get("beat_sources_on")]
+    unknown = sorted({m for m in named if m and m not in challenger})
+    if unknown:
+        raise InputError(f"params: gate names metric(s) {', '.join(unknown)} that evaluate did not compute")
     checks = []
     for metric, floor in params.get("min_metrics", {}).items():
         value = challenger[metric]
@@ -102,36 +107,48 @@ def render(decision: dict[str, Any]) -> str:
 
 
 def champion_metrics(
-    model_dir: Path, cands_path: str | Path, split_dir: str | Path, params: dict[str, Any]
-) -> dict[str, float] | None:
-    """The published model's metrics on this holdout (None without one): it ranks the same test candidates."""
+    publish_dir: str | Path, cands_path: str | Path, split_dir: str | Path, params: dict[str, Any]
+) -> tuple[dict[str, float], str] | None:
+    """The published model's metrics on this holdout and its version (None before the first publish):
+    it ranks the same test candidates with the same features."""
     from pipelines.evaluate import Catalogue, holdout, metric_table
+    from pipelines.publish import Releases
     from pipelines.ranker import scored, top_k
     from pipelines.split import read_windows
 
-    if not (model_dir / "ranker.lgb").is_file():
+    releases = Releases(publish_dir)
+    version = releases.current()
+    if version is None:
         return None
+    model_dir = releases.root / "current" / "model"
+    if not (model_dir / "ranker.lgb").is_file():
+        raise InputError(f"{model_dir}: the published version {version} has no model (ranker.lgb)")
     ks = [int(k) for k in params["evaluate"]["ks"]]
     cands = pd.read_parquet(cands_path)
     cutoff = read_windows(Path(split_dir) / "windows.json").test_start
     scores = scored(model_dir, cands, cutoff, params["features"])[-1]
     history, truth, n_items = holdout(split_dir)
-    return metric_table(top_k(cands, scores, max(ks), positive_only=False), truth, ks, Catalogue.of(history, n_items))
+    recs = top_k(cands, scores, max(ks), positive_only=False)
+    return metric_table(recs, truth, ks, Catalogue.of(history, n_items)), version
 
 
 def gate_stage(
     evaluation: dict[str, Any],
     drift: dict[str, Any],
+    model_dir: str | Path,
     cands_path: str | Path,
     split_dir: str | Path,
     out_path: str | Path,
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    """The gate step: decide, write the decision and its reasons to `out_path`, log it as one block."""
-    gate = params["gate"]
-    champion = champion_metrics(Path(gate["champion"]), cands_path, split_dir, params)
-    decision = decide(evaluation["ranker"], evaluation["sources"], drift, champion, gate)
-    decision["champion"] = str(gate["champion"]) if champion is not None else None
+    """The gate step: decide about the model in `model_dir`, write the decision and its reasons to
+    `out_path` (with the model's hash, which publish checks), log it as one block."""
+    from pipelines.publish import sha256
+
+    champion = champion_metrics(params["publish"]["dir"], cands_path, split_dir, params)
+    decision = decide(evaluation["ranker"], evaluation["sources"], drift, champion and champion[0], params["gate"])
+    decision["model_sha256"] = sha256([Path(model_dir) / "ranker.lgb"])
+    decision["champion"] = champion[1] if champion else None
     write_json(decision, out_path)
     log.info("%s", render(decision))
     return decision

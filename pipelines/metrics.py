@@ -61,8 +61,8 @@ def catalogue_coverage(recs: pd.DataFrame, k: int, n_items: int) -> float:
 
 
 # Beyond accuracy: what merchandisers ask of the lists themselves (no purchases needed).
-# `popularity` is the share of the training customers who bought each item; items it does not
-# know count as bought by one customer (the rarest a known item can be).
+# `popularity` is the share of the training customers who bought each item; an item it does not
+# know counts as rare as its rarest item (with no popularity at all, as bought by everyone).
 
 
 def _lists(recs: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -109,17 +109,21 @@ def exposure_gini(recs: pd.DataFrame, k: int, n_items: int) -> float:
 
 
 def personalisation(recs: pd.DataFrame, k: int) -> float:
-    """1 - mean overlap |L_u & L_v| / k over all pairs of customers' top-k lists (0: everyone gets the same).
+    """1 - (items shared by two customers' top-k lists) / (length of the shorter list), over all pairs
+    of customers (pooled): 0 when everyone gets the same list, 1 when no two lists share an item.
 
-    Exact without the pairs: the number of pairs sharing item i is c_i (c_i - 1) / 2 for c_i lists holding it.
+    Exact without forming the pairs: c_i lists holding item i share it in c_i (c_i - 1) / 2 pairs, and
+    with lengths sorted ascending, l_(j) is the shorter list of the U - j pairs it forms with longer ones.
     """
     top = _lists(recs, k)
-    u = top[s.CUSTOMER].nunique()
+    lengths = np.sort(top.groupby(s.CUSTOMER).size().to_numpy(dtype=float))
+    u = len(lengths)
     if u < 2:
         return 0.0
     c = top[s.ITEM].value_counts().to_numpy(dtype=float)
-    mean_overlap = (c * (c - 1)).sum() / (u * (u - 1))
-    return float(1.0 - mean_overlap / k)
+    shared = (c * (c - 1)).sum() / 2
+    shorter = (lengths * (u - np.arange(1, u + 1))).sum()
+    return float(1.0 - shared / shorter)
 
 
 @dataclass(frozen=True)

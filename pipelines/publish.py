@@ -9,8 +9,9 @@ Layout under `publish.dir` (default `published/`):
 
 A version id is the as-of date and a hash of what is published, so publishing the same thing twice
 is a no-op and a publish killed half-way is finished by running it again. Order of a publish: the
-version directory (written beside, renamed into place), the store entries, then the store's live
-pointer and the `current` link. A reader sees the old version until the pointer moves.
+version directory (written beside, renamed into place), the store entries, the index, then the
+store's live pointer and the `current` link. A reader sees the old version until the pointer moves.
+The gate's decision names the model it judged; publishing another model is refused.
 """
 
 from __future__ import annotations
@@ -106,25 +107,27 @@ class Releases:
         os.symlink(Path("versions") / version, tmp)
         os.replace(tmp, self.root / "current")
 
-    def record(self, version: str) -> list[dict[str, str]]:
+    def record(self, version: str) -> None:
+        """Add the version to the index (once), before it goes live: what is live is always indexed."""
         index = self.index()
         if version not in [v["version"] for v in index]:
             index.append({"version": version, "published_at": datetime.now(UTC).isoformat(timespec="seconds")})
             write_json(index, self.root / "index.json")
-        return index
 
     def prune(self, keep: int, store: ServingStore) -> list[str]:
-        """Drop all but the newest `keep` versions (never the current one) from disk, index and store."""
-        index, current = self.index(), self.current()
-        kept = index[-keep:] + [v for v in index[:-keep] if v["version"] == current]
-        dropped = [v["version"] for v in index if v not in kept]
-        for version in dropped:
+        """Keep the newest `keep` indexed versions and the live one; drop everything else from the index
+        first, then from the store and disk (so a killed prune never leaves an indexed, emptied version)."""
+        index, live = self.index(), store.live()
+        kept = [v for i, v in enumerate(index) if i >= len(index) - keep or v["version"] == live]
+        names = {v["version"] for v in kept}
+        if len(kept) < len(index):
+            write_json(kept, self.root / "index.json")
+        dropped = sorted({v["version"] for v in index} - names)
+        for version in sorted(set(store.versions()) - names):  # also orphans of killed publishes
             store.drop(version)
-            shutil.rmtree(self.versions_dir / version, ignore_errors=True)
-        for tmp in self.versions_dir.glob(".tmp-*"):  # left by killed publishes
-            shutil.rmtree(tmp, ignore_errors=True)
-        if dropped:
-            write_json([v for v in index if v in kept], self.root / "index.json")
+        for path in self.versions_dir.iterdir() if self.versions_dir.is_dir() else []:
+            if path.name not in names:  # also .tmp-* left by killed publishes
+                shutil.rmtree(path, ignore_errors=True)
         return dropped
 
 
@@ -152,8 +155,15 @@ def publish(
     evaluation: dict[str, Any],
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    """Publish a new version if the gate passed; returns what happened (published, version, reason)."""
+    """Publish a new version if the gate passed; returns what happened (published, version, reason).
+
+    Order, each step safe to interrupt and finished by a rerun: the version directory, the store
+    entries, the index, the store's live pointer, the `current` link, then pruning.
+    """
     p = params["publish"]
+    keep = int(p["keep"])
+    if keep < 1:
+        raise InputError(f"params: publish.keep must be at least 1, not {keep}")
     if not gate.get("passed"):
         failed = [c["detail"] for c in gate.get("checks", []) if not c["passed"]]
         log.warning("publish: skipped, the gate blocked it: %s", "; ".join(failed))
@@ -164,10 +174,16 @@ def publish(
     if missing:
         raise InputError(f"publish: missing input file(s): {', '.join(missing)}")
     model_sha = sha256([model_dir / "ranker.lgb"])
+    if gate.get("model_sha256") != model_sha:
+        raise InputError(
+            f"publish: the gate's decision is about model {str(gate.get('model_sha256'))[:12]}, not {model_dir} "
+            f"({model_sha[:12]}): run `shoprec gate` on this model first"
+        )
     content = sha256([files[name] for name in FILES] + [model_dir / "ranker.lgb"])
     version = f"{pd.Timestamp(windows['as_of']):%Y%m%d}-{content[:10]}"
     releases, store = Releases(p["dir"]), open_store(p)
-    if store.live() == version and releases.current() == version:
+    indexed = version in [v["version"] for v in releases.index()]
+    if store.live() == version and releases.current() == version and indexed:
         return {"published": False, "version": version, "reason": "already live"}
     info = json.loads((model_dir / "ranker.json").read_text())
     published = {k: params[k] for k in ("candidates", "ranker", "features", "recommend", "publish") if k in params}
@@ -177,16 +193,16 @@ def publish(
         for kind, entries in payloads(*frames).items():
             store.write(version, kind, entries, int(p.get("write_batch_size", 500)))
         store.complete(version)
+    releases.record(version)
     store.set_live(version)
     releases.switch(version)
-    releases.record(version)
-    dropped = releases.prune(int(p["keep"]), store)
+    dropped = releases.prune(keep, store)
     log.info("publish: version %s is live (dropped: %s)", version, ", ".join(dropped) or "none")
     return {"published": True, "version": version, "dropped": dropped}
 
 
 def rollback(params: dict[str, Any]) -> dict[str, Any]:
-    """Make the version published before the current one live again (in the store and `current`)."""
+    """Make the version published before the live one (in the index: first publication order) live again."""
     p = params["publish"]
     releases, store = Releases(p["dir"]), open_store(p)
     order = [v["version"] for v in releases.index()]

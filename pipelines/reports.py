@@ -92,18 +92,20 @@ def quality_report(
     )
 
 
-def drift_columns(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[list[str], list[str], list[str]]:
-    """(numerical features, categorical features, features left out: no values in one of the samples)."""
-    features = [c for c in reference.columns if c not in KEY_COLUMNS and c in current.columns]
-    empty = [c for c in features if reference[c].notna().sum() == 0 or current[c].notna().sum() == 0]
-    kept = [c for c in features if c not in empty]
+def drift_columns(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(numerical features, categorical features, features that lost every value in the current sample:
+    drifted, features without values in the reference: not measured)."""
+    features = [c for c in reference.columns if c not in KEY_COLUMNS]
+    unmeasured = [c for c in features if reference[c].notna().sum() == 0]
+    lost = [c for c in features if c not in unmeasured and (c not in current or current[c].notna().sum() == 0)]
+    kept = [c for c in features if c not in unmeasured and c not in lost]
 
     def is_code(col: pd.Series) -> bool:
         values = col.dropna()
         return bool((values == values.round()).all() and values.nunique() <= MAX_CATEGORY_CODES)
 
     categorical = [c for c in kept if is_code(reference[c])]
-    return [c for c in kept if c not in categorical], categorical, empty
+    return [c for c in kept if c not in categorical], categorical, lost, unmeasured
 
 
 def drift_report(
@@ -122,7 +124,7 @@ def drift_report(
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
 
-    numerical, categorical, empty = drift_columns(reference, current)
+    numerical, categorical, lost, unmeasured = drift_columns(reference, current)
     features = numerical + categorical
     extra = [c for c in ("label",) if c in current]
     definition = DataDefinition(numerical_columns=[*numerical, "score"], categorical_columns=[*categorical, *extra])
@@ -138,21 +140,24 @@ def drift_report(
         timestamp=timestamp,
         name="Drift of the ranker's inputs",
     )
-    drifted = drifted_columns(snapshot)
+    verdict = drifted_columns(snapshot)
+    drifted = [c for c in features if c in verdict] + lost  # a feature gone empty has drifted
+    n = len(features) + len(lost)
     summary = {
-        "features": len(features),
-        "drifted": len([c for c in features if c in drifted]),
-        "share": len([c for c in features if c in drifted]) / len(features) if features else 0.0,
-        "drifted_features": sorted(c for c in features if c in drifted),
-        "not_measured": empty,
-        "score_drift": {"drifted": "score" in drifted, "value": drifted.get("score", column_drift(snapshot, "score"))},
+        "features": n,
+        "drifted": len(drifted),
+        "share": len(drifted) / n if n else 0.0,
+        "drifted_features": sorted(drifted),
+        "lost_features": lost,
+        "not_measured": unmeasured,
+        "score_drift": {"drifted": "score" in verdict, "value": column_drift(snapshot, "score")},
         "reference_rows": len(reference),
         "current_rows": len(current),
         "reference_label_rate": float(reference["label"].mean()) if "label" in reference else None,
         "current_label_rate": float(current["label"].mean()) if "label" in current else None,
     }
     if "label" in current:
-        summary["label_drift"] = {"drifted": "label" in drifted, "value": column_drift(snapshot, "label")}
+        summary["label_drift"] = {"drifted": "label" in verdict, "value": column_drift(snapshot, "label")}
     return snapshot, summary
 
 

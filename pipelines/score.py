@@ -20,8 +20,8 @@ from pipelines.candidates.base import SCORE
 from pipelines.candidates.popularity import CountryPopularity
 from pipelines.candidates.selection import budgets
 from pipelines.candidates.union import fit_sources, window_candidates
-from pipelines.features.history import EVENT_TS
 from pipelines.files import write_parquet
+from pipelines.segments import UNKNOWN, latest_snapshot
 from pipelines.split import read_windows
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,9 @@ def cold_start(history: pd.DataFrame, as_of: pd.Timestamp, k: int, params: dict[
 
 def customer_profiles(customer_features: pd.DataFrame, customers: pd.Index, as_of: pd.Timestamp) -> pd.DataFrame:
     """Each customer's loyalty tier, RFM score, behavioural segment and keywords in their latest snapshot."""
-    stamps = pd.to_datetime(customer_features[EVENT_TS]).dt.tz_localize(None)
-    latest = customer_features[stamps <= as_of].sort_values(EVENT_TS).groupby(s.CUSTOMER)[PROFILE].last()
-    out = latest.reindex(customers).rename(columns={"rfm_tier": "tier", "behaviour_cluster": "segment"})
-    out["tier"] = out["tier"].fillna("unknown")
+    latest = latest_snapshot(customer_features, customers, as_of)[PROFILE]
+    out = latest.rename(columns={"rfm_tier": "tier", "behaviour_cluster": "segment"})
+    out["tier"] = out["tier"].fillna(UNKNOWN)
     return out.rename_axis(s.CUSTOMER).reset_index()
 
 

@@ -24,11 +24,16 @@ def latest_country(history: pd.DataFrame) -> pd.Series:
     return with_country.loc[latest.to_numpy(), s.COUNTRY].set_axis(latest.index)
 
 
+def latest_snapshot(customer_features: pd.DataFrame, customers: pd.Index, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Each customer's latest feature snapshot stamped at or before `cutoff` (rows of `customers`, NaN where none)."""
+    stamps = pd.to_datetime(customer_features[EVENT_TS]).dt.tz_localize(None)
+    known = customer_features[stamps <= cutoff].sort_values(EVENT_TS, kind="stable")
+    return known.groupby(s.CUSTOMER).last().reindex(customers)
+
+
 def loyalty_tier(customer_features: pd.DataFrame, customers: pd.Index, cutoff: pd.Timestamp) -> pd.Series:
-    """The RFM tier of each customer's latest feature snapshot stamped at or before `cutoff`."""
-    known = customer_features[pd.to_datetime(customer_features[EVENT_TS]).dt.tz_localize(None) <= cutoff]
-    latest = known.sort_values(EVENT_TS).groupby(s.CUSTOMER)["rfm_tier"].last()
-    return latest.reindex(customers).fillna(UNKNOWN)
+    """The RFM tier of each customer's latest snapshot at or before `cutoff` (`unknown` without one)."""
+    return latest_snapshot(customer_features, customers, cutoff)["rfm_tier"].fillna(UNKNOWN)
 
 
 def customer_segments(

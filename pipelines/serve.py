@@ -4,7 +4,9 @@ GET /recommendations/{customer_id}?k=10[&country=...]  the customer's list with 
     a customer without one (new, unknown) gets the cold-start list of the country, else the global one
 GET /customers/{customer_id}/segment                   the loyalty tier and segment published for the customer
 GET /health, GET /version                              liveness of the store; which version is live
-Bad input is a 4xx with a one-line message, never a 500. The OpenAPI spec is at /openapi.json.
+Bad input is a 4xx with a one-line message, never a 500; an unreachable store is a 503. Lookups are
+sub-millisecond key reads made on the event loop (scale out with --workers). The OpenAPI spec is at
+/openapi.json.
 """
 
 import json
@@ -72,8 +74,20 @@ def create_app(store: ServingStore, publish_dir: str | Path, max_k: int) -> Fast
         where = ".".join(str(x) for x in first["loc"][1:]) or str(first["loc"][0])
         return JSONResponse({"detail": f"{where}: {first['msg']}"}, status_code=422)
 
+    def unreachable(exc: Exception) -> HTTPException:
+        return HTTPException(503, f"serving store unreachable: {type(exc).__name__}: {exc}")
+
+    def lookup(kind: str, key: str, version: str | None = None) -> tuple[str | None, Any]:
+        try:
+            return store.get(kind, key, version)
+        except Exception as exc:  # the store's client raises its own types: all mean unreachable
+            raise unreachable(exc) from None
+
     def live_or_503() -> str:
-        version = store.live()
+        try:
+            version = store.live()
+        except Exception as exc:
+            raise unreachable(exc) from None
         if version is None:
             raise HTTPException(503, "nothing published yet: run the pipeline (dvc repro) or `shoprec publish`")
         return version
@@ -81,17 +95,17 @@ def create_app(store: ServingStore, publish_dir: str | Path, max_k: int) -> Fast
     @app.get("/recommendations/{customer_id}", response_class=FastJSON, responses={200: {"model": Recommendations}})
     async def recommendations(
         customer_id: Annotated[str, PathParam(pattern=CUSTOMER_ID, description="Pseudonymised customer id.")],
-        k: Annotated[int, Query(ge=1, le=max_k, description="How many items.")] = 10,
+        k: Annotated[int, Query(ge=1, le=max_k, description="How many items.")] = min(10, max_k),
         country: Annotated[str | None, Query(pattern=COUNTRY, description="For a new customer's list.")] = None,
     ) -> FastJSON:
-        version, items = store.get("rec", customer_id)
-        cold = items is None
-        if cold:
-            version, items = store.get("cold", country) if country else (version, None)
-            if items is None:
-                version, items = store.get("cold", GLOBAL)
+        version, items = lookup("rec", customer_id)
         if version is None:
             live_or_503()
+        cold = items is None
+        if cold and country:
+            items = lookup("cold", country, version)[1]
+        if items is None:
+            items = lookup("cold", GLOBAL, version)[1]
         return FastJSON(
             {"customer_id": customer_id, "version": version, "cold_start": cold, "items": (items or [])[:k]}
         )
@@ -100,7 +114,7 @@ def create_app(store: ServingStore, publish_dir: str | Path, max_k: int) -> Fast
     def segment(
         customer_id: Annotated[str, PathParam(pattern=CUSTOMER_ID, description="Pseudonymised customer id.")],
     ) -> dict[str, Any]:
-        version, seg = store.get("segment", customer_id)
+        version, seg = lookup("segment", customer_id)
         if version is None:
             live_or_503()
         if seg is None:
@@ -109,13 +123,7 @@ def create_app(store: ServingStore, publish_dir: str | Path, max_k: int) -> Fast
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        try:
-            version = store.live()
-        except Exception as exc:  # the store's client raises its own types: all mean unreachable
-            raise HTTPException(503, f"serving store unreachable: {type(exc).__name__}: {exc}") from None
-        if version is None:
-            live_or_503()
-        return {"status": "ok", "version": version}
+        return {"status": "ok", "version": live_or_503()}
 
     @app.get("/version")
     def version() -> dict[str, Any]:

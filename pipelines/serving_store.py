@@ -30,7 +30,7 @@ class ServingStore(Protocol):
     def versions(self) -> list[str]: ...
     def set_live(self, version: str) -> None: ...
     def live(self) -> str | None: ...
-    def get(self, kind: str, key: str) -> tuple[str | None, Any]: ...
+    def get(self, kind: str, key: str, version: str | None = None) -> tuple[str | None, Any]: ...
     def drop(self, version: str) -> None: ...
 
 
@@ -60,7 +60,7 @@ class SqliteStore:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:  # one connection per thread (the API serves from a thread pool)
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
@@ -93,16 +93,19 @@ class SqliteStore:
         row = self._conn().execute("SELECT version FROM live WHERE id = 1").fetchone()
         return row[0] if row else None
 
-    def get(self, kind: str, key: str) -> tuple[str | None, Any]:
-        row = (
-            self._conn()
-            .execute(
+    def get(self, kind: str, key: str, version: str | None = None) -> tuple[str | None, Any]:
+        """(live version, entry or None); with `version`, that version's entry (a request's second
+        lookup stays on the version of its first)."""
+        c = self._conn()
+        if version is not None:
+            sql = "SELECT ?, payload FROM entries WHERE version = ? AND kind = ? AND key = ?"
+            row = c.execute(sql, (version, version, kind, key)).fetchone() or (version, None)
+        else:
+            sql = (
                 "SELECT l.version, e.payload FROM live l LEFT JOIN entries e"
-                " ON e.version = l.version AND e.kind = ? AND e.key = ? WHERE l.id = 1",
-                (kind, key),
+                " ON e.version = l.version AND e.kind = ? AND e.key = ? WHERE l.id = 1"
             )
-            .fetchone()
-        )
+            row = c.execute(sql, (kind, key)).fetchone()
         if row is None:
             return None, None
         return row[0], orjson.loads(row[1]) if row[1] is not None else None
@@ -150,16 +153,16 @@ class RedisStore:
         value = self.client.get(f"{self.ns}:live")
         return value.decode() if value else None
 
-    def get(self, kind: str, key: str) -> tuple[str | None, Any]:
-        version = self.live()
+    def get(self, kind: str, key: str, version: str | None = None) -> tuple[str | None, Any]:
+        version = version or self.live()
         if version is None:
             return None, None
         payload = self.client.hget(self._key(version, kind), key)
         return version, orjson.loads(payload) if payload is not None else None
 
     def drop(self, version: str) -> None:
+        self.client.hdel(f"{self.ns}:versions", version)  # first: never a listed version without entries
         self.client.delete(*[self._key(version, kind) for kind in KINDS])
-        self.client.hdel(f"{self.ns}:versions", version)
 
 
 def open_store(publish_params: dict[str, Any]) -> ServingStore:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,12 @@ def run(cmd: list[str], cwd: Path, ok: bool = True) -> subprocess.CompletedProce
     if ok:
         assert res.returncode == 0, f"{cmd}: {res.stdout[-2000:]}\n{res.stderr[-3000:]}"
     return res
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def output(cmd: list[str], cwd: Path) -> str:

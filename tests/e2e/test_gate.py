@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.publish import Releases
 from tests.e2e.conftest import shoprec
 
 pytestmark = pytest.mark.e2e
@@ -18,8 +19,15 @@ pytestmark = pytest.mark.e2e
 COMMON = ["--candidates", "data/candidates/test.parquet", "--split-dir", "data/split"]
 
 
-def gate(project: Path, out: Path, evaluation: str = "metrics/evaluate.json", drift: str = "metrics/drift.json"):
-    res = shoprec("gate", "--evaluation", evaluation, "--drift", drift, *COMMON, "--out", str(out), cwd=project)
+def gate(
+    project: Path,
+    out: Path,
+    evaluation: str = "metrics/evaluate.json",
+    drift: str = "metrics/drift.json",
+    model: str = "models",
+):
+    args = ["--evaluation", evaluation, "--drift", drift, "--model", model, *COMMON, "--out", str(out)]
+    res = shoprec("gate", *args, cwd=project)
     decision = json.loads(out.read_text())
     assert f"GATE: {decision['decision'].upper()}" in res.stderr  # the readable block is in the log
     return decision
@@ -86,8 +94,9 @@ def evaluate_model(project: Path, model: Path, out: Path) -> Path:
 
 def test_a_degraded_model_is_rejected_against_the_published_one(project, tmp_path):
     assert (project / "published/current/model/ranker.lgb").is_file()  # the pipeline published its model
-    evaluation = evaluate_model(project, degraded_model(project, tmp_path / "degraded"), tmp_path)
-    decision = gate(project, tmp_path / "gate.json", evaluation=str(evaluation))
+    degraded = degraded_model(project, tmp_path / "degraded")
+    evaluation = evaluate_model(project, degraded, tmp_path)
+    decision = gate(project, tmp_path / "gate.json", evaluation=str(evaluation), model=str(degraded))
     assert decision["decision"] == "blocked"
     assert {"vs published ndcg@10", "vs published recall@20", "beats every source"} <= set(failed(decision))
     good = json.loads((project / "metrics/evaluate.json").read_text())["ranker"]
@@ -98,7 +107,7 @@ def test_a_degraded_model_is_rejected_against_the_published_one(project, tmp_pat
 def test_the_model_passes_against_itself_published(project, tmp_path):
     """Scored again from the published copy, the champion's figures equal the challenger's: no regression."""
     decision = gate(project, tmp_path / "gate.json")
-    assert decision["passed"] and decision["champion"].endswith("model")
+    assert decision["passed"] and decision["champion"] == Releases(project / "published").current()
     compared = [c for c in decision["checks"] if c["check"].startswith("vs published ")]
     assert len(compared) == 2
     for c in compared:

@@ -210,6 +210,15 @@ def test_personalisation_counts_shared_items_between_every_pair_of_lists():
     assert got == pytest.approx(1 - 1 / 6)
 
 
+def test_personalisation_normalises_each_pair_by_its_shorter_list():
+    # u {a, b, c}, v {a}, w {a, b}: shared (u,v) 1, (u,w) 2, (v,w) 1 = 4; shorter lists 1 + 2 + 1 = 4 -> 0
+    assert personalisation(recs({"u": ["a", "b", "c"], "v": ["a"], "w": ["a", "b"]}), k=10) == pytest.approx(0.0)
+    # the same 3 items for everyone at k = 10 is no personalisation at all, however short the lists
+    assert personalisation(recs({c: ["a", "b", "c"] for c in "uvw"}), k=10) == pytest.approx(0.0)
+    # u {a, b}, v {a, c, d}: 1 shared of a shorter list of 2 -> 1/2
+    assert personalisation(recs({"u": ["a", "b"], "v": ["a", "c", "d"]}), k=3) == pytest.approx(0.5)
+
+
 def test_personalisation_limits():
     assert personalisation(recs({"u": ["a", "b"], "v": ["a", "b"]}), k=2) == 0.0  # the same list for all
     assert personalisation(recs({"u": ["a", "b"], "v": ["c", "d"]}), k=2) == 1.0  # nothing shared
@@ -244,9 +253,21 @@ def test_novelty_and_average_popularity_by_hand():
     assert novelty(r, k=1, popularity=pop) == pytest.approx((1 + 1 + 2) / 3)  # only the first items
 
 
+def test_an_unknown_item_is_as_rare_as_the_rarest_known_one():
+    pop = pd.Series({"a": 0.5, "b": 0.2})
+    assert novelty(recs({"u": ["z"]}), k=1, popularity=pop) == pytest.approx(-math.log2(0.2))
+
+
 def test_item_popularity_is_the_share_of_customers_who_bought():
     history = truth([("u", "a"), ("u", "a"), ("v", "a"), ("v", "b"), ("w", "c")])
     assert item_popularity(history).to_dict() == pytest.approx({"a": 2 / 3, "b": 1 / 3, "c": 1 / 3})
+
+
+def test_exposure_gini_by_hand():
+    # exposures sorted over a 3-item catalogue: [0, 1, 3]; G = sum (2i - n - 1) x_i / (n sum x)
+    # = ((2 - 4) 0 + (4 - 4) 1 + (6 - 4) 3) / (3 * 4) = 6 / 12
+    r = recs({"u": ["a"], "v": ["a"], "w": ["a", "b"]})
+    assert exposure_gini(r, k=2, n_items=3) == pytest.approx(0.5)
 
 
 def test_exposure_gini_limits():

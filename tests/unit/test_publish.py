@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pipelines.errors import InputError
-from pipelines.publish import Releases, publish, rollback
+from pipelines.publish import Releases, publish, rollback, sha256
 from pipelines.serve import create_app
 from pipelines.serving_store import SqliteStore
 
@@ -78,8 +78,13 @@ def params(tmp_path) -> dict:
     return {"publish": {"dir": str(tmp_path / "published"), "keep": 2, "store": "sqlite", "write_batch_size": 1}}
 
 
+def judged(gate: dict, model: Path) -> dict:
+    """The gate's decision about this model (the gate step records the model's hash)."""
+    return {**gate, "model_sha256": sha256([model / "ranker.lgb"])}
+
+
 def run(tmp_path, model, params, top_item="a", gate=PASSED) -> dict:
-    return publish(scored(tmp_path, top_item), model, gate, WINDOWS, EVALUATION, params)
+    return publish(scored(tmp_path, top_item), model, judged(gate, model), WINDOWS, EVALUATION, params)
 
 
 def client(params) -> TestClient:
@@ -94,7 +99,7 @@ def test_a_publish_makes_a_version_live_with_its_manifest(tmp_path, model, param
     assert Releases(root).current() == result["version"]
     assert (root / "current" / "model" / "ranker.lgb").read_text() == "tree\n"
     m = json.loads((root / "current" / "manifest.json").read_text())
-    assert m["data_window"] == WINDOWS and m["metrics"]["ranker"]["ndcg@10"] == 0.3 and m["gate"] == PASSED
+    assert m["data_window"] == WINDOWS and m["metrics"]["ranker"]["ndcg@10"] == 0.3 and m["gate"]["passed"]
     assert len(m["model"]["sha256"]) == 64 and m["model"]["best_iteration"] == 7
 
     api = client(params)
@@ -111,7 +116,7 @@ def test_a_publish_makes_a_version_live_with_its_manifest(tmp_path, model, param
 
 def test_publishing_the_same_thing_again_is_a_no_op(tmp_path, model, params):
     first = run(tmp_path, model, params)
-    again = publish(tmp_path / "scored-a", model, PASSED, WINDOWS, EVALUATION, params)
+    again = publish(tmp_path / "scored-a", model, judged(PASSED, model), WINDOWS, EVALUATION, params)
     assert again == {"published": False, "version": first["version"], "reason": "already live"}
     assert len(Releases(params["publish"]["dir"]).index()) == 1
 
@@ -141,7 +146,47 @@ def test_missing_inputs_are_named(tmp_path, model, params):
     out = scored(tmp_path)
     (out / "segments.parquet").unlink()
     with pytest.raises(InputError, match="segments.parquet"):
-        publish(out, model, PASSED, WINDOWS, EVALUATION, params)
+        publish(out, model, judged(PASSED, model), WINDOWS, EVALUATION, params)
+
+
+def test_a_decision_about_another_model_is_refused(tmp_path, model, params):
+    with pytest.raises(InputError, match="run `shoprec gate` on this model first"):
+        publish(scored(tmp_path), model, {**PASSED, "model_sha256": "0" * 64}, WINDOWS, EVALUATION, params)
+    assert not Path(params["publish"]["dir"]).exists()  # nothing written
+
+
+def test_keep_must_be_at_least_one(tmp_path, model, params):
+    params["publish"]["keep"] = 0
+    with pytest.raises(InputError, match="publish.keep must be at least 1"):
+        run(tmp_path, model, params)
+
+
+def test_a_publish_killed_after_the_store_switched_is_finished_by_a_rerun(tmp_path, model, params, monkeypatch):
+    first = run(tmp_path, model, params)["version"]
+
+    def killed(self, version):
+        raise KeyboardInterrupt  # stands for a kill between the store's pointer and the `current` link
+
+    with monkeypatch.context() as m:
+        m.setattr(Releases, "switch", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run(tmp_path, model, params, top_item="x")
+    releases = Releases(params["publish"]["dir"])
+    second = releases.index()[-1]["version"]  # indexed before it went live
+    assert releases.current() == first and client(params).get("/recommendations/u").json()["version"] == second
+    assert rollback(params)["live"] == first  # the operator can go back at once
+    result = publish(tmp_path / "scored-x", model, judged(PASSED, model), WINDOWS, EVALUATION, params)
+    assert result["published"] and result["version"] == second and releases.current() == second
+
+
+def test_versions_left_by_killed_publishes_are_pruned(tmp_path, model, params):
+    store = SqliteStore(Path(params["publish"]["dir"]) / "serving.db")
+    store.write("orphan", "rec", [("u", "[]")], batch_size=1)
+    store.complete("orphan")  # written and complete, never indexed
+    (Path(params["publish"]["dir"]) / "versions" / ".tmp-x-1").mkdir(parents=True)
+    version = run(tmp_path, model, params)["version"]
+    assert store.versions() == [version]
+    assert [p.name for p in (Path(params["publish"]["dir"]) / "versions").iterdir()] == [version]
 
 
 def test_unknown_customers_get_the_cold_start_list_of_their_country_else_the_global_one(tmp_path, model, params):

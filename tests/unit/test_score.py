@@ -1,0 +1,44 @@
+"""The score step's pieces: cold-start lists per country then global, profiles known at as_of."""
+
+import pandas as pd
+import pytest
+
+from pipelines.score import GLOBAL, cold_start, customer_profiles
+from tests.conftest import interactions
+
+pytestmark = pytest.mark.unit
+
+AS_OF = pd.Timestamp("2011-01-01") + pd.Timedelta(days=100)
+
+
+def test_cold_start_lists_per_country_with_enough_buyers_then_global():
+    rows = [(f"de{i}", "g", 95, i) for i in range(3)] + [(f"uk{i}", "u", 96, 10 + i) for i in range(2)]
+    rows += [("uk0", "v", 97, 20), ("de0", "old", 10, 21)]  # "old" was bought before the 30-day window
+    clean = interactions(rows)
+    clean.loc[clean.customer_id.str.startswith("de"), "country"] = "Germany"
+    cold = cold_start(clean, AS_OF, k=5, params={"window_days": 30, "min_customers": 3})
+    assert set(cold["country"]) == {GLOBAL, "Germany"}  # the UK has 2 recent buyers: no list of its own
+    germany = cold[cold.country == "Germany"]
+    assert germany["item_id"].tolist() == ["g"] and germany["reason"].iloc[0] == "popular in Germany right now"
+    world = cold[cold.country == GLOBAL]
+    assert world["item_id"].tolist() == ["g", "u", "v"] and world["rank"].tolist() == [1, 2, 3]
+    assert "old" not in set(cold["item_id"])
+
+
+def test_profiles_come_from_the_latest_snapshot_at_or_before_as_of():
+    feats = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b"],
+            "event_timestamp": pd.to_datetime(["2011-03-01", "2011-05-01", "2011-04-11"], utc=True),
+            "rfm_tier": ["loyal", "champion", "at_risk"],  # a's May snapshot is after as_of (2011-04-11)
+            "rfm_score": [9, 12, 5],
+            "behaviour_cluster": [1, 2, 0],
+            "profile_keywords": ["mug", "mug bag", "lamp"],
+            "recency_days": [3.0, 1.0, 40.0],
+            "orders_365d": [5, 7, 1],
+        }
+    )
+    got = customer_profiles(feats, pd.Index(["a", "b", "new"]), AS_OF).set_index("customer_id")
+    assert got.loc["a", "tier"] == "loyal" and got.loc["a", "rfm_score"] == 9 and got.loc["a", "segment"] == 1
+    assert got.loc["b", "tier"] == "at_risk" and got.loc["b", "profile_keywords"] == "lamp"
+    assert got.loc["new", "tier"] == "unknown" and pd.isna(got.loc["new", "rfm_score"])
