@@ -6,9 +6,10 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export DO_NOT_TRACK := 1
 EVIDENTLY_PORT ?= 8000
+AIRFLOW_PORT ?= 8081
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-all lint lock clean evidently-ui
+.PHONY: install run test test-all lint lock clean evidently-ui airflow
 
 install: $(VENV)/.installed  ## create .venv and install the locked dependencies and shoprec
 
@@ -33,6 +34,9 @@ test-all: install  ## every test, slow ones included
 evidently-ui: install  ## the Evidently UI over the runs in reports/workspace (http://127.0.0.1:$(EVIDENTLY_PORT))
 	evidently ui --workspace reports/workspace --host 127.0.0.1 --port $(EVIDENTLY_PORT)
 
+airflow: install  ## Airflow standalone with the shoprec DAGs (http://127.0.0.1:$(AIRFLOW_PORT)); SHOPREC_AIRFLOW_PASSWORD sets the login
+	shoprec airflow --port $(AIRFLOW_PORT)
+
 lint: install
 	ruff check pipelines tests bench dags feature_repo
 
@@ -40,4 +44,4 @@ lock:  ## re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 clean:  ## remove pipeline outputs (not the venv)
-	rm -rf data metrics plots models reports
+	rm -rf data metrics plots models reports runs published

@@ -358,6 +358,18 @@ def serve(
 
 
 @app.command()
+def airflow(
+    port: int = typer.Option(8081, help="Port of Airflow's UI and API (127.0.0.1)."),
+    home: Path = typer.Option(Path(".airflow"), help="AIRFLOW_HOME: metadata database, logs, password file."),
+) -> None:
+    """Airflow standalone with shoprec's DAGs and no examples (`make airflow`); the admin's password is
+    SHOPREC_AIRFLOW_PASSWORD or one generated and printed once."""
+    from pipelines.airflow_env import standalone
+
+    standalone(home, port)
+
+
+@app.command()
 @step
 def backtest(
     data: Path = typer.Option(..., help="Raw export (e.g. ../shared/data/online_retail.parquet)."),

@@ -8,6 +8,7 @@ anything are ours (pipelines/metrics.py); Evidently renders them and tests the d
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from datetime import datetime
@@ -217,16 +218,29 @@ def dashboard(k: int, recall_k: int) -> Any:
     return DashboardModel(tabs=[DashboardTabModel(title="Monitoring", panels=[p.id for p in panels])], panels=panels)
 
 
-def add_runs(workspace_dir: str | Path, snapshots: list[Snapshot], k: int, recall_k: int) -> dict[str, Any]:
-    """Add the snapshots to the local workspace's shoprec project (created once); rewrite its dashboard."""
+def add_runs(
+    workspace_dir: str | Path, snapshots: list[Snapshot], k: int, recall_k: int, run_key: str | None = None
+) -> dict[str, Any]:
+    """Add the snapshots to the local workspace's shoprec project (created once); rewrite its dashboard.
+
+    With a `run_key` (a scheduled run's directory), the snapshots an earlier try of the same run added
+    are replaced, so re-running a date leaves one set of runs on the dashboard.
+    """
     from evidently.ui.workspace import Workspace
 
     ws = Workspace(str(workspace_dir))
     found = ws.search_project(PROJECT)
     project = found[0] if found else ws.create_project(PROJECT, description="shoprec: quality, drift, ingest")
     ws.save_dashboard(project.id, dashboard(k, recall_k))
-    for snapshot in snapshots:
-        ws.add_run(project.id, snapshot, include_data=False)
+    index_path = Path(workspace_dir) / "shoprec-runs.json"
+    index = json.loads(index_path.read_text()) if index_path.is_file() else {}
+    existing = {str(s) for s in ws.list_runs(project.id)}
+    for old in index.pop(run_key, []) if run_key else []:
+        if old in existing:
+            ws.delete_run(project.id, old)
+    added = [str(ws.add_run(project.id, snapshot, include_data=False).id) for snapshot in snapshots]
+    if run_key:
+        write_json({**index, run_key: added}, index_path)
     return {"project": str(project.id), "snapshots": len(ws.list_runs(project.id))}
 
 
@@ -240,9 +254,10 @@ def report_stage(
     metrics_path: str | Path,
     params: dict[str, Any],
     timestamp: datetime | None = None,
+    run_key: str | None = None,
 ) -> dict[str, Any]:
     """The report step: quality and drift reports (HTML, JSON), the drift summary (a DVC metric) and
-    three runs (quality, drift, ingest) in the Evidently workspace."""
+    three runs (quality, drift, ingest) in the Evidently workspace, stamped `timestamp` (default: now)."""
     from pipelines.evaluate import holdout
     from pipelines.ranking_data import labels
 
@@ -265,7 +280,7 @@ def report_stage(
         snapshot.save_json(str(out_dir / f"{name}.json"))
     write_json(summary, metrics_path)
     ingest = ingest_report(pd.read_parquet(clean_path, columns=[s.CUSTOMER, s.ITEM]), timestamp)
-    summary["workspace"] = add_runs(monitor["workspace"], [quality, drift, ingest], k, recall_k)
+    summary["workspace"] = add_runs(monitor["workspace"], [quality, drift, ingest], k, recall_k, run_key)
     log.info(
         "reports: %d of %d features drifted (%.0f%%) -> %s",
         summary["drifted"],

@@ -1,0 +1,121 @@
+"""The Airflow side of scheduled runs: task settings, the failure callback, the trigger form and
+the tasks, each a thin wrapper over `pipelines.runs` (which calls the steps' own functions).
+
+Only the standard library and airflow.sdk are imported here: parsing a DAG file stays fast, and the
+pipeline's heavy modules load inside the tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Asset, Param, get_current_context, task
+
+log = logging.getLogger("shoprec")
+# The project the runs work in (its params.yaml, feature_repo/, runs/, published/): this checkout,
+# or SHOPREC_PROJECT (tests point it at a scratch copy).
+PROJECT = Path(os.environ.get("SHOPREC_PROJECT", Path(__file__).resolve().parents[1]))
+
+
+def log_failure(context: dict[str, Any]) -> None:
+    """One line per failed try: which task, which run date, which try, and why."""
+    ti = context["task_instance"]
+    error = context.get("exception")
+    log.error(
+        "shoprec: %s.%s failed for %s (try %s of %s): %s",
+        ti.dag_id,
+        ti.task_id,
+        as_of(context).date(),
+        ti.try_number,
+        ti.max_tries + 1,
+        str(error).splitlines()[0] if error else "unknown error",
+    )
+
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "shoprec",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=20),
+    "on_failure_callback": log_failure,
+}
+
+PARAMS = {
+    "data_path": Param(
+        None, type=["null", "string"], description="Raw export to ingest (default: data.raw in params.yaml)."
+    ),
+    "k": Param(20, type="integer", minimum=1, maximum=100, description="Recommendations published per customer."),
+}
+
+
+def asset(name: str) -> Asset:
+    """An asset the runs produce, named shoprec/<name>, at its place in the project."""
+    return Asset(name=f"shoprec/{name}", uri=f"file://{PROJECT}/{name}")
+
+
+OUTLETS = {
+    "ingest": [asset("runs/clean_interactions")],
+    "features": [asset("runs/features")],
+    "candidates": [asset("runs/candidates")],
+    "train": [asset("runs/model")],
+    "evaluate": [asset("runs/metrics")],
+    "report": [asset("reports/workspace")],
+    "gate": [asset("runs/gate_decision")],
+    "publish": [asset("published")],
+}
+
+
+def as_of(context: dict[str, Any]) -> datetime:
+    """The run's as-of date: its logical date, or when it was asked to run (manual runs have none)."""
+    return context.get("logical_date") or context["dag_run"].run_after
+
+
+@task(task_id="prepare")
+def prepare() -> str:
+    """Lay out this run's directory (params with the run's date and the trigger form's values)."""
+    from pipelines.runs import prepare as lay_out
+
+    context = get_current_context()
+    p = context["params"]
+    run = lay_out(PROJECT, context["dag"].dag_id, as_of(context), p.get("data_path"), p.get("k"))
+    return str(run.root)
+
+
+def step(name: str) -> Any:
+    """The task of one pipeline step (task id = the DVC stage's name)."""
+
+    @task(task_id=name, outlets=OUTLETS.get(name, []))
+    def run(root: str) -> Any:
+        from pipelines.runs import Run, run_step
+
+        result = run_step(Run(Path(root)), name)
+        if name == "publish":
+            return published(Run(Path(root)), result)
+        return summary(result)
+
+    return run
+
+
+def published(run: Any, result: dict[str, Any]) -> dict[str, Any]:
+    """Record the run; a blocked gate skips publishing and says why (the task shows as skipped)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from pipelines.runs import record
+
+    context = get_current_context()
+    record(run, context["dag"].dag_id, context["run_id"])
+    if not result["published"] and result["reason"].startswith("gate blocked"):
+        raise AirflowSkipException(f"shoprec: not published: {result['reason']}")
+    return result
+
+
+def summary(result: Any) -> Any:
+    """What a task returns to XCom: a small JSON-safe summary, not whole tables."""
+    if isinstance(result, dict):
+        return {k: v for k, v in result.items() if isinstance(v, str | int | float | bool | type(None))}
+    return None

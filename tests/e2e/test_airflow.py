@@ -1,0 +1,119 @@
+"""The DAGs run for real with `airflow dags test` on small synthetic data, in a scratch project:
+weekly retraining publishes a model, the daily run scores with it, and re-running a day changes
+nothing. The production configuration (PostgreSQL metadata database, LocalExecutor) is checked
+against the real server (marked services)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipelines.airflow_env import airflow_env
+from pipelines.publish import Releases
+from tests.e2e.conftest import BIN
+
+pytestmark = pytest.mark.e2e
+WEEK, DAY = "2011-11-20", "2011-11-21"
+
+
+def airflow(args: list[str], env: dict[str, str], ok: bool = True) -> subprocess.CompletedProcess:
+    res = subprocess.run([str(BIN / "airflow"), *args], env=env, capture_output=True, text=True, timeout=1200)
+    if ok:
+        assert res.returncode == 0, f"airflow {args}: {res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res
+
+
+@pytest.fixture(scope="module")
+def scheduled(project, tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """A scratch project (params, feature repo, the e2e pipeline's raw data) and an Airflow home over it."""
+    root = tmp_path_factory.mktemp("scheduled")
+    shutil.copy(project / "params.yaml", root)
+    shutil.copytree(project / "feature_repo", root / "feature_repo", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "data/raw").mkdir(parents=True)
+    shutil.copy(project / "data/raw/synthetic.parquet", root / "data/raw")
+    env = {**os.environ, **airflow_env(root / ".airflow"), "SHOPREC_PROJECT": str(root), "PATH": os.environ["PATH"]}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    airflow(["db", "migrate"], env)
+    return root, env
+
+
+def states(res: subprocess.CompletedProcess) -> dict[str, str]:
+    """Final state of each task from the `dags test` log."""
+    out: dict[str, str] = {}
+    for line in (res.stdout + res.stderr).splitlines():
+        if "new_state=" in line and "task_id=" in line:
+            task = line.split("task_id='")[1].split("'")[0]
+            out[task] = line.split("new_state=")[1].split()[0]
+    return out
+
+
+def digest(run: Path) -> dict[str, str]:
+    """Hashes of a run's data, models and metrics (not its HTML reports, which embed render ids)."""
+    files = [p for d in ("data", "models", "metrics") for p in sorted((run / d).rglob("*")) if p.is_file()]
+    files = [p for p in files if p.suffix != ".db"]  # the run's Feast registry and online store: stores, not outputs
+    return {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def test_the_daily_run_needs_a_published_model_and_says_so(scheduled):
+    root, env = scheduled
+    res = airflow(["dags", "test", "shoprec_daily", "2011-11-19"], env, ok=False)
+    log = res.stdout + res.stderr
+    assert "no published model yet: trigger shoprec_weekly_retrain first" in log
+    assert "shoprec: shoprec_daily.prepare failed for 2011-11-19" in log  # the one-line failure callback
+
+
+def test_weekly_retrain_then_daily_and_a_rerun_changes_nothing(scheduled):
+    root, env = scheduled
+    weekly = airflow(["dags", "test", "shoprec_weekly_retrain", WEEK], env)
+    assert set(states(weekly).values()) == {"success"}, states(weekly)
+    week_run = json.loads((root / "runs/shoprec_weekly_retrain" / WEEK / "run.json").read_text())
+    assert week_run["as_of"] == WEEK and week_run["gate"] == "publish" and week_run["published"]["published"]
+    assert week_run["data_window"]["as_of"].startswith(WEEK) and week_run["model_sha256"]
+
+    daily = airflow(["dags", "test", "shoprec_daily", DAY], env)
+    assert set(states(daily).values()) == {"success"}, states(daily)
+    run = root / "runs/shoprec_daily" / DAY
+    record = json.loads((run / "run.json").read_text())
+    assert record["model_sha256"] == week_run["model_sha256"]  # scored with the published model
+    assert record["published"]["published"] and Releases(root / "published").current() == record["published"]["version"]
+    assert "train" not in states(daily)
+
+    before, live = digest(run), Releases(root / "published").current()
+    again = airflow(["dags", "test", "shoprec_daily", DAY], env)
+    assert set(states(again).values()) == {"success"}
+    assert digest(run) == before  # same outputs
+    assert json.loads((run / "reports/publish.json").read_text())["reason"] == "already live"
+    assert Releases(root / "published").current() == live
+    runs = json.loads((root / "reports/workspace/shoprec-runs.json").read_text())
+    assert set(runs) == {f"runs/shoprec_weekly_retrain/{WEEK}", f"runs/shoprec_daily/{DAY}"}  # replaced, not added
+
+
+@pytest.mark.services
+def test_the_production_metadata_database_is_postgresql_with_the_local_executor(services, tmp_path):
+    import psycopg
+
+    name = "shoprec_airflow_test"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {name}")
+        c.execute(f"CREATE DATABASE {name}")
+    env = {**os.environ, **airflow_env(tmp_path / "home", production=True)}
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    env["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    try:
+        airflow(["db", "migrate"], env)
+        assert airflow(["config", "get-value", "core", "executor"], env).stdout.strip() == "LocalExecutor"
+        airflow(["dags", "reserialize"], env)
+        listed = json.loads(airflow(["dags", "list", "-o", "json"], env).stdout)
+        assert {d["dag_id"] for d in listed} == {"shoprec_daily", "shoprec_weekly_retrain"}
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}") as c:
+            rows = c.execute("SELECT dag_id FROM serialized_dag ORDER BY dag_id").fetchall()
+        assert [r[0] for r in rows] == ["shoprec_daily", "shoprec_weekly_retrain"]
+    finally:
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

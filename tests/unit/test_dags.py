@@ -1,0 +1,89 @@
+"""The Airflow DAGs: they load without import errors, quickly and without heavy imports, and their
+task graphs are dvc.yaml's stage graph between the same steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.unit
+HEAVY = ("pandas", "numpy", "lightgbm", "feast", "evidently", "sklearn", "scipy", "dvc")
+PROBE = """
+import json, sys, time
+started = time.perf_counter()
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+print(json.dumps({
+    "errors": {k: str(v) for k, v in bag.import_errors.items()},
+    "seconds": {s.file: s.duration.total_seconds() for s in bag.dagbag_stats},
+    "edges": {d: sorted([u, t] for t, task in dag.task_dict.items() for u in task.upstream_task_ids)
+              for d, dag in bag.dags.items()},
+    "loaded": sorted(m for m in sys.modules if m.split(".")[0] in %r),
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def dagbag(tmp_path_factory) -> dict:
+    """The DagBag of dags/, loaded in a fresh interpreter with a throw-away AIRFLOW_HOME."""
+    home = tmp_path_factory.mktemp("airflow_home")
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "DO_NOT_TRACK": "1"}
+    res = subprocess.run(
+        [sys.executable, "-c", PROBE % (HEAVY,), str(ROOT / "dags")], env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def dvc_edges(shared: set[str]) -> set[tuple[str, str]]:
+    """Stage A -> stage B in dvc.yaml when B depends on something A writes, between `shared` stages."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+    def outs(stage: dict) -> list[str]:
+        return [
+            o if isinstance(o, str) else next(iter(o)) for k in ("outs", "metrics", "plots") for o in stage.get(k, [])
+        ]
+
+    def overlap(a: str, b: str) -> bool:
+        return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+
+    return {
+        (a, b)
+        for b, sb in stages.items()
+        for a, sa in stages.items()
+        if a != b and a in shared and b in shared and any(overlap(d, o) for d in sb.get("deps", []) for o in outs(sa))
+    }
+
+
+def test_the_dags_load_without_errors_quickly_and_light(dagbag):
+    assert dagbag["errors"] == {}
+    assert set(dagbag["edges"]) == {"shoprec_daily", "shoprec_weekly_retrain"}
+    assert dagbag["seconds"] and all(s < 2.0 for s in dagbag["seconds"].values()), dagbag["seconds"]
+    assert dagbag["loaded"] == [], f"DAG files import heavy modules at parse time: {dagbag['loaded']}"
+
+
+@pytest.mark.parametrize("dag_id", ["shoprec_daily", "shoprec_weekly_retrain"])
+def test_the_task_graph_is_the_dvc_stage_graph(dagbag, dag_id):
+    from pipelines.runs import DAILY, WEEKLY
+
+    steps = set(DAILY if dag_id == "shoprec_daily" else WEEKLY)
+    edges = {tuple(e) for e in dagbag["edges"][dag_id]}
+    tasks = {t for e in edges for t in e}
+    assert tasks == steps | {"prepare"}
+    assert {("prepare", s) for s in steps} <= edges  # every step works in the run's directory
+    assert {e for e in edges if "prepare" not in e} == dvc_edges(steps)
+
+
+def test_daily_is_weekly_without_training():
+    from pipelines.runs import DAILY, STEPS, WEEKLY
+
+    stages = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
+    assert list(WEEKLY) == [s for s in stages if s != "generate"] and set(WEEKLY) == set(STEPS)
+    assert list(DAILY) == [s for s in WEEKLY if s != "train"]
