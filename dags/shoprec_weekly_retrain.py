@@ -6,24 +6,12 @@ score -> publish. The edges are those of dvc.yaml (tests/unit/test_dags.py check
 calls the step's own function (pipelines/runs.py, pipelines/orchestrate.py).
 """
 
-from datetime import datetime
-
 from airflow.sdk import dag
 
-from pipelines.orchestrate import DEFAULT_ARGS, PARAMS, prepare, step
+from pipelines.orchestrate import DAG_ARGS, prepare, step
 
 
-@dag(
-    dag_id="shoprec_weekly_retrain",
-    schedule="@weekly",
-    start_date=datetime(2010, 12, 1),  # runs may be dated back to the start of the UCI data (backfills)
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    params=PARAMS,
-    tags=["shoprec"],
-    doc_md=__doc__,
-)
+@dag(dag_id="shoprec_weekly_retrain", schedule="@weekly", doc_md=__doc__, **DAG_ARGS)
 def shoprec_weekly_retrain() -> None:
     root = prepare()
     t = {name: step(name)(root) for name in ("ingest", "split", "features", "materialize", "candidates", "train")}

@@ -18,8 +18,9 @@ PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/shoprec_airflow"
 
 
-def airflow_env(home: str | Path, port: int = 8081, production: bool = False) -> dict[str, str]:
-    """Environment variables of an Airflow installation over the project's DAGs."""
+def airflow_env(home: str | Path, port: int = 8081, production: bool = False, db: str | None = None) -> dict[str, str]:
+    """Environment variables of an Airflow installation over the project's DAGs; production uses the
+    PostgreSQL database `db` (default: SHOPREC_AIRFLOW_DB, else the CI server)."""
     env = {
         "AIRFLOW_HOME": str(Path(home).resolve()),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
@@ -33,7 +34,9 @@ def airflow_env(home: str | Path, port: int = 8081, production: bool = False) ->
         "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT), os.environ.get("PYTHONPATH", "")) if p),
     }
     if production:
-        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = os.environ.get("SHOPREC_AIRFLOW_DB", DEFAULT_DB)
+        db = db or os.environ.get("SHOPREC_AIRFLOW_DB", DEFAULT_DB)
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = db
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = db  # psycopg 3 is async too (no asyncpg needed)
         env["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
     return env
 

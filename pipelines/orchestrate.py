@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,11 +47,23 @@ DEFAULT_ARGS: dict[str, Any] = {
     "on_failure_callback": log_failure,
 }
 
-PARAMS = {
+PARAMS: dict[str, Any] = {
     "data_path": Param(
         None, type=["null", "string"], description="Raw export to ingest (default: data.raw in params.yaml)."
     ),
     "k": Param(20, type="integer", minimum=1, maximum=100, description="Recommendations published per customer."),
+}
+
+
+# What both DAGs share. They start in 2010-12 so that runs can be dated within the embedded synthetic
+# data and the UCI data (backfills); catchup is off, one run at a time (they publish to one place).
+DAG_ARGS: dict[str, Any] = {
+    "start_date": datetime(2010, 12, 1),
+    "catchup": False,
+    "max_active_runs": 1,
+    "default_args": DEFAULT_ARGS,
+    "params": PARAMS,
+    "tags": ["shoprec"],
 }
 
 
@@ -75,6 +89,20 @@ def as_of(context: dict[str, Any]) -> datetime:
     return context.get("logical_date") or context["dag_run"].run_after
 
 
+@contextmanager
+def no_retry_on_bad_input() -> Iterator[None]:
+    """Bad input (InputError: a missing file, a bad column, no published model) fails the task at
+    once with its one-line message: retrying cannot fix it. Anything else is retried."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipelines.errors import InputError
+
+    try:
+        yield
+    except InputError as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
 @task(task_id="prepare")
 def prepare() -> str:
     """Lay out this run's directory (params with the run's date and the trigger form's values)."""
@@ -82,7 +110,8 @@ def prepare() -> str:
 
     context = get_current_context()
     p = context["params"]
-    run = lay_out(PROJECT, context["dag"].dag_id, as_of(context), p.get("data_path"), p.get("k"))
+    with no_retry_on_bad_input():
+        run = lay_out(PROJECT, context["dag"].dag_id, as_of(context), p.get("data_path"), p.get("k"))
     return str(run.root)
 
 
@@ -93,7 +122,8 @@ def step(name: str) -> Any:
     def run(root: str) -> Any:
         from pipelines.runs import Run, run_step
 
-        result = run_step(Run(Path(root)), name)
+        with no_retry_on_bad_input():
+            result = run_step(Run(Path(root)), name)
         if name == "publish":
             return published(Run(Path(root)), result)
         return summary(result)

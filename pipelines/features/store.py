@@ -166,7 +166,7 @@ def materialize(store: FeatureStore, end: pd.Timestamp) -> dict[str, Any]:
             "reloaded": since is None,
         }
     state_path.parent.mkdir(parents=True, exist_ok=True)
-    state_path.write_text(json.dumps(state, indent=2) + "\n")
+    state_path.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
     return report
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from pipelines.airflow_env import airflow_env
 from pipelines.publish import Releases
-from tests.e2e.conftest import BIN
+from tests.e2e.conftest import BIN, free_port, http_json
 
 pytestmark = pytest.mark.e2e
 WEEK, DAY = "2011-11-20", "2011-11-21"
@@ -43,14 +43,17 @@ def scheduled(project, tmp_path_factory) -> tuple[Path, dict[str, str]]:
     return root, env
 
 
-def states(res: subprocess.CompletedProcess) -> dict[str, str]:
-    """Final state of each task from the `dags test` log."""
-    out: dict[str, str] = {}
-    for line in (res.stdout + res.stderr).splitlines():
-        if "new_state=" in line and "task_id=" in line:
-            task = line.split("task_id='")[1].split("'")[0]
-            out[task] = line.split("new_state=")[1].split()[0]
-    return out
+def cli_json(res: subprocess.CompletedProcess) -> list | dict:
+    """The JSON an `airflow ... -o json` command printed (after any warnings on stdout)."""
+    out = res.stdout
+    start = min(i for i in (out.find("\n["), out.find("\n{"), 0 if out[:1] in "[{" else -1) if i >= 0)
+    return json.loads(out[start:])
+
+
+def states(dag_id: str, day: str, env: dict[str, str]) -> dict[str, str]:
+    """The state of each task of the DAG's run for `day`."""
+    listed = cli_json(airflow(["tasks", "states-for-dag-run", dag_id, f"{day}T00:00:00+00:00", "-o", "json"], env))
+    return {row["task_id"]: row["state"] for row in listed}
 
 
 def digest(run: Path) -> dict[str, str]:
@@ -70,23 +73,23 @@ def test_the_daily_run_needs_a_published_model_and_says_so(scheduled):
 
 def test_weekly_retrain_then_daily_and_a_rerun_changes_nothing(scheduled):
     root, env = scheduled
-    weekly = airflow(["dags", "test", "shoprec_weekly_retrain", WEEK], env)
-    assert set(states(weekly).values()) == {"success"}, states(weekly)
+    airflow(["dags", "test", "shoprec_weekly_retrain", WEEK], env)
+    assert set(states("shoprec_weekly_retrain", WEEK, env).values()) == {"success"}
     week_run = json.loads((root / "runs/shoprec_weekly_retrain" / WEEK / "run.json").read_text())
     assert week_run["as_of"] == WEEK and week_run["gate"] == "publish" and week_run["published"]["published"]
     assert week_run["data_window"]["as_of"].startswith(WEEK) and week_run["model_sha256"]
 
-    daily = airflow(["dags", "test", "shoprec_daily", DAY], env)
-    assert set(states(daily).values()) == {"success"}, states(daily)
+    airflow(["dags", "test", "shoprec_daily", DAY], env)
+    daily = states("shoprec_daily", DAY, env)
+    assert set(daily.values()) == {"success"} and "train" not in daily, daily
     run = root / "runs/shoprec_daily" / DAY
     record = json.loads((run / "run.json").read_text())
     assert record["model_sha256"] == week_run["model_sha256"]  # scored with the published model
     assert record["published"]["published"] and Releases(root / "published").current() == record["published"]["version"]
-    assert "train" not in states(daily)
 
     before, live = digest(run), Releases(root / "published").current()
-    again = airflow(["dags", "test", "shoprec_daily", DAY], env)
-    assert set(states(again).values()) == {"success"}
+    rerun = airflow(["dags", "test", "shoprec_daily", DAY], env)  # the same day again
+    assert "state=success" in rerun.stdout + rerun.stderr
     assert digest(run) == before  # same outputs
     assert json.loads((run / "reports/publish.json").read_text())["reason"] == "already live"
     assert Releases(root / "published").current() == live
@@ -102,14 +105,14 @@ def test_the_production_metadata_database_is_postgresql_with_the_local_executor(
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
         c.execute(f"DROP DATABASE IF EXISTS {name}")
         c.execute(f"CREATE DATABASE {name}")
-    env = {**os.environ, **airflow_env(tmp_path / "home", production=True)}
-    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    db = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    env = {**os.environ, **airflow_env(tmp_path / "home", production=True, db=db)}
     env["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
     try:
         airflow(["db", "migrate"], env)
         assert airflow(["config", "get-value", "core", "executor"], env).stdout.strip() == "LocalExecutor"
         airflow(["dags", "reserialize"], env)
-        listed = json.loads(airflow(["dags", "list", "-o", "json"], env).stdout)
+        listed = cli_json(airflow(["dags", "list", "-o", "json"], env))
         assert {d["dag_id"] for d in listed} == {"shoprec_daily", "shoprec_weekly_retrain"}
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}") as c:
             rows = c.execute("SELECT dag_id FROM serialized_dag ORDER BY dag_id").fetchall()
@@ -117,3 +120,46 @@ def test_the_production_metadata_database_is_postgresql_with_the_local_executor(
     finally:
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
             c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_make_airflow_shows_both_dags_behind_a_login(tmp_path):
+    """`shoprec airflow` (what `make airflow` runs): the UI's API lists the two DAGs and no example,
+    for the admin with the password generated and printed once (SHOPREC_AIRFLOW_PASSWORD writes the
+    same file before the start: tests/unit/test_dags.py)."""
+    import time
+    import urllib.error
+
+    port, home = free_port(), tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k != "SHOPREC_AIRFLOW_PASSWORD"}
+    env["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    log = (tmp_path / "standalone.log").open("w")
+    server = subprocess.Popen(
+        [str(BIN / "shoprec"), "airflow", "--port", str(port), "--home", str(home)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                http_json(base + "/api/v2/monitor/health")
+                break
+            except (OSError, urllib.error.HTTPError):
+                assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "standalone.log").read_text()
+                time.sleep(2)
+        password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+        assert (tmp_path / "standalone.log").read_text().count(password) == 1  # shown once
+        with pytest.raises(urllib.error.HTTPError):
+            http_json(base + "/auth/token", {"username": "admin", "password": "admin"})  # no fixed default
+        token = http_json(base + "/auth/token", {"username": "admin", "password": password})["access_token"]
+        for _ in range(60):  # the DAG processor parses dags/ shortly after start
+            dags = {d["dag_id"] for d in http_json(base + "/api/v2/dags?limit=100", token=token)["dags"]}
+            if dags:
+                break
+            time.sleep(2)
+        assert dags == {"shoprec_daily", "shoprec_weekly_retrain"}
+    finally:
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)

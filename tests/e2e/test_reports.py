@@ -7,12 +7,11 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
 from tests.e2e.browser import open_report
-from tests.e2e.conftest import BIN, free_port, run
+from tests.e2e.conftest import BIN, free_port, http_json, run
 
 pytestmark = pytest.mark.e2e
 
@@ -71,13 +70,6 @@ def test_the_reports_render_in_chromium_and_show_the_key_numbers(project, browse
         assert (tmp_path / png).stat().st_size > 50_000  # a drawn page, not a blank one
 
 
-def api(base: str, path: str, body: dict | None = None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base + path, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
 @pytest.fixture
 def evidently_ui(project):
     """`evidently ui` over the project's workspace on a free loopback port, after a second report run."""
@@ -93,7 +85,7 @@ def evidently_ui(project):
         deadline = time.monotonic() + 60
         while True:
             try:
-                api(base, "/api/version")
+                http_json(base + "/api/version")
                 break
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, (project / "ui.log").read_text()
@@ -105,11 +97,11 @@ def evidently_ui(project):
 
 
 def test_the_evidently_ui_shows_two_runs_side_by_side(project, evidently_ui, browser, tmp_path):
-    (project_info,) = [p for p in api(evidently_ui, "/api/projects") if p["name"] == "shoprec"]
+    (project_info,) = [p for p in http_json(evidently_ui + "/api/projects") if p["name"] == "shoprec"]
     pid = project_info["id"]
-    snapshots = api(evidently_ui, f"/api/projects/{pid}/snapshots")
+    snapshots = http_json(evidently_ui + f"/api/projects/{pid}/snapshots")
     assert len(snapshots) >= 6  # quality, drift and ingest runs of two pipeline runs
-    panels = {p["title"] for p in api(evidently_ui, f"/api/v2/dashboards/{pid}")["panels"]}
+    panels = {p["title"] for p in http_json(evidently_ui + f"/api/v2/dashboards/{pid}")["panels"]}
     assert {"NDCG@10", "Recall@20", "Share of drifted features", "Rows ingested"} <= panels
     series = {
         "ndcg": {"metric": "evidently:metric_v2:NDCG", "metric_labels": {"k": "10", "column": "value"}},
@@ -117,7 +109,7 @@ def test_the_evidently_ui_shows_two_runs_side_by_side(project, evidently_ui, bro
         "rows": {"metric": "evidently:metric_v2:RowCount", "metric_labels": {}},
     }
     body = {"series_filter": [{"tags": [], "metadata": {}, **f} for f in series.values()]}
-    data = api(evidently_ui, f"/api/v2/snapshots/{pid}/data_series_batch", body)
+    data = http_json(evidently_ui + f"/api/v2/snapshots/{pid}/data_series_batch", body)
     values: dict[int, list[float]] = {}
     for s in data["series"]:  # one series per filter (and per distinct metric parameters)
         values.setdefault(s["filter_index"], [v for v in s["values"] if v is not None])

@@ -87,3 +87,17 @@ def test_daily_is_weekly_without_training():
     stages = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
     assert list(WEEKLY) == [s for s in stages if s != "generate"] and set(WEEKLY) == set(STEPS)
     assert list(DAILY) == [s for s in WEEKLY if s != "train"]
+
+
+def test_the_local_and_production_airflow_environments(tmp_path):
+    from pipelines.airflow_env import airflow_env, set_password
+
+    local = airflow_env(tmp_path, port=8099)
+    assert local["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False" and local["AIRFLOW__CORE__DAGS_FOLDER"].endswith("dags")
+    assert local["AIRFLOW__API__PORT"] == "8099" and "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in local  # SQLite
+    prod = airflow_env(tmp_path, production=True, db="postgresql+psycopg://u@h:5432/d")
+    assert prod["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert prod["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == prod["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"]
+    path = set_password(tmp_path / "home", "s3cret")  # what SHOPREC_AIRFLOW_PASSWORD does before the start
+    assert json.loads(path.read_text()) == {"admin": "s3cret"} and oct(path.stat().st_mode)[-3:] == "600"
+    assert path.name == "simple_auth_manager_passwords.json.generated"  # the file Airflow reads and writes
