@@ -3,10 +3,12 @@
     .venv/bin/python bench/backfill.py --rows 15000 --from-date 2011-11-21 --days 7
 
 In a scratch project (the project's params and feature repo, seeded synthetic data of `--rows` raw
-rows) and a scratch AIRFLOW_HOME: `airflow dags test shoprec_weekly_retrain` publishes a model at
-the day before; `airflow standalone` starts (scheduler, API server, DAG processor, LocalExecutor);
+rows) and a scratch AIRFLOW_HOME over the production configuration (a fresh PostgreSQL metadata
+database on `--server`, the LocalExecutor): `airflow dags test shoprec_weekly_retrain` publishes a
+model at the day before; `airflow standalone` starts (scheduler, API server, DAG processor);
+the daily DAG is unpaused (its scheduled run for today fails at once: the data ends in 2011) and
 `airflow backfill create` asks for the `--days` daily runs; the script waits for them and reports
-each run's state and duration. Then it re-runs one day with `airflow dags test` and checks that the
+each run's state. Then it re-runs one day with `airflow dags test` and checks that the
 run's data, models and metrics are byte-identical and that the publish was a no-op.
 """
 
@@ -17,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +28,7 @@ import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
 
-from pipelines.airflow_env import airflow_env
+from pipelines.airflow_env import airflow_env, cli_json
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -43,11 +46,20 @@ def main() -> None:
     ap.add_argument("--from-date", default="2011-11-21")
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--port", type=int, default=8093)
+    ap.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432")
+    ap.add_argument("--database", default="shoprec_airflow_bench")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="shoprec-backfill-"))
     shutil.copy(ROOT / "params.yaml", work)
     shutil.copytree(ROOT / "feature_repo", work / "feature_repo", ignore=shutil.ignore_patterns("__pycache__"))
-    env = {**os.environ, **airflow_env(work / ".airflow", args.port), "SHOPREC_PROJECT": str(work)}
+    import psycopg
+
+    with psycopg.connect(f"{args.server}/postgres", autocommit=True) as c:  # the production metadata database
+        c.execute(f"DROP DATABASE IF EXISTS {args.database} WITH (FORCE)")
+        c.execute(f"CREATE DATABASE {args.database}")
+    db = f"{args.server.replace('postgresql://', 'postgresql+psycopg://')}/{args.database}"
+    env = {**os.environ, **airflow_env(work / ".airflow", args.port, production=True, db=db)}
+    env["SHOPREC_PROJECT"] = str(work)
     env["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
 
     def run(*cmd: str) -> str:
@@ -62,8 +74,9 @@ def main() -> None:
     started = time.perf_counter()
     run("airflow", "dags", "test", "shoprec_weekly_retrain", str(first - timedelta(days=1)))
     weekly_s = time.perf_counter() - started
-    server = subprocess.Popen(["airflow", "standalone"], env=env, cwd=work, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)  # fmt: skip
+    log = (work / "standalone.log").open("w")
+    server = subprocess.Popen(["airflow", "standalone"], env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -75,18 +88,20 @@ def main() -> None:
                     raise SystemExit("airflow standalone did not come up") from None
                 time.sleep(2)
         last = first + timedelta(days=args.days - 1)
+        run("airflow", "dags", "unpause", "shoprec_daily")  # a paused DAG's backfill runs stay queued
         started = time.perf_counter()
         run("airflow", "backfill", "create", "--dag-id", "shoprec_daily", "--from-date", str(first),
             "--to-date", str(last), "--max-active-runs", "1")  # fmt: skip
         while True:
-            runs = json.loads(run("airflow", "dags", "list-runs", "shoprec_daily", "-o", "json"))
+            listed = cli_json(run("airflow", "dags", "list-runs", "shoprec_daily", "-o", "json"))
+            runs = [r for r in listed if r["run_id"].startswith("backfill__")]
             done = [r for r in runs if r["state"] in ("success", "failed")]
             if len(done) >= args.days or time.perf_counter() - started > 3600:
                 break
             time.sleep(10)
         backfill_s = time.perf_counter() - started
-    finally:
-        server.terminate()
+    finally:  # the scheduler, API server, DAG processor and triggerer with it: a leftover would keep the port
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
     one = work / "runs" / "shoprec_daily" / str(first + timedelta(days=args.days // 2))
     before = digest(one)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/shoprec_airflow"
@@ -67,3 +68,11 @@ def standalone(home: str | Path = PROJECT / ".airflow", port: int = 8081) -> Non
         flush=True,
     )
     os.execvpe("airflow", ["airflow", "standalone"], env)
+
+
+def cli_json(stdout: str) -> Any:
+    """The JSON an `airflow ... -o json` command printed on stdout, after any warning lines."""
+    for i, line in enumerate(stdout.splitlines()):
+        if line[:1] in "[{":
+            return json.loads("\n".join(stdout.splitlines()[i:]))
+    raise ValueError(f"no JSON in the output: {stdout[:200]!r}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.airflow_env import airflow_env
+from pipelines.airflow_env import airflow_env, cli_json
 from pipelines.publish import Releases
 from tests.e2e.conftest import BIN, free_port, http_json
 
@@ -43,16 +43,11 @@ def scheduled(project, tmp_path_factory) -> tuple[Path, dict[str, str]]:
     return root, env
 
 
-def cli_json(res: subprocess.CompletedProcess) -> list | dict:
-    """The JSON an `airflow ... -o json` command printed (after any warnings on stdout)."""
-    out = res.stdout
-    start = min(i for i in (out.find("\n["), out.find("\n{"), 0 if out[:1] in "[{" else -1) if i >= 0)
-    return json.loads(out[start:])
-
-
 def states(dag_id: str, day: str, env: dict[str, str]) -> dict[str, str]:
     """The state of each task of the DAG's run for `day`."""
-    listed = cli_json(airflow(["tasks", "states-for-dag-run", dag_id, f"{day}T00:00:00+00:00", "-o", "json"], env))
+    listed = cli_json(
+        airflow(["tasks", "states-for-dag-run", dag_id, f"{day}T00:00:00+00:00", "-o", "json"], env).stdout
+    )
     return {row["task_id"]: row["state"] for row in listed}
 
 
@@ -112,7 +107,7 @@ def test_the_production_metadata_database_is_postgresql_with_the_local_executor(
         airflow(["db", "migrate"], env)
         assert airflow(["config", "get-value", "core", "executor"], env).stdout.strip() == "LocalExecutor"
         airflow(["dags", "reserialize"], env)
-        listed = cli_json(airflow(["dags", "list", "-o", "json"], env))
+        listed = cli_json(airflow(["dags", "list", "-o", "json"], env).stdout)
         assert {d["dag_id"] for d in listed} == {"shoprec_daily", "shoprec_weekly_retrain"}
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}") as c:
             rows = c.execute("SELECT dag_id FROM serialized_dag ORDER BY dag_id").fetchall()
