@@ -80,6 +80,11 @@ class Releases:
         path = self.root / "index.json"
         return json.loads(path.read_text()) if path.is_file() else []
 
+    def as_of(self, version: str) -> pd.Timestamp | None:
+        """The as-of date of a version's data (from its manifest), None if unknown."""
+        path = self.versions_dir / version / "manifest.json"
+        return pd.Timestamp(json.loads(path.read_text())["data_window"]["as_of"]) if path.is_file() else None
+
     def current(self) -> str | None:
         link = self.root / "current"
         return Path(os.readlink(link)).name if link.is_symlink() else None
@@ -183,8 +188,16 @@ def publish(
     version = f"{pd.Timestamp(windows['as_of']):%Y%m%d}-{content[:10]}"
     releases, store = Releases(p["dir"]), open_store(p)
     indexed = version in [v["version"] for v in releases.index()]
-    if store.live() == version and releases.current() == version and indexed:
+    live = store.live()
+    if live == version and releases.current() == version and indexed:
         return {"published": False, "version": version, "reason": "already live"}
+    newer = releases.as_of(live) if live else None
+    if newer is not None and newer > pd.Timestamp(windows["as_of"]):
+        return {  # re-running an older date (a backfill) never replaces newer lists; a rollback can
+            "published": False,
+            "version": version,
+            "reason": f"a newer version is live: {live} (as of {newer.date()})",
+        }
     info = json.loads((model_dir / "ranker.json").read_text())
     published = {k: params[k] for k in ("candidates", "ranker", "features", "recommend", "publish") if k in params}
     releases.stage(version, files, manifest(version, model_sha, info, windows, published, evaluation, gate))

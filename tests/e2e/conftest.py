@@ -52,6 +52,20 @@ def http_json(url: str, body: dict | None = None, token: str | None = None) -> A
         return json.loads(response.read())
 
 
+def wait_for(url: str, server: subprocess.Popen, log: Path, timeout: float) -> Any:
+    """Poll a starting server's JSON endpoint until it answers; fail with its log if it dies or times out."""
+    import time
+    import urllib.error
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return http_json(url)
+        except (OSError, urllib.error.HTTPError):
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+
+
 def output(cmd: list[str], cwd: Path) -> str:
     res = run(cmd, cwd)
     return res.stdout + res.stderr

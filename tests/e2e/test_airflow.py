@@ -16,7 +16,7 @@ import pytest
 
 from pipelines.airflow_env import airflow_env, cli_json
 from pipelines.publish import Releases
-from tests.e2e.conftest import BIN, free_port, http_json
+from tests.e2e.conftest import BIN, free_port, http_json, wait_for
 
 pytestmark = pytest.mark.e2e
 WEEK, DAY = "2011-11-20", "2011-11-21"
@@ -134,14 +134,7 @@ def test_make_airflow_shows_both_dags_behind_a_login(tmp_path):
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                http_json(base + "/api/v2/monitor/health")
-                break
-            except (OSError, urllib.error.HTTPError):
-                assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "standalone.log").read_text()
-                time.sleep(2)
+        wait_for(base + "/api/v2/monitor/health", server, tmp_path / "standalone.log", timeout=240)
         password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
         assert (tmp_path / "standalone.log").read_text().count(password) == 1  # shown once
         with pytest.raises(urllib.error.HTTPError):

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
 from tests.e2e.browser import open_report
-from tests.e2e.conftest import BIN, free_port, http_json, run
+from tests.e2e.conftest import BIN, free_port, http_json, run, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -82,14 +81,7 @@ def evidently_ui(project):
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                http_json(base + "/api/version")
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, (project / "ui.log").read_text()
-                time.sleep(0.5)
+        wait_for(base + "/api/version", server, project / "ui.log", timeout=60)
         yield base
     finally:
         server.terminate()

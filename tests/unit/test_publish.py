@@ -121,6 +121,16 @@ def test_publishing_the_same_thing_again_is_a_no_op(tmp_path, model, params):
     assert len(Releases(params["publish"]["dir"]).index()) == 1
 
 
+def test_an_older_date_never_replaces_newer_lists(tmp_path, model, params):
+    newer = publish(scored(tmp_path, "n"), model, judged(PASSED, model), WINDOWS, EVALUATION, params)["version"]
+    older = {**WINDOWS, "as_of": "2011-12-01T00:00:00"}  # e.g. a backfill re-running an earlier day
+    result = publish(scored(tmp_path, "o"), model, judged(PASSED, model), older, EVALUATION, params)
+    assert not result["published"] and result["reason"].startswith(f"a newer version is live: {newer}")
+    assert Releases(params["publish"]["dir"]).current() == newer
+    same_day = publish(scored(tmp_path, "s"), model, judged(PASSED, model), WINDOWS, EVALUATION, params)
+    assert same_day["published"]  # a new model for the same date may replace the lists
+
+
 def test_a_blocked_gate_publishes_nothing_and_keeps_the_live_version(tmp_path, model, params):
     first = run(tmp_path, model, params)
     result = run(tmp_path, model, params, top_item="z", gate=BLOCKED)
