@@ -26,7 +26,7 @@ from pipelines.metrics import (
 )
 from pipelines.ranker import rank_features, source_sizes, top_k
 from pipelines.segments import customer_segments
-from pipelines.split import warm_customers
+from pipelines.split import read_split, read_windows, warm_customers
 
 SEGMENT_DIMENSIONS = ("tier", "lifecycle", "country")
 
@@ -109,9 +109,7 @@ def metric_curves(result: dict[str, Any], ks: list[int]) -> dict[str, pd.DataFra
 
 def holdout(split_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """(history before the test window, the evaluated customers' test purchases, catalogue size)."""
-    split_dir = Path(split_dir)
-    history = pd.concat([pd.read_parquet(split_dir / f"{n}.parquet") for n in ("train", "valid")], ignore_index=True)
-    test = pd.read_parquet(split_dir / "test.parquet")
+    history, test = read_split(split_dir, ("train", "valid")), read_split(split_dir, ("test",))
     truth = test[test[s.CUSTOMER].isin(warm_customers(history, test))]
     return history, truth, pd.concat([history[s.ITEM], test[s.ITEM]]).nunique()
 
@@ -129,8 +127,6 @@ def evaluate_stage(
     """Read the test window's recommendations (`list_length` per customer), candidates and purchases;
     write the metrics (`out["metrics"]`),
     the segment breakdown (`out["segments"]`) and the metric@k curves (`out["plots"]`)."""
-    from pipelines.split import read_windows
-
     ks = [int(k) for k in params["ks"]]
     if max(ks) > list_length:
         raise InputError(

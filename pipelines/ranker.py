@@ -23,7 +23,7 @@ from pipelines import schema as s
 from pipelines.explain import explain
 from pipelines.files import write_csv, write_json, write_parquet
 from pipelines.ranking_data import feature_table, groups, labelled_windows, training_windows
-from pipelines.split import read_windows
+from pipelines.split import read_split, read_windows
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -159,7 +159,7 @@ def train_stage(
 
     cands_dir, split_dir, model_dir = Path(cands_dir), Path(split_dir), Path(model_dir)
     w = read_windows(split_dir / "windows.json")
-    frame = pd.concat([pd.read_parquet(split_dir / f"{n}.parquet") for n in ("train", "valid")], ignore_index=True)
+    frame = read_split(split_dir, ("train", "valid"))
     names = list(params["candidates"]["sources"])
     cands = {n: pd.read_parquet(cands_dir / f"{n}.parquet") for n in w.label_windows() if n != "test"}
     labelled = labelled_windows(cands, frame, w, names, applied_store(params["features"]))

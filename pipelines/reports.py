@@ -162,29 +162,22 @@ def drift_report(
     return snapshot, summary
 
 
-def _value_drifts(snapshot: Snapshot) -> dict[str, tuple[float, str, float]]:
-    out = {}
-    for result in snapshot.metric_results.values():
-        params = result.metric_value_location.metric.params
-        if params.get("type", "").endswith(":ValueDrift"):
-            out[params["column"]] = (float(result.value), str(params.get("method")), float(params.get("threshold")))
-    return out
-
-
 def column_drift(snapshot: Snapshot, column: str) -> float:
     """The drift score Evidently measured for one column."""
-    return _value_drifts(snapshot)[column][0]
+    for result in snapshot.metric_results.values():
+        params = result.metric_value_location.metric.params
+        if params.get("type", "").endswith(":ValueDrift") and params.get("column") == column:
+            return float(result.value)
+    raise KeyError(column)
 
 
-def drifted_columns(snapshot: Snapshot) -> dict[str, float]:
-    """Columns whose value-drift test failed (Evidently's own verdict for its chosen method), with their score."""
-    scores = {c: v[0] for c, v in _value_drifts(snapshot).items()}
-    failed = set()
-    for test in snapshot.dict()["tests"]:
-        column = test.get("metric_config", {}).get("params", {}).get("column")
-        if column is not None and test["status"] == "FAIL" and "Value Drift" in test.get("name", ""):
-            failed.add(column)
-    return {c: scores[c] for c in failed if c in scores}
+def drifted_columns(snapshot: Snapshot) -> set[str]:
+    """Columns whose value-drift test failed (Evidently's own verdict for its chosen method)."""
+    return {
+        test["metric_config"]["params"]["column"]
+        for test in snapshot.dict()["tests"]
+        if test["status"] == "FAIL" and "Value Drift" in test.get("name", "")
+    }
 
 
 def ingest_report(clean: pd.DataFrame, timestamp: datetime | None = None) -> Snapshot:
@@ -265,9 +258,8 @@ def report_stage(
     k, recall_k = int(monitor["k"]), int(monitor["recall_k"])
     timestamp = timestamp or datetime.now()
     history, truth, _ = holdout(split_dir)
-    test = pd.read_parquet(Path(split_dir) / "test.parquet")
     current = pd.read_parquet(current_path)
-    current["label"] = labels(current, test)
+    current["label"] = labels(current, truth)  # the scored rows are the evaluated customers' candidates
     quality = quality_report(pd.read_parquet(recs_path), truth, history, k, recall_k, timestamp)
     method = {
         key: monitor[f"drift_{key}"] for key in ("method", "threshold") if monitor.get(f"drift_{key}") is not None

@@ -22,7 +22,7 @@ from pipelines.candidates.selection import budgets
 from pipelines.candidates.union import fit_sources, window_candidates
 from pipelines.files import write_parquet
 from pipelines.segments import UNKNOWN, latest_snapshot
-from pipelines.split import read_windows
+from pipelines.split import read_split, read_windows
 
 log = logging.getLogger(__name__)
 GLOBAL = "*"  # the cold-start list for a country without its own
@@ -71,7 +71,7 @@ def score_stage(
 
     split_dir, out_dir = Path(split_dir), Path(out_dir)
     w = read_windows(split_dir / "windows.json")
-    history = pd.concat([pd.read_parquet(split_dir / f"{n}.parquet") for n in ("train", "valid", "test")])
+    history = read_split(split_dir)
     customers = pd.Index(sorted(history[s.CUSTOMER].unique()), name=s.CUSTOMER)
     selection = json.loads((Path(cands_dir) / "selection.json").read_text())["selection"]
     k = int(params["publish"]["k"])

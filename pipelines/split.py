@@ -114,6 +114,11 @@ def split(
     return summary
 
 
+def read_split(split_dir: str | Path, names: tuple[str, ...] = WINDOWS) -> pd.DataFrame:
+    """The rows of the named windows written by the split step, concatenated in that order."""
+    return pd.concat([pd.read_parquet(Path(split_dir) / f"{n}.parquet") for n in names], ignore_index=True)
+
+
 def read_windows(path: str | Path) -> Windows:
     """Windows written by the split step."""
     raw = json.loads(Path(path).read_text())

@@ -13,7 +13,7 @@ from pipelines.candidates.base import SCORE, CandidateSource, build_sources, ran
 from pipelines.candidates.matrix import MatrixSource, SharedMatrices
 from pipelines.candidates.selection import budgets, fit_weights, select
 from pipelines.files import write_json, write_parquet
-from pipelines.split import Windows, read_windows, warm_customers, window
+from pipelines.split import Windows, read_split, read_windows, warm_customers, window
 
 KEYS = [s.CUSTOMER, s.ITEM]
 CHUNK = 1000  # customers per union pass: bounds memory at any data size (union also holds chunk x items bytes)
@@ -146,7 +146,7 @@ def candidates_stage(
     """The candidates step: candidates at every cutoff (`<window>.parquet`), selection weights, recall metrics."""
     split_dir, out_dir = Path(split_dir), Path(out_dir)
     w = read_windows(split_dir / "windows.json")
-    df = pd.concat([pd.read_parquet(split_dir / f"{n}.parquet") for n in ("train", "valid", "test")], ignore_index=True)
+    df = read_split(split_dir)
     result = candidates_at_cutoffs(df, w, cand_params)
     for name in w.label_windows():
         write_parquet(result[name], out_dir / f"{name}.parquet")

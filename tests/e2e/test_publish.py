@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from pipelines.publish import Releases
 from pipelines.serve import create_app
 from pipelines.serving_store import SqliteStore
-from tests.e2e.conftest import BIN, free_port, shoprec
+from tests.e2e.conftest import BIN, free_port, shoprec, wait_for
 
 pytestmark = pytest.mark.e2e
 PUBLISH_ARGS = ["--model", "models", "--gate", "reports/gate.json", "--split-dir", "data/split"]
@@ -52,21 +52,13 @@ def get(url: str) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
-def test_shoprec_serve_answers_known_and_unknown_customers(project):
-    port = free_port()
-    server = subprocess.Popen(
-        [str(BIN / "shoprec"), "serve", "--port", str(port)], cwd=project, stderr=subprocess.PIPE, text=True
-    )
+def test_shoprec_serve_answers_known_and_unknown_customers(project, tmp_path):
+    port, log = free_port(), tmp_path / "serve.log"
+    server = subprocess.Popen([str(BIN / "shoprec"), "serve", "--port", str(port)], cwd=project, stderr=log.open("w"))
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                status, health = get(base + "/health")
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read()
-                time.sleep(0.2)
+        wait_for(base + "/health", server, log, timeout=30)
+        status, health = get(base + "/health")
         live = json.loads((project / "reports/publish.json").read_text())["version"]
         assert status == 200 and health == {"status": "ok", "version": live}
         customer = pd.read_parquet(project / "published/current/recommendations.parquet")["customer_id"].iloc[0]
