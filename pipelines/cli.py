@@ -183,7 +183,8 @@ def candidates(
     from pipelines.candidates.union import candidates_stage
     from pipelines.config import section
 
-    _show(candidates_stage(split_dir, out, section(_params(params), "candidates"), metrics))
+    p = _params(params)
+    _show(candidates_stage(split_dir, out, section(p, "candidates"), metrics, p.get("compute")))
 
 
 @app.command()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines import schema as s
+from pipelines.compute import LOCAL, Backend, DaskBackend, open_backend
 from pipelines.explain import explain
 from pipelines.files import write_csv, write_json, write_parquet
 from pipelines.ranking_data import feature_table, groups, labelled_windows, training_windows
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 KIND = "lightgbm_lambdarank"
 RRF_K = 60.0
 TRAINING_KEYS = ("k", "n_estimators", "early_stopping_rounds", "seed")
+SCORE_ROWS = 250_000  # candidate rows scored per partition (rows are grouped by customer)
 
 
 def source_sizes(source_params: dict[str, Any]) -> dict[str, int]:
@@ -86,38 +89,113 @@ def fit(
     train: list[tuple[pd.DataFrame, pd.DataFrame, np.ndarray]],
     valid: tuple[pd.DataFrame, pd.DataFrame, np.ndarray],
     ranker_params: dict[str, Any],
+    backend: Backend = LOCAL,
 ) -> tuple[lgb.Booster, dict[str, Any]]:
-    """Fit on (candidates, features, labels) of the training cutoffs; stop early on the validation one."""
-    import lightgbm as lgb
+    """Fit on (candidates, features, labels) of the training cutoffs; stop early on the validation one.
 
+    On the dask backend, `lightgbm.dask` trains data-parallel on the workers (the training rows split
+    at customer boundaries); it has no early stopping, so the validation curve picks the same
+    iteration afterwards (`best_iteration`).
+    """
     parts = [_with_positives(x, y, c) for c, x, y in train]
     x_train = pd.concat([p[0] for p in parts], ignore_index=True)
     y_train, g_train = np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
     x_valid, y_valid, g_valid = _with_positives(valid[1], valid[2], valid[0])
     params = lgb_params(ranker_params)
-    dtrain = lgb.Dataset(x_train, y_train, group=g_train, free_raw_data=False)
-    dvalid = lgb.Dataset(x_valid, y_valid, group=g_valid, reference=dtrain)
-    started = time.perf_counter()
-    booster = lgb.train(
-        params,
-        dtrain,
-        num_boost_round=int(ranker_params.get("n_estimators", 500)),
-        valid_sets=[dvalid],
-        valid_names=["valid"],
-        callbacks=[lgb.early_stopping(int(ranker_params.get("early_stopping_rounds", 50)), verbose=False)],
-    )
     k = int(ranker_params.get("k", 10))
+    rounds, patience = int(ranker_params.get("n_estimators", 500)), int(ranker_params.get("early_stopping_rounds", 50))
+    started = time.perf_counter()
+    if isinstance(backend, DaskBackend):
+        booster = _boost_dask(backend, params, x_train, y_train, g_train, rounds)
+        booster.best_iteration, best_score = best_iteration(booster, x_valid, y_valid, g_valid, k, patience)
+    else:
+        booster = _boost_local(params, (x_train, y_train, g_train), (x_valid, y_valid, g_valid), rounds, patience)
+        best_score = float(booster.best_score["valid"][f"ndcg@{k}"])
     info = {
         "kind": KIND,
         "features": list(x_train.columns),
         "best_iteration": int(booster.best_iteration),
-        f"valid_ndcg@{k}_positive_lists": float(booster.best_score["valid"][f"ndcg@{k}"]),
+        f"valid_ndcg@{k}_positive_lists": best_score,
         "train_rows": len(x_train),
         "train_customers": len(g_train),
         "train_positive_rate": float(y_train.mean()) if len(y_train) else 0.0,
         "seconds": round(time.perf_counter() - started, 2),
     }
     return booster, info
+
+
+def _boost_local(params: dict[str, Any], train: tuple, valid: tuple, rounds: int, patience: int) -> lgb.Booster:
+    """lightgbm.train in this process, early stopping on NDCG@k of the validation lists."""
+    import lightgbm as lgb
+
+    dtrain = lgb.Dataset(train[0], train[1], group=train[2], free_raw_data=False)
+    dvalid = lgb.Dataset(valid[0], valid[1], group=valid[2], reference=dtrain)
+    return lgb.train(
+        params,
+        dtrain,
+        num_boost_round=rounds,
+        valid_sets=[dvalid],
+        valid_names=["valid"],
+        callbacks=[lgb.early_stopping(patience, verbose=False)],
+    )
+
+
+def _boost_dask(
+    backend: DaskBackend, params: dict[str, Any], x: pd.DataFrame, y: np.ndarray, g: np.ndarray, rounds: int
+) -> lgb.Booster:
+    """lightgbm.dask on the cluster: one partition per worker, each a whole number of customers' lists."""
+    import dask
+    import dask.array as da
+    import dask.dataframe as dd
+    from lightgbm.dask import DaskLGBMRanker
+
+    bounds = np.searchsorted(np.cumsum(g), np.linspace(0, len(y), backend.workers + 1)[1:-1], side="right")
+    group_parts = np.split(g, bounds)
+    row_ends = np.cumsum([part.sum() for part in group_parts])
+    rows = list(zip(np.r_[0, row_ends[:-1]], row_ends, strict=True))
+    rows, group_parts = zip(*[(r, gp) for r, gp in zip(rows, group_parts, strict=True) if len(gp)], strict=True)
+    x_dask = dd.from_delayed([dask.delayed(x.iloc[a:b]) for a, b in rows], meta=x.iloc[:0], verify_meta=False)
+    y_dask = da.concatenate([da.from_delayed(dask.delayed(y[a:b]), (b - a,), y.dtype) for a, b in rows])
+    g_dask = da.concatenate([da.from_delayed(dask.delayed(gp), (len(gp),), gp.dtype) for gp in group_parts])
+    settings = {key: v for key, v in params.items() if key not in ("num_threads", "eval_at", "metric")}
+    model = DaskLGBMRanker(client=backend.client, n_estimators=rounds, **settings)
+    with warnings.catch_warnings():  # each worker's threads replace num_threads; lightgbm.dask says so for n_jobs
+        warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored")
+        model.fit(x_dask, y_dask, group=g_dask)
+    return model.booster_
+
+
+def lambdarank_ndcg(y: np.ndarray, scores: np.ndarray, g: np.ndarray, k: int) -> float:
+    """LightGBM's ndcg@k: gains 2**label - 1, ties in score kept in row order, a list without gain scores 1."""
+    if len(g) == 0:
+        return 0.0
+    qid = np.repeat(np.arange(len(g)), g)
+    pos = np.arange(len(y)) - np.repeat(np.cumsum(g) - g, g)
+    discount = np.where(pos < k, 1.0 / np.log2(pos + 2.0), 0.0)
+    gain = np.power(2.0, y) - 1.0
+    dcg = np.bincount(qid, weights=gain[np.lexsort((-scores, qid))] * discount, minlength=len(g))
+    idcg = np.bincount(qid, weights=gain[np.lexsort((-gain, qid))] * discount, minlength=len(g))
+    return float(np.mean(np.where(idcg > 0, dcg / np.where(idcg > 0, idcg, 1.0), 1.0)))
+
+
+def best_iteration(
+    booster: lgb.Booster, x: pd.DataFrame, y: np.ndarray, g: np.ndarray, k: int, patience: int
+) -> tuple[int, float]:
+    """The iteration LightGBM's early stopping on NDCG@k of (x, y, g) keeps, and its NDCG, from a trained booster.
+
+    Tree by tree: the best iteration so far, until `patience` trees in a row bring no improvement.
+    """
+    values = x[booster.feature_name()].to_numpy(dtype=np.float64)
+    raw = np.zeros(len(values))
+    best, best_score = 0, -np.inf
+    for i in range(booster.num_trees()):
+        raw += booster.predict(values, start_iteration=i, num_iteration=1, raw_score=True)
+        current = lambdarank_ndcg(y, raw, g, k)
+        if current > best_score:
+            best, best_score = i + 1, current
+        elif i + 1 - best >= patience:
+            break
+    return best, float(best_score)
 
 
 def importance(booster: lgb.Booster) -> pd.DataFrame:
@@ -127,8 +205,16 @@ def importance(booster: lgb.Booster) -> pd.DataFrame:
     return frame.sort_values(["gain", "feature"], ascending=[False, True], ignore_index=True)
 
 
-def score(booster: lgb.Booster, x: pd.DataFrame) -> np.ndarray:
+def _predict(x: pd.DataFrame, booster: lgb.Booster) -> np.ndarray:
     return booster.predict(x[booster.feature_name()], num_iteration=booster.best_iteration)
+
+
+def score(booster: lgb.Booster, x: pd.DataFrame, backend: Backend = LOCAL) -> np.ndarray:
+    """The ranker's score of every row of `x`, `SCORE_ROWS` rows per partition on `backend`."""
+    if len(x) == 0:
+        return np.zeros(0)
+    parts = [x.iloc[lo : lo + SCORE_ROWS] for lo in range(0, len(x), SCORE_ROWS)]
+    return np.concatenate(backend.map(_predict, parts, booster=booster))
 
 
 def recommend(
@@ -164,19 +250,19 @@ def train_stage(
     cands = {n: pd.read_parquet(cands_dir / f"{n}.parquet") for n in w.label_windows() if n != "test"}
     labelled = labelled_windows(cands, frame, w, names, applied_store(params["features"]))
     train = training_windows(labelled)
-    booster, info = fit(train, labelled["valid"], params["ranker"])
+    with open_backend(params.get("compute")) as backend:
+        booster, info = fit(train, labelled["valid"], params["ranker"], backend)
+        c_ref, x_ref = (pd.concat(p, ignore_index=True) for p in zip(*[(c, x) for c, x, _ in train], strict=True))
+        s_ref = score(booster, x_ref, backend)
     model_dir.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(model_dir / "ranker.lgb"), num_iteration=booster.best_iteration)
     info["sources"] = names
     log.info("ranker: trained in %.1f s", info.pop("seconds"))  # not in the model file: same data, same bytes
     write_json(info, model_dir / "ranker.json")
     write_csv(importance(booster), Path(plots_dir) / "feature_importance.csv")
-    c_ref, x_ref = (pd.concat(parts, ignore_index=True) for parts in zip(*[(c, x) for c, x, _ in train], strict=True))
     y_ref = np.concatenate([y for *_, y in train])
     sample = params["monitor"]
-    reference = monitoring_sample(
-        c_ref, x_ref, score(booster, x_ref), int(sample["sample_rows"]), int(sample["seed"]), y_ref
-    )
+    reference = monitoring_sample(c_ref, x_ref, s_ref, int(sample["sample_rows"]), int(sample["seed"]), y_ref)
     write_parquet(reference, model_dir / "reference.parquet")  # the drift reference travels with the model
     log.info("ranker: %s", info)
     return info
@@ -190,14 +276,18 @@ def load(model_dir: str | Path) -> tuple[lgb.Booster, dict[str, Any]]:
 
 
 def scored(
-    model_dir: str | Path, cands: pd.DataFrame, cutoff: pd.Timestamp, feature_params: dict[str, Any]
+    model_dir: str | Path,
+    cands: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    feature_params: dict[str, Any],
+    backend: Backend = LOCAL,
 ) -> tuple[lgb.Booster, dict[str, Any], pd.DataFrame, np.ndarray]:
     """Load a model and score `cands` at `cutoff` with Feast features: (booster, info, features, scores)."""
     from pipelines.features.store import applied_store
 
     booster, info = load(model_dir)
     x = feature_table(cands, cutoff, info["sources"], applied_store(feature_params))
-    return booster, info, x, score(booster, x)
+    return booster, info, x, score(booster, x, backend)
 
 
 def monitoring_sample(
@@ -223,7 +313,8 @@ def recommend_stage(
     and a sample of the scored inputs for drift monitoring (`sample_path`)."""
     w = read_windows(Path(split_dir) / "windows.json")
     cands = pd.read_parquet(Path(cands_dir) / "test.parquet")
-    booster, info, x, scores = scored(model_dir, cands, w.test_start, params["features"])
+    with open_backend(params.get("compute")) as backend:
+        booster, info, x, scores = scored(model_dir, cands, w.test_start, params["features"], backend)
     recs = recommend(booster, cands, x, info["sources"], int(params["recommend"]["k"]), scores)
     write_parquet(recs, out_path)
     monitor = params["monitor"]

@@ -140,7 +140,7 @@ def _candidates(run: Run, p: dict) -> Any:
     from pipelines.candidates.union import candidates_stage
 
     return candidates_stage(
-        run / "data/split", run / "data/candidates", p["candidates"], run / "metrics/candidates.json"
+        run / "data/split", run / "data/candidates", p["candidates"], run / "metrics/candidates.json", p.get("compute")
     )
 
 

@@ -20,6 +20,7 @@ from pipelines.candidates.base import SCORE
 from pipelines.candidates.popularity import CountryPopularity
 from pipelines.candidates.selection import budgets
 from pipelines.candidates.union import fit_sources, window_candidates
+from pipelines.compute import LOCAL, Backend, open_backend
 from pipelines.files import write_parquet
 from pipelines.segments import UNKNOWN, latest_snapshot
 from pipelines.split import read_split, read_windows
@@ -30,13 +31,18 @@ PROFILE = ["rfm_tier", "rfm_score", "behaviour_cluster", "profile_keywords", "re
 
 
 def serving_candidates(
-    history: pd.DataFrame, as_of: pd.Timestamp, customers: pd.Index, cand_params: dict[str, Any], selection: dict | None
+    history: pd.DataFrame,
+    as_of: pd.Timestamp,
+    customers: pd.Index,
+    cand_params: dict[str, Any],
+    selection: dict | None,
+    backend: Backend = LOCAL,
 ) -> pd.DataFrame:
     """Candidates for `customers` from sources fitted on everything before `as_of`, cut to their budgets."""
     sources = fit_sources(history, as_of, cand_params["sources"])
     sel = cand_params.get("selection")
     budget = budgets(history, customers, sel) if sel and selection else None
-    return window_candidates(sources, customers, history.iloc[:0], budget, selection)[0]
+    return window_candidates(sources, customers, history.iloc[:0], budget, selection, backend)[0]
 
 
 def cold_start(history: pd.DataFrame, as_of: pd.Timestamp, k: int, params: dict[str, Any]) -> pd.DataFrame:
@@ -75,8 +81,9 @@ def score_stage(
     customers = pd.Index(sorted(history[s.CUSTOMER].unique()), name=s.CUSTOMER)
     selection = json.loads((Path(cands_dir) / "selection.json").read_text())["selection"]
     k = int(params["publish"]["k"])
-    cands = serving_candidates(history, w.as_of, customers, params["candidates"], selection)
-    booster, info, x, scores = scored(model_dir, cands, w.as_of, params["features"])
+    with open_backend(params.get("compute")) as backend:
+        cands = serving_candidates(history, w.as_of, customers, params["candidates"], selection, backend)
+        booster, info, x, scores = scored(model_dir, cands, w.as_of, params["features"], backend)
     recs = recommend(booster, cands, x, info["sources"], k, scores)
     write_parquet(recs, out_dir / "recommendations.parquet")
     cold = cold_start(history, w.as_of, k, params["publish"]["cold_start"])

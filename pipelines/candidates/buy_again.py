@@ -21,9 +21,14 @@ class BuyAgain(CandidateSource):
         age_days = (as_of - history[s.TS]).dt.total_seconds().to_numpy() / 86400.0
         lines = history[[s.CUSTOMER, s.ITEM, s.ORDER]].assign(w=np.power(0.5, age_days / self.half_life))
         per_order = lines.drop_duplicates([s.CUSTOMER, s.ITEM, s.ORDER])  # an order counts once per item
-        self.scores_ = per_order.groupby([s.CUSTOMER, s.ITEM], sort=False)["w"].sum().rename(SCORE).reset_index()
+        scores = per_order.groupby([s.CUSTOMER, s.ITEM], sort=False)["w"].sum().rename(SCORE).reset_index()
+        self.top_ = top_n(scores, self.n)  # sorted by customer: `recommend` slices it
+        self.customer_of_ = self.top_[s.CUSTOMER].to_numpy()
         return self
 
     def recommend(self, customers: pd.Index) -> pd.DataFrame:
-        mine = self.scores_[self.scores_[s.CUSTOMER].isin(customers)]
-        return top_n(mine, self.n)
+        wanted = np.sort(np.asarray(customers, dtype=object))
+        lo = np.searchsorted(self.customer_of_, wanted, "left")
+        hi = np.searchsorted(self.customer_of_, wanted, "right")
+        rows = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True) if b > a] + [np.zeros(0, int)])
+        return self.top_.iloc[rows].reset_index(drop=True)

@@ -12,6 +12,7 @@ from pipelines import schema as s
 from pipelines.candidates.base import SCORE, CandidateSource, build_sources, rank_within_groups
 from pipelines.candidates.matrix import MatrixSource, SharedMatrices
 from pipelines.candidates.selection import budgets, fit_weights, select
+from pipelines.compute import LOCAL, Backend, open_backend
 from pipelines.files import write_json, write_parquet
 from pipelines.split import Windows, read_split, read_windows, warm_customers, window
 
@@ -58,7 +59,11 @@ def fit_sources(history: pd.DataFrame, as_of: pd.Timestamp, source_params: dict[
     for src in sources:
         if isinstance(src, MatrixSource):
             src.shared = shared
-    return [src.fit(history, as_of) for src in sources]
+    fitted = [src.fit(history, as_of) for src in sources]
+    for src in fitted:  # the history is not part of a fitted source (it travels to every dask worker)
+        if isinstance(src, MatrixSource):
+            src.shared = None
+    return fitted
 
 
 def generate_candidates(
@@ -77,32 +82,56 @@ def coverage(candidates: pd.DataFrame, pairs: pd.DataFrame, source_names: list[s
     return counts
 
 
+def chunk_candidates(
+    part: tuple[pd.Index, pd.DataFrame, pd.Series | None],
+    sources: list[CandidateSource],
+    selection: dict[str, Any] | None,
+) -> tuple[pd.DataFrame, dict[str, int], int]:
+    """One partition of customers (with their future purchases and budgets): union, coverage, selection.
+
+    Returns the (selected) candidates, each source's and the union's coverage of the future pairs,
+    and how many of those pairs the selection keeps.
+    """
+    customers, pairs, budget = part
+    cands = union(sources, customers)
+    covered = coverage(cands, pairs, [src.name for src in sources])
+    kept = covered["union"]
+    if selection is not None and budget is not None:
+        cands = select(cands, selection["weights"], budget, float(selection["rrf_k"]))
+        kept = coverage(cands, pairs, [src.name for src in sources])["union"]
+    return cands, covered, kept
+
+
+def customer_parts(customers: pd.Index) -> list[pd.Index]:
+    """`customers` in consecutive partitions of `CHUNK` (the unit of work on every backend)."""
+    return [customers[lo : lo + CHUNK] for lo in range(0, len(customers), CHUNK)]
+
+
 def window_candidates(
     sources: list[CandidateSource],
     customers: pd.Index,
     future: pd.DataFrame,
     budget: pd.Series | None,
     selection: dict[str, Any] | None,
+    backend: Backend = LOCAL,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Union (and budgeted selection) for `customers`, `CHUNK` customers at a time; recall on `future`.
+    """Union (and budgeted selection) for `customers`, `CHUNK` customers per partition; recall on `future`.
 
-    Working in chunks bounds memory whatever the data size: only the selected rows are kept.
+    Partitions run on `backend` (in this process, or as dask tasks with the fitted sources sent to
+    each worker once); only the selected rows come back, so memory is bounded whatever the data size.
     """
     names = [src.name for src in sources]
     pairs = future.loc[future[s.CUSTOMER].isin(customers), KEYS].drop_duplicates()
-    covered = dict.fromkeys([*names, "union"], 0)
-    kept, parts = 0, []
-    for lo in range(0, len(customers), CHUNK):
-        chunk = customers[lo : lo + CHUNK]
-        cands = union(sources, chunk)
-        chunk_pairs = pairs[pairs[s.CUSTOMER].isin(chunk)]
-        for name, count in coverage(cands, chunk_pairs, names).items():
-            covered[name] += count
-        if selection is not None and budget is not None:
-            cands = select(cands, selection["weights"], budget, float(selection["rrf_k"]))
-            kept += coverage(cands, chunk_pairs, names)["union"]
-        parts.append(cands)
-    frame = pd.concat(parts, ignore_index=True) if parts else union(sources, customers[:0])
+    part_of = (np.arange(len(customers)) // CHUNK)[customers.get_indexer(pairs[s.CUSTOMER])]
+    pairs_of = {i: frame for i, frame in pairs.groupby(part_of, sort=False)}
+    parts = [
+        (chunk, pairs_of.get(i, pairs.iloc[:0]), budget.reindex(chunk) if budget is not None else None)
+        for i, chunk in enumerate(customer_parts(customers))
+    ]
+    results = backend.map(chunk_candidates, parts, sources=sources, selection=selection)
+    covered = {name: sum(r[1][name] for r in results) for name in [*names, "union"]}
+    kept = sum(r[2] for r in results)
+    frame = pd.concat([r[0] for r in results], ignore_index=True) if results else union(sources, customers[:0])
     n = max(len(pairs), 1)
     metrics: dict[str, Any] = {f"recall_{name}": covered[name] / n for name in names}
     metrics.update(pairs=len(pairs), customers=len(customers), recall_union=covered["union"] / n)
@@ -112,7 +141,9 @@ def window_candidates(
     return frame, metrics
 
 
-def candidates_at_cutoffs(df: pd.DataFrame, w: Windows, cand_params: dict[str, Any]) -> dict[str, Any]:
+def candidates_at_cutoffs(
+    df: pd.DataFrame, w: Windows, cand_params: dict[str, Any], backend: Backend = LOCAL
+) -> dict[str, Any]:
     """Candidates at every cutoff of `w.label_windows()` (train_1..n, valid, test), sources fitted before it.
 
     Each window's customers are its warm ones (history before it, purchases inside it). With a
@@ -136,18 +167,26 @@ def candidates_at_cutoffs(df: pd.DataFrame, w: Windows, cand_params: dict[str, A
             sample = pd.Index(np.sort(np.random.default_rng(0).choice(customers, n_tune, replace=False)))
             weights, recall = fit_weights(union(sources, sample), future, list(source_params), budget, sel)
             out["selection"] = {"weights": weights, "rrf_k": float(sel["rrf_k"]), "valid_recall_tuning_sample": recall}
-        out[name], out["metrics"][name] = window_candidates(sources, customers, future, budget, out["selection"])
+        out[name], out["metrics"][name] = window_candidates(
+            sources, customers, future, budget, out["selection"], backend
+        )
     return out
 
 
 def candidates_stage(
-    split_dir: str | Path, out_dir: str | Path, cand_params: dict[str, Any], metrics_path: str | Path
+    split_dir: str | Path,
+    out_dir: str | Path,
+    cand_params: dict[str, Any],
+    metrics_path: str | Path,
+    compute_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The candidates step: candidates at every cutoff (`<window>.parquet`), selection weights, recall metrics."""
+    """The candidates step: candidates at every cutoff (`<window>.parquet`), selection weights, recall metrics;
+    the per-customer work runs on the `compute` backend."""
     split_dir, out_dir = Path(split_dir), Path(out_dir)
     w = read_windows(split_dir / "windows.json")
     df = read_split(split_dir)
-    result = candidates_at_cutoffs(df, w, cand_params)
+    with open_backend(compute_params) as backend:
+        result = candidates_at_cutoffs(df, w, cand_params, backend)
     for name in w.label_windows():
         write_parquet(result[name], out_dir / f"{name}.parquet")
     write_json({"selection": result["selection"]}, out_dir / "selection.json")

@@ -1,0 +1,112 @@
+"""Compute backends: where the per-customer work of a step runs (`compute` in params.yaml).
+
+`local` runs every partition in this process, one after the other. `dask` runs them as tasks on a
+`dask.distributed` cluster: a `LocalCluster` of `workers` processes, or the scheduler at
+`scheduler` (a real cluster whose workers have shoprec installed). Steps hand a backend the same
+function and the same customer partitions either way, so both backends compute the same thing;
+large shared inputs (fitted candidate sources, the ranker) go to each worker once, not per task.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pipelines.errors import InputError
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+DEFAULTS: dict[str, Any] = {
+    "backend": "local",
+    "scheduler": None,
+    "workers": 2,
+    "threads_per_worker": 1,
+    "memory_limit": "auto",
+}
+CONNECT_TIMEOUT = "30s"  # to a remote scheduler
+
+
+class LocalBackend:
+    """Every partition in this process, in order."""
+
+    name = "local"
+    workers = 1
+
+    def map(self, fn: Callable[..., T], parts: Sequence[Any], **shared: Any) -> list[T]:
+        """[fn(part, **shared) for part in parts]."""
+        return [fn(part, **shared) for part in parts]
+
+
+class DaskBackend:
+    """Partitions as tasks on a dask.distributed cluster; results come back in the order of `parts`."""
+
+    name = "dask"
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    @property
+    def workers(self) -> int:
+        return max(len(self.client.scheduler_info(n_workers=-1)["workers"]), 1)
+
+    def map(self, fn: Callable[..., T], parts: Sequence[Any], **shared: Any) -> list[T]:
+        """fn(part, **shared) for every part, on the workers; `shared` is sent to each worker once."""
+        if not parts:
+            return []
+        kwargs = {key: self.client.scatter(value, broadcast=True, hash=False) for key, value in shared.items()}
+        futures = self.client.map(fn, list(parts), pure=False, **kwargs)
+        try:
+            return self.client.gather(futures)
+        finally:
+            self.client.cancel([*futures, *kwargs.values()])
+
+
+Backend = LocalBackend | DaskBackend
+LOCAL = LocalBackend()
+
+
+def settings(compute_params: dict[str, Any] | None) -> dict[str, Any]:
+    """The `compute` section with defaults, checked."""
+    out = {**DEFAULTS, **(compute_params or {})}
+    if out["backend"] not in ("local", "dask"):
+        raise InputError(f"params: compute.backend must be 'local' or 'dask', not {out['backend']!r}")
+    for key in ("workers", "threads_per_worker"):
+        if not isinstance(out[key], int) or out[key] < 1:
+            raise InputError(f"params: compute.{key} must be a positive integer, not {out[key]!r}")
+    return out
+
+
+@contextmanager
+def open_backend(compute_params: dict[str, Any] | None) -> Iterator[Backend]:
+    """The configured backend for the duration of a step (a dask cluster is started and stopped here)."""
+    cfg = settings(compute_params)
+    if cfg["backend"] == "local":
+        yield LOCAL
+        return
+    from distributed import Client, LocalCluster
+
+    if cfg["scheduler"]:
+        try:
+            client = Client(cfg["scheduler"], timeout=CONNECT_TIMEOUT)
+        except OSError as exc:
+            raise InputError(f"params: compute.scheduler {cfg['scheduler']!r}: no scheduler answers ({exc})") from None
+        with client:
+            yield DaskBackend(client)
+        return
+    with (
+        LocalCluster(
+            n_workers=cfg["workers"],
+            threads_per_worker=cfg["threads_per_worker"],
+            memory_limit=cfg["memory_limit"],
+            processes=True,
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        log.info("compute: dask LocalCluster with %d workers", cfg["workers"])
+        yield DaskBackend(client)

@@ -1,0 +1,157 @@
+"""Compute backends: settings, local and dask maps, candidates and the ranker on both backends, and the
+after-the-fact early stopping that lightgbm.dask needs (checked against LightGBM's own)."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines import compute
+from pipelines.candidates.union import candidates_at_cutoffs
+from pipelines.compute import LOCAL, DaskBackend, open_backend, settings
+from pipelines.errors import InputError
+from pipelines.metrics import ranking_metrics
+from pipelines.ranker import _boost_local, best_iteration, fit, lambdarank_ndcg, lgb_params, score, top_k
+from pipelines.split import make_windows
+from tests.unit.test_ranker import PARAMS, synthetic, truth_of
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def dask_backend():
+    with open_backend({"backend": "dask", "workers": 2, "memory_limit": "2GiB"}) as backend:
+        yield backend
+
+
+@pytest.fixture(scope="module")
+def clean_interactions(tmp_path_factory) -> pd.DataFrame:
+    from pipelines.ingest import clean, load_canonical
+    from pipelines.synth import generate
+
+    raw = Path(tmp_path_factory.mktemp("synthetic")) / "raw.parquet"
+    generate(raw, {"seed": 7, "rows": 12_000})
+    return clean(load_canonical(raw, {"format": "online_retail"}).frame, {"max_quantity": 10_000}).frame
+
+
+def test_settings_fill_defaults_and_refuse_bad_values():
+    assert settings(None) == compute.DEFAULTS
+    assert settings({"backend": "dask", "workers": 4})["workers"] == 4
+    with pytest.raises(InputError, match="compute.backend must be 'local' or 'dask', not 'spark'"):
+        settings({"backend": "spark"})
+    with pytest.raises(InputError, match="compute.workers must be a positive integer"):
+        settings({"workers": 0})
+
+
+def test_an_unreachable_scheduler_is_a_one_line_input_error(monkeypatch):
+    monkeypatch.setattr(compute, "CONNECT_TIMEOUT", "1s")
+    with (
+        pytest.raises(InputError, match="compute.scheduler 'tcp://127.0.0.1:9': no scheduler answers"),
+        open_backend({"backend": "dask", "scheduler": "tcp://127.0.0.1:9"}),
+    ):
+        pass
+
+
+def test_the_local_backend_is_this_process():
+    with open_backend({"backend": "local"}) as backend:
+        assert backend is LOCAL
+        assert backend.map(lambda part, add: part + add, [1, 2, 3], add=10) == [11, 12, 13]
+
+
+def _plus(part: int, add: np.ndarray) -> int:
+    return part + int(add.sum())
+
+
+def test_the_dask_backend_returns_results_in_order(dask_backend):
+    assert isinstance(dask_backend, DaskBackend) and dask_backend.workers == 2
+    shared = np.ones(1000)
+    assert dask_backend.map(_plus, list(range(50)), add=shared) == [p + 1000 for p in range(50)]
+    assert dask_backend.map(_plus, [], add=shared) == []
+
+
+def test_candidates_are_identical_on_both_backends(clean_interactions, dask_backend, monkeypatch):
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("pipelines.candidates.union"), "CHUNK", 37)  # many partitions
+    w = make_windows(clean_interactions["timestamp"], {"test_days": 30, "valid_days": 30, "train_cutoffs": 1})
+    cand_params = {
+        "sources": {
+            "buy_again": {"n": 50},
+            "popularity": {"n": 30},
+            "item_cf": {"n": 40, "neighbours": 50},
+            "user_cf": {"n": 40, "neighbours": 30},
+            "als": {"n": 30, "factors": 8, "iterations": 3},
+        },
+        "selection": {
+            "mean_per_customer": 40,
+            "activity_power": 0.75,
+            "min_per_customer": 10,
+            "max_per_customer": 200,
+            "rrf_k": 20,
+            "grid": [0, 1, 2],
+            "rounds": 1,
+            "tune_customers": 100,
+        },
+    }
+    local = candidates_at_cutoffs(clean_interactions, w, cand_params, LOCAL)
+    distributed = candidates_at_cutoffs(clean_interactions, w, cand_params, dask_backend)
+    assert local["selection"] == distributed["selection"]
+    assert local["metrics"] == distributed["metrics"]
+    for name in w.label_windows():
+        assert len(local[name]) > 1000
+        pd.testing.assert_frame_equal(local[name], distributed[name])
+
+
+# --- the ranker --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ranking_data():
+    return {"train": synthetic(300, 1), "valid": synthetic(150, 2), "test": synthetic(200, 3)}
+
+
+def _valid_lists(valid):
+    from pipelines.ranker import _with_positives
+
+    cands, x, y = valid
+    return _with_positives(x, y, cands)
+
+
+def test_lambdarank_ndcg_hand_computed():
+    y = np.array([0, 1, 0, 1, 1, 0])
+    scores = np.array([3.0, 2.0, 1.0, 0.5, 0.2, 0.1])
+    g = np.array([3, 3])  # list 1: hit at position 2; list 2: hits at positions 1 and 2
+    first = (1 / np.log2(3)) / 1.0
+    assert lambdarank_ndcg(y, scores, g, 10) == pytest.approx((first + 1.0) / 2)
+    assert lambdarank_ndcg(y, scores, g, 1) == pytest.approx((0.0 + 1.0) / 2)
+    assert lambdarank_ndcg(np.zeros(3), np.ones(3), np.array([3]), 5) == 1.0  # no gain to find: LightGBM's 1
+    assert lambdarank_ndcg(np.array([2, 1]), np.array([0.0, 1.0]), np.array([2]), 2) == pytest.approx(
+        (1 + 3 / np.log2(3)) / (3 + 1 / np.log2(3))  # graded gains 2**label - 1
+    )
+
+
+def test_best_iteration_matches_lightgbm_early_stopping(ranking_data):
+    parts = [_valid_lists(ranking_data["train"]), _valid_lists(ranking_data["valid"])]
+    params = lgb_params(PARAMS)
+    stopped = _boost_local(params, parts[0], parts[1], rounds=200, patience=10)
+    assert stopped.best_iteration < 200  # early stopping did stop
+    full = _boost_local(params, parts[0], parts[1], rounds=200, patience=200)
+    best, ndcg = best_iteration(full, *parts[1], k=10, patience=10)
+    assert best == stopped.best_iteration
+    assert ndcg == pytest.approx(stopped.best_score["valid"]["ndcg@10"], abs=1e-9)
+
+
+def test_the_ranker_trains_and_scores_on_dask_as_well_as_locally(ranking_data, dask_backend):
+    train, valid, (cands, x, y) = ranking_data["train"], ranking_data["valid"], ranking_data["test"]
+    local, local_info = fit([train], valid, PARAMS, LOCAL)
+    remote, remote_info = fit([train], valid, PARAMS, dask_backend)
+    assert remote_info["train_rows"] == local_info["train_rows"] and remote_info["features"] == local_info["features"]
+    assert 1 <= remote_info["best_iteration"] <= PARAMS["n_estimators"]
+    truth = truth_of(cands, y)
+    ndcg = {
+        name: ranking_metrics(top_k(cands, score(booster, x, LOCAL), 10, positive_only=False), truth, 10)["ndcg@10"]
+        for name, booster in (("local", local), ("dask", remote))
+    }
+    assert ndcg["dask"] == pytest.approx(ndcg["local"], abs=0.03)
+    np.testing.assert_allclose(score(remote, x, dask_backend), score(remote, x, LOCAL), rtol=1e-12)
