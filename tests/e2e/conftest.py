@@ -20,9 +20,9 @@ from tests.conftest import ROOT
 BIN = Path(sys.executable).parent
 
 
-def run(cmd: list[str], cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:
-    """Run a command in `cwd` with the venv first on PATH; assert success unless ok=False."""
-    env = {
+def run(cmd: list[str], cwd: Path, ok: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a command in `cwd` with the venv first on PATH (and `env` added); assert success unless ok=False."""
+    base = {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "DVC_NO_ANALYTICS": "1",
@@ -32,7 +32,7 @@ def run(cmd: list[str], cwd: Path, ok: bool = True) -> subprocess.CompletedProce
         "GIT_COMMITTER_NAME": "t",
         "GIT_COMMITTER_EMAIL": "t@t",
     }
-    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    res = subprocess.run(cmd, cwd=cwd, env={**base, **(env or {})}, capture_output=True, text=True)
     if ok:
         assert res.returncode == 0, f"{cmd}: {res.stdout[-2000:]}\n{res.stderr[-3000:]}"
     return res
@@ -71,8 +71,8 @@ def output(cmd: list[str], cwd: Path) -> str:
     return res.stdout + res.stderr
 
 
-def shoprec(*args: str, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:
-    return run([str(BIN / "shoprec"), *args], cwd, ok)
+def shoprec(*args: str, cwd: Path, ok: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return run([str(BIN / "shoprec"), *args], cwd, ok, env)
 
 
 @pytest.fixture(scope="session")
