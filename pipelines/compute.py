@@ -10,14 +10,15 @@ large shared inputs (fitted candidate sources, the ranker) go to each worker onc
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipelines.errors import InputError
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from distributed import Client, Future
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,9 +38,9 @@ class LocalBackend:
     name = "local"
     workers = 1
 
-    def map(self, fn: Callable[..., T], parts: Sequence[Any], **shared: Any) -> list[T]:
-        """[fn(part, **shared) for part in parts]."""
-        return [fn(part, **shared) for part in parts]
+    def map(self, fn: Callable[..., T], parts: Iterable[Any], **shared: Any) -> Iterator[T]:
+        """fn(part, **shared) for each part, lazily and in order."""
+        return (fn(part, **shared) for part in parts)
 
 
 class DaskBackend:
@@ -54,16 +55,31 @@ class DaskBackend:
     def workers(self) -> int:
         return max(len(self.client.scheduler_info(n_workers=-1)["workers"]), 1)
 
-    def map(self, fn: Callable[..., T], parts: Sequence[Any], **shared: Any) -> list[T]:
-        """fn(part, **shared) for every part, on the workers; `shared` is sent to each worker once."""
-        if not parts:
-            return []
+    def map(self, fn: Callable[..., T], parts: Iterable[Any], **shared: Any) -> Iterator[T]:
+        """fn(part, **shared) for each part, on the workers, in order; `shared` goes to each worker once.
+
+        Parts are read from `parts` only as workers free up (at most two tasks per worker in flight), so
+        neither the inputs nor the results of every partition are ever held at once.
+        """
         kwargs = {key: self.client.scatter(value, broadcast=True, hash=False) for key, value in shared.items()}
-        futures = self.client.map(fn, list(parts), pure=False, **kwargs)
+        in_flight = 2 * self.workers
+        pending: deque[Future] = deque()
         try:
-            return self.client.gather(futures)
+            for part in parts:
+                pending.append(self.client.submit(fn, part, pure=False, **kwargs))
+                if len(pending) >= in_flight:
+                    yield _take(pending.popleft())
+            while pending:
+                yield _take(pending.popleft())
         finally:
-            self.client.cancel([*futures, *kwargs.values()])
+            self.client.cancel([*pending, *kwargs.values()])
+
+
+def _take(future: Future) -> Any:
+    try:
+        return future.result()
+    finally:
+        future.release()
 
 
 Backend = LocalBackend | DaskBackend

@@ -14,8 +14,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from pipelines.errors import InputError
 from pipelines.files import write_json
 
@@ -113,7 +111,7 @@ def champion_metrics(
     it ranks the same test candidates with the same features."""
     from pipelines.evaluate import Catalogue, holdout, metric_table
     from pipelines.publish import Releases
-    from pipelines.ranker import scored, top_k
+    from pipelines.ranker import customer_partitions, rank
     from pipelines.split import read_windows
 
     releases = Releases(publish_dir)
@@ -124,11 +122,9 @@ def champion_metrics(
     if not (model_dir / "ranker.lgb").is_file():
         raise InputError(f"{model_dir}: the published version {version} has no model (ranker.lgb)")
     ks = [int(k) for k in params["evaluate"]["ks"]]
-    cands = pd.read_parquet(cands_path)
     cutoff = read_windows(Path(split_dir) / "windows.json").test_start
-    scores = scored(model_dir, cands, cutoff, params["features"])[-1]
+    recs = rank(model_dir, *customer_partitions(cands_path), cutoff, params["features"], max(ks))[0]
     history, truth, n_items = holdout(split_dir)
-    recs = top_k(cands, scores, max(ks), positive_only=False)
     return metric_table(recs, truth, ks, Catalogue.of(history, n_items)), version
 
 

@@ -14,6 +14,7 @@ import json
 import logging
 import time
 import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ from pipelines import schema as s
 from pipelines.compute import LOCAL, Backend, DaskBackend, open_backend
 from pipelines.explain import explain
 from pipelines.files import write_csv, write_json, write_parquet
-from pipelines.ranking_data import feature_table, groups, labelled_windows, training_windows
+from pipelines.ranking_data import cap_customers, feature_table, groups, labelled_windows, training_windows
 from pipelines.split import read_split, read_windows
 
 if TYPE_CHECKING:
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 KIND = "lightgbm_lambdarank"
 RRF_K = 60.0
-TRAINING_KEYS = ("k", "n_estimators", "early_stopping_rounds", "seed")
-SCORE_ROWS = 250_000  # candidate rows scored per partition (rows are grouped by customer)
+TRAINING_KEYS = ("k", "n_estimators", "early_stopping_rounds", "seed", "max_customers")
+RANK_CUSTOMERS = 2_000  # customers ranked per partition: bounds the feature table held (~600k rows)
 
 
 def source_sizes(source_params: dict[str, Any]) -> dict[str, int]:
@@ -205,16 +206,8 @@ def importance(booster: lgb.Booster) -> pd.DataFrame:
     return frame.sort_values(["gain", "feature"], ascending=[False, True], ignore_index=True)
 
 
-def _predict(x: pd.DataFrame, booster: lgb.Booster) -> np.ndarray:
+def score(booster: lgb.Booster, x: pd.DataFrame) -> np.ndarray:
     return booster.predict(x[booster.feature_name()], num_iteration=booster.best_iteration)
-
-
-def score(booster: lgb.Booster, x: pd.DataFrame, backend: Backend = LOCAL) -> np.ndarray:
-    """The ranker's score of every row of `x`, `SCORE_ROWS` rows per partition on `backend`."""
-    if len(x) == 0:
-        return np.zeros(0)
-    parts = [x.iloc[lo : lo + SCORE_ROWS] for lo in range(0, len(x), SCORE_ROWS)]
-    return np.concatenate(backend.map(_predict, parts, booster=booster))
 
 
 def recommend(
@@ -247,22 +240,25 @@ def train_stage(
     w = read_windows(split_dir / "windows.json")
     frame = read_split(split_dir, ("train", "valid"))
     names = list(params["candidates"]["sources"])
-    cands = {n: pd.read_parquet(cands_dir / f"{n}.parquet") for n in w.label_windows() if n != "test"}
+    rp = params["ranker"]
+    cap, seed = rp.get("max_customers"), int(rp.get("seed", 42))
+    cands = {
+        n: cap_customers(pd.read_parquet(cands_dir / f"{n}.parquet"), cap, seed)
+        for n in w.label_windows()
+        if n != "test"
+    }
     labelled = labelled_windows(cands, frame, w, names, applied_store(params["features"]))
     train = training_windows(labelled)
     with open_backend(params.get("compute")) as backend:
-        booster, info = fit(train, labelled["valid"], params["ranker"], backend)
-        c_ref, x_ref = (pd.concat(p, ignore_index=True) for p in zip(*[(c, x) for c, x, _ in train], strict=True))
-        s_ref = score(booster, x_ref, backend)
+        booster, info = fit(train, labelled["valid"], rp, backend)
     model_dir.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(model_dir / "ranker.lgb"), num_iteration=booster.best_iteration)
     info["sources"] = names
     log.info("ranker: trained in %.1f s", info.pop("seconds"))  # not in the model file: same data, same bytes
     write_json(info, model_dir / "ranker.json")
     write_csv(importance(booster), Path(plots_dir) / "feature_importance.csv")
-    y_ref = np.concatenate([y for *_, y in train])
     sample = params["monitor"]
-    reference = monitoring_sample(c_ref, x_ref, s_ref, int(sample["sample_rows"]), int(sample["seed"]), y_ref)
+    reference = reference_sample(booster, train, int(sample["sample_rows"]), int(sample["seed"]))
     write_parquet(reference, model_dir / "reference.parquet")  # the drift reference travels with the model
     log.info("ranker: %s", info)
     return info
@@ -275,19 +271,87 @@ def load(model_dir: str | Path) -> tuple[lgb.Booster, dict[str, Any]]:
     return lgb.Booster(model_file=str(model_dir / "ranker.lgb")), json.loads((model_dir / "ranker.json").read_text())
 
 
-def scored(
-    model_dir: str | Path,
-    cands: pd.DataFrame,
+def rank_part(
+    part: tuple[int, pd.DataFrame],
+    booster: lgb.Booster,
+    source_names: list[str],
     cutoff: pd.Timestamp,
     feature_params: dict[str, Any],
+    k: int,
+    sample_share: float,
+    seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One partition (index, candidates of whole customers): Feast features at `cutoff`, scores, the top k
+    per customer with reasons, and a seeded `sample_share` of the scored rows (the drift sample)."""
+    from pipelines.features.store import process_store
+
+    index, cands = part
+    x = feature_table(cands, cutoff, source_names, process_store(feature_params))
+    scores = score(booster, x)
+    recs = recommend(booster, cands, x, source_names, k, scores)
+    sample = monitoring_sample(cands, x, scores, round(sample_share * len(cands)), seed + index)
+    return recs, sample
+
+
+def rank(
+    model_dir: str | Path,
+    parts: Iterable[pd.DataFrame],
+    rows: int,
+    cutoff: pd.Timestamp,
+    feature_params: dict[str, Any],
+    k: int,
     backend: Backend = LOCAL,
-) -> tuple[lgb.Booster, dict[str, Any], pd.DataFrame, np.ndarray]:
-    """Load a model and score `cands` at `cutoff` with Feast features: (booster, info, features, scores)."""
+    sample_rows: int = 0,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rank candidates with a saved model, partition by partition on `backend` (`rows` in all): the top k
+    per customer with reasons, and a seeded sample of about `sample_rows` scored rows.
+
+    Each partition joins its own features, so memory holds one partition's feature table, not all.
+    """
     from pipelines.features.store import applied_store
 
     booster, info = load(model_dir)
-    x = feature_table(cands, cutoff, info["sources"], applied_store(feature_params))
-    return booster, info, x, score(booster, x, backend)
+    applied_store(feature_params)  # once, here: the partitions only read the registry
+    share = min(1.0, sample_rows / rows) if rows else 0.0
+    settings = {"cutoff": cutoff, "feature_params": feature_params, "k": k, "sample_share": share, "seed": seed}
+    results = list(backend.map(rank_part, enumerate(parts), booster=booster, source_names=info["sources"], **settings))
+    recs, samples = zip(*results, strict=True)
+    return pd.concat(recs, ignore_index=True), pd.concat(samples, ignore_index=True)
+
+
+def customer_partitions(path: str | Path, customers: int = RANK_CUSTOMERS) -> tuple[Iterator[pd.DataFrame], int]:
+    """A candidates file (rows grouped by customer) in partitions of `customers` whole customers (at least
+    one), read lazily from one Arrow table (compact strings, not Python objects), and its row count."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    bounds = np.zeros(2, dtype=int)  # an empty file: one empty partition
+    if table.num_rows:
+        ids = table.column(s.CUSTOMER).combine_chunks()
+        starts = np.r_[0, np.flatnonzero(pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)) + 1]
+        bounds = np.r_[starts[::customers], table.num_rows]
+    parts = (table.slice(a, b - a).to_pandas() for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+    return parts, table.num_rows
+
+
+def reference_sample(
+    booster: lgb.Booster, train: list[tuple[pd.DataFrame, pd.DataFrame, np.ndarray]], rows: int, seed: int
+) -> pd.DataFrame:
+    """The drift reference: a seeded sample of the training cutoffs' rows, scored, with labels
+    (only the sampled rows are gathered and scored)."""
+    sizes = np.array([len(c) for c, _, _ in train])
+    picked = np.sort(np.random.default_rng(seed).choice(sizes.sum(), min(rows, sizes.sum()), replace=False))
+    window = np.searchsorted(np.cumsum(sizes), picked, side="right")
+    offset = picked - (np.cumsum(sizes) - sizes)[window]
+    parts = [
+        (c.iloc[offset[window == i]], x.iloc[offset[window == i]], y[offset[window == i]])
+        for i, (c, x, y) in enumerate(train)
+    ]
+    cands, x = (pd.concat(p, ignore_index=True) for p in zip(*[(c, x) for c, x, _ in parts], strict=True))
+    y = np.concatenate([y for *_, y in parts])
+    return monitoring_sample(cands, x, score(booster, x), len(x), seed, y)
 
 
 def monitoring_sample(
@@ -312,11 +376,20 @@ def recommend_stage(
     """The recommend step: score the test cutoff's candidates; write the top k per customer with reasons,
     and a sample of the scored inputs for drift monitoring (`sample_path`)."""
     w = read_windows(Path(split_dir) / "windows.json")
-    cands = pd.read_parquet(Path(cands_dir) / "test.parquet")
-    with open_backend(params.get("compute")) as backend:
-        booster, info, x, scores = scored(model_dir, cands, w.test_start, params["features"], backend)
-    recs = recommend(booster, cands, x, info["sources"], int(params["recommend"]["k"]), scores)
-    write_parquet(recs, out_path)
+    parts, rows = customer_partitions(Path(cands_dir) / "test.parquet")
     monitor = params["monitor"]
-    write_parquet(monitoring_sample(cands, x, scores, int(monitor["sample_rows"]), int(monitor["seed"])), sample_path)
+    with open_backend(params.get("compute")) as backend:
+        recs, sample = rank(
+            model_dir,
+            parts,
+            rows,
+            w.test_start,
+            params["features"],
+            int(params["recommend"]["k"]),
+            backend,
+            int(monitor["sample_rows"]),
+            int(monitor["seed"]),
+        )
+    write_parquet(recs, out_path)
+    write_parquet(sample, sample_path)
     return recs

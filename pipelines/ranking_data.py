@@ -48,6 +48,15 @@ def feature_table(
     return x
 
 
+def cap_customers(cands: pd.DataFrame, max_customers: int | None, seed: int) -> pd.DataFrame:
+    """At most `max_customers` customers' candidates (a seeded sample of whole customers; None: all)."""
+    customers = cands[s.CUSTOMER].unique()
+    if max_customers is None or len(customers) <= max_customers:
+        return cands
+    keep = np.random.default_rng(seed).choice(customers, int(max_customers), replace=False)
+    return cands[cands[s.CUSTOMER].isin(keep)].reset_index(drop=True)
+
+
 def labels(cands: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
     """1 where the customer bought the item in `future`, else 0 (aligned with `cands`)."""
     bought = pd.MultiIndex.from_frame(future[[s.CUSTOMER, s.ITEM]].drop_duplicates())

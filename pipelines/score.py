@@ -16,10 +16,10 @@ from typing import Any
 import pandas as pd
 
 from pipelines import schema as s
-from pipelines.candidates.base import SCORE
+from pipelines.candidates.base import SCORE, CandidateSource
 from pipelines.candidates.popularity import CountryPopularity
 from pipelines.candidates.selection import budgets
-from pipelines.candidates.union import fit_sources, window_candidates
+from pipelines.candidates.union import KEYS, chunk_candidates, customer_parts, fit_sources
 from pipelines.compute import LOCAL, Backend, open_backend
 from pipelines.files import write_parquet
 from pipelines.segments import UNKNOWN, latest_snapshot
@@ -27,22 +27,53 @@ from pipelines.split import read_split, read_windows
 
 log = logging.getLogger(__name__)
 GLOBAL = "*"  # the cold-start list for a country without its own
+NO_PAIRS = pd.DataFrame(columns=KEYS)  # serving has no future window to measure recall on
 PROFILE = ["rfm_tier", "rfm_score", "behaviour_cluster", "profile_keywords", "recency_days", "orders_365d"]
 
 
-def serving_candidates(
+def score_part(
+    part: tuple[int, pd.Index, pd.Series | None],
+    sources: list[CandidateSource],
+    selection: dict | None,
+    **ranking: Any,
+) -> pd.DataFrame:
+    """One partition (index, customers, their budgets): candidates cut to the budgets, then the ranker's
+    top k with reasons (`ranking`: the arguments of `ranker.rank_part` after the partition)."""
+    from pipelines.ranker import rank_part
+
+    index, customers, budget = part
+    cands = chunk_candidates((customers, NO_PAIRS, budget), sources, selection)[0]
+    return rank_part((index, cands), sample_share=0.0, seed=0, **ranking)[0]
+
+
+def recommendations(
     history: pd.DataFrame,
     as_of: pd.Timestamp,
     customers: pd.Index,
-    cand_params: dict[str, Any],
+    params: dict[str, Any],
     selection: dict | None,
+    model_dir: str | Path,
     backend: Backend = LOCAL,
 ) -> pd.DataFrame:
-    """Candidates for `customers` from sources fitted on everything before `as_of`, cut to their budgets."""
+    """The top `publish.k` for `customers`: sources fitted on everything before `as_of`, then candidates,
+    features and the ranker partition by partition of customers on `backend` (only the lists come back)."""
+    from pipelines.features.store import applied_store
+    from pipelines.ranker import load
+
+    cand_params = params["candidates"]
     sources = fit_sources(history, as_of, cand_params["sources"])
     sel = cand_params.get("selection")
     budget = budgets(history, customers, sel) if sel and selection else None
-    return window_candidates(sources, customers, history.iloc[:0], budget, selection, backend)[0]
+    booster, info = load(model_dir)
+    applied_store(params["features"])  # once, here: the partitions only read the registry
+    parts = (
+        (i, chunk, budget.reindex(chunk) if budget is not None else None)
+        for i, chunk in enumerate(customer_parts(customers))
+    )
+    ranking = {"booster": booster, "source_names": info["sources"], "cutoff": as_of}
+    ranking |= {"feature_params": params["features"], "k": int(params["publish"]["k"])}
+    lists = backend.map(score_part, parts, sources=sources, selection=selection, **ranking)
+    return pd.concat(lists, ignore_index=True)
 
 
 def cold_start(history: pd.DataFrame, as_of: pd.Timestamp, k: int, params: dict[str, Any]) -> pd.DataFrame:
@@ -73,8 +104,6 @@ def score_stage(
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """The score step: `recommendations.parquet`, `cold_start.parquet` and `segments.parquet` in `out_dir`."""
-    from pipelines.ranker import recommend, scored
-
     split_dir, out_dir = Path(split_dir), Path(out_dir)
     w = read_windows(split_dir / "windows.json")
     history = read_split(split_dir)
@@ -82,9 +111,7 @@ def score_stage(
     selection = json.loads((Path(cands_dir) / "selection.json").read_text())["selection"]
     k = int(params["publish"]["k"])
     with open_backend(params.get("compute")) as backend:
-        cands = serving_candidates(history, w.as_of, customers, params["candidates"], selection, backend)
-        booster, info, x, scores = scored(model_dir, cands, w.as_of, params["features"], backend)
-    recs = recommend(booster, cands, x, info["sources"], k, scores)
+        recs = recommendations(history, w.as_of, customers, params, selection, model_dir, backend)
     write_parquet(recs, out_dir / "recommendations.parquet")
     cold = cold_start(history, w.as_of, k, params["publish"]["cold_start"])
     write_parquet(cold, out_dir / "cold_start.parquet")

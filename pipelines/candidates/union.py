@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,14 +125,18 @@ def window_candidates(
     pairs = future.loc[future[s.CUSTOMER].isin(customers), KEYS].drop_duplicates()
     part_of = (np.arange(len(customers)) // CHUNK)[customers.get_indexer(pairs[s.CUSTOMER])]
     pairs_of = {i: frame for i, frame in pairs.groupby(part_of, sort=False)}
-    parts = [
+    parts = (
         (chunk, pairs_of.get(i, pairs.iloc[:0]), budget.reindex(chunk) if budget is not None else None)
         for i, chunk in enumerate(customer_parts(customers))
-    ]
-    results = backend.map(chunk_candidates, parts, sources=sources, selection=selection)
-    covered = {name: sum(r[1][name] for r in results) for name in [*names, "union"]}
-    kept = sum(r[2] for r in results)
-    frame = pd.concat([r[0] for r in results], ignore_index=True) if results else union(sources, customers[:0])
+    )
+    covered = dict.fromkeys([*names, "union"], 0)
+    kept, frames = 0, []
+    for cands, chunk_covered, chunk_kept in backend.map(chunk_candidates, parts, sources=sources, selection=selection):
+        for name, count in chunk_covered.items():
+            covered[name] += count
+        kept += chunk_kept
+        frames.append(cands)
+    frame = pd.concat(frames, ignore_index=True) if frames else union(sources, customers[:0])
     n = max(len(pairs), 1)
     metrics: dict[str, Any] = {f"recall_{name}": covered[name] / n for name in names}
     metrics.update(pairs=len(pairs), customers=len(customers), recall_union=covered["union"] / n)
@@ -142,7 +147,11 @@ def window_candidates(
 
 
 def candidates_at_cutoffs(
-    df: pd.DataFrame, w: Windows, cand_params: dict[str, Any], backend: Backend = LOCAL
+    df: pd.DataFrame,
+    w: Windows,
+    cand_params: dict[str, Any],
+    backend: Backend = LOCAL,
+    sink: Callable[[str, pd.DataFrame], None] | None = None,
 ) -> dict[str, Any]:
     """Candidates at every cutoff of `w.label_windows()` (train_1..n, valid, test), sources fitted before it.
 
@@ -151,7 +160,8 @@ def candidates_at_cutoffs(
     for recall on a sample of the earliest window's customers (the first training cutoff, or
     validation without one) and applied unchanged to the later windows, so no window's
     candidates are chosen with a later window's purchases.
-    Returns {name: frame for each window, "selection": weights or None, "metrics": recall per window}.
+    Returns {name: frame for each window, "selection": weights or None, "metrics": recall per window};
+    with a `sink`, each window's frame goes to sink(name, frame) as soon as it is built, not into the result.
     """
     source_params, sel = cand_params["sources"], cand_params.get("selection")
     out: dict[str, Any] = {"selection": None, "metrics": {}}
@@ -167,9 +177,11 @@ def candidates_at_cutoffs(
             sample = pd.Index(np.sort(np.random.default_rng(0).choice(customers, n_tune, replace=False)))
             weights, recall = fit_weights(union(sources, sample), future, list(source_params), budget, sel)
             out["selection"] = {"weights": weights, "rrf_k": float(sel["rrf_k"]), "valid_recall_tuning_sample": recall}
-        out[name], out["metrics"][name] = window_candidates(
-            sources, customers, future, budget, out["selection"], backend
-        )
+        frame, out["metrics"][name] = window_candidates(sources, customers, future, budget, out["selection"], backend)
+        if sink is None:
+            out[name] = frame
+        else:
+            sink(name, frame)
     return out
 
 
@@ -186,9 +198,9 @@ def candidates_stage(
     w = read_windows(split_dir / "windows.json")
     df = read_split(split_dir)
     with open_backend(compute_params) as backend:
-        result = candidates_at_cutoffs(df, w, cand_params, backend)
-    for name in w.label_windows():
-        write_parquet(result[name], out_dir / f"{name}.parquet")
+        result = candidates_at_cutoffs(
+            df, w, cand_params, backend, sink=lambda name, frame: write_parquet(frame, out_dir / f"{name}.parquet")
+        )
     write_json({"selection": result["selection"]}, out_dir / "selection.json")
     write_json(result["metrics"], metrics_path)
     return result["metrics"]

@@ -10,6 +10,7 @@ one (Redis online store, SQL registry on PostgreSQL), chosen by `features.store`
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -123,6 +124,17 @@ def apply(store: FeatureStore, every_days: int) -> RepoContents:
         apply_total_with_repo_instance(store, store.project, store.registry, contents, skip_source_validation=True)
     log.debug("feast apply:\n%s", printed.getvalue())
     return contents
+
+
+def process_store(params: dict[str, Any]) -> FeatureStore:
+    """One store per process and configuration, opened without applying: for the partitions of a step
+    (possibly on dask workers) after the step has applied the repo."""
+    return _process_store(json.dumps(params, sort_keys=True, default=str))
+
+
+@functools.cache
+def _process_store(key: str) -> FeatureStore:
+    return open_store(json.loads(key))
 
 
 def applied_store(params: dict[str, Any]) -> FeatureStore:
