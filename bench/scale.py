@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -31,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SHARED = ("generate", "ingest", "split", "features", "materialize")  # the same on both backends
 GIB = 1024**3
+BACKENDS = ("local", "dask")  # the order of the table's columns
 
 
 def stage_commands() -> dict[str, str]:
@@ -102,7 +104,9 @@ def dataset(work: Path) -> dict[str, int]:
     return {"clean_rows": len(clean), "customers": clean["customer_id"].nunique(), "items": clean["item_id"].nunique()}
 
 
-def bench_size(rows: int, backends: list[str], root: Path, redis_db: int) -> dict:
+def bench_size(rows: int, backends: list[str], root: Path, redis_db: int, save: Callable[[dict], None]) -> None:
+    """Run every stage at `rows` on each backend; `save(result)` after each stage, so a run stopped
+    part-way keeps what it measured (a backend's "complete" says whether it ran to the end)."""
     import redis
 
     work = root / f"rows-{rows}"
@@ -123,57 +127,54 @@ def bench_size(rows: int, backends: list[str], root: Path, redis_db: int) -> dic
     write_params(work, params, backends[0])
     for name in SHARED:
         result["stages"][name] = run_stage(name, commands[name], work, env, log)
+        save(result)
     result.update(dataset(work))
     for backend in backends:
         print(f" backend {backend}", flush=True)
         write_params(work, params, backend)
-        stages = {name: run_stage(name, cmd, work, env, log) for name, cmd in commands.items() if name not in SHARED}
-        evaluation = json.loads((work / "metrics/evaluate.json").read_text())
-        result["backends"][backend] = {"stages": stages, "ranker": evaluation["ranker"]}
+        done = result["backends"][backend] = {"stages": {}, "complete": False}
+        for name, cmd in commands.items():
+            if name not in SHARED:
+                done["stages"][name] = run_stage(name, cmd, work, env, log)
+                save(result)
+        done.update(complete=True, ranker=json.loads((work / "metrics/evaluate.json").read_text())["ranker"])
+        save(result)
     redis.Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}").flushdb()  # free the server's memory
-    return result
+
+
+def complete(results: list[dict], backend: str) -> list[dict]:
+    """The sizes whose run on `backend` went to the end, smallest first."""
+    return sorted((r for r in results if r["backends"].get(backend, {}).get("complete")), key=lambda r: r["rows"])
 
 
 def totals(r: dict, backend: str) -> tuple[float, float]:
-    """Whole-pipeline wall time and the largest stage peak RSS on `backend`."""
-    stages = {**r["stages"], **r["backends"][backend]["stages"]}
-    return sum(v["seconds"] for v in stages.values()), max(v["peak_rss_gib"] for v in stages.values())
+    """Wall time of the stages run so far on `backend` and the largest stage peak RSS."""
+    stages = [*r["stages"].values(), *r["backends"].get(backend, {}).get("stages", {}).values()]
+    return sum(v["seconds"] for v in stages), max((v["peak_rss_gib"] for v in stages), default=0.0)
 
 
 def plot(results: list[dict], path: Path) -> None:
+    """Whole-pipeline and per-stage wall time, and the largest stage peak RSS, against the size (complete runs)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
-    backends = [b for b in ("local", "dask") if any(b in r["backends"] for r in results)]
-    for backend in backends:
-        rs = sorted((r for r in results if backend in r["backends"]), key=lambda r: r["rows"])
+    for backend in BACKENDS:
+        rs = complete(results, backend)
+        if not rs:
+            continue
         x = [r["rows"] / 1e6 for r in rs]
         ax_t.plot(x, [totals(r, backend)[0] / 60 for r in rs], marker="o", label=f"whole pipeline ({backend})")
-        for stage in ("candidates", "train"):
-            ax_t.plot(
-                x,
-                [r["backends"][backend]["stages"][stage]["seconds"] / 60 for r in rs],
-                ls="--",
-                marker=".",
-                label=f"{stage} ({backend})",
-            )
+        for stage in ("candidates", "train", "score"):
+            minutes = [r["backends"][backend]["stages"][stage]["seconds"] / 60 for r in rs]
+            ax_t.plot(x, minutes, ls="--", marker=".", label=f"{stage} ({backend})")
         ax_m.plot(x, [totals(r, backend)[1] for r in rs], marker="o", label=f"largest stage peak ({backend})")
-    rs = sorted(results, key=lambda r: r["rows"])
-    ax_t.plot(
-        [r["rows"] / 1e6 for r in rs],
-        [r["stages"]["features"]["seconds"] / 60 for r in rs],
-        ls=":",
-        marker=".",
-        label="features (both)",
-    )
-    first = rs[0]
-    if backends and backends[0] in first["backends"]:
-        base = totals(first, backends[0])[0] / 60
-        xs = [r["rows"] / 1e6 for r in rs]
-        ax_t.plot(xs, [base * x / xs[0] for x in xs], color="grey", lw=0.8, label="linear from the smallest")
+        if backend == "local":
+            ax_t.plot(x, [r["stages"]["features"]["seconds"] / 60 for r in rs], ls=":", marker=".", label="features")
+            linear = [totals(rs[0], backend)[0] / 60 * v / x[0] for v in x]
+            ax_t.plot(x, linear, color="grey", lw=0.8, label="linear from the smallest (local)")
     ax_m.axhline(8, color="red", lw=0.8, label="target: 8 GiB")
     ax_t.set(xlabel="raw interactions (millions)", ylabel="wall time (minutes)", title="Wall time")
     ax_m.set(xlabel="raw interactions (millions)", ylabel="GiB", title="Peak RSS (stage process tree)")
@@ -186,40 +187,37 @@ def plot(results: list[dict], path: Path) -> None:
 
 
 def table(results: list[dict]) -> str:
-    """Markdown: per size and backend, every stage's wall time and peak RSS, and the totals."""
+    """Markdown: per size and backend, every stage's wall time and peak RSS, the totals, the time ratios."""
     rs = sorted(results, key=lambda r: r["rows"])
-    backends = [b for b in ("local", "dask") if any(b in r["backends"] for r in rs)]
-    cols = [(r, b) for r in rs for b in backends if b in r["backends"]]
-    head = "| stage | " + " | ".join(f"{r['rows'] / 1e6:g}M {b}" for r, b in cols) + " |"
-    lines = [head, "|---" * (len(cols) + 1) + "|"]
-    lines.append(
+    cols = [(r, b) for r in rs for b in BACKENDS if b in r["backends"]]
+    lines = [
+        "| stage | " + " | ".join(f"{r['rows'] / 1e6:g}M {b}" for r, b in cols) + " |",
+        "|---" * (len(cols) + 1) + "|",
         "| clean rows / customers / items | "
-        + " | ".join(f"{r['clean_rows']:,} / {r['customers']:,} / {r['items']:,}" for r, _ in cols)
-        + " |"
-    )
-    names = list(stage_commands())
-    for name in names:
+        + " | ".join(f"{r.get('clean_rows', 0):,} / {r.get('customers', 0):,} / {r.get('items', 0):,}" for r, _ in cols)
+        + " |",
+    ]
+    for name in stage_commands():
         cells = []
         for r, b in cols:
-            v = r["stages"].get(name) or r["backends"][b]["stages"][name]
+            v = r["stages"].get(name) or r["backends"][b]["stages"].get(name)
             shared = " (shared)" if name in r["stages"] else ""
-            cells.append(f"{v['seconds']:,.0f} s, {v['peak_rss_gib']:.2f} GiB{shared}")
+            cells.append(f"{v['seconds']:,.0f} s, {v['peak_rss_gib']:.2f} GiB{shared}" if v else "not run")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines.append(
-        "| **whole pipeline** | "
-        + " | ".join("**{:,.0f} s**, peak **{:.2f} GiB**".format(*totals(r, b)) for r, b in cols)
-        + " |"
-    )
+    cells = []
+    for r, b in cols:
+        seconds, peak = totals(r, b)
+        done = r["backends"][b].get("complete")
+        cells.append(f"**{seconds:,.0f} s**, peak **{peak:.2f} GiB**" if done else f"stopped after {seconds:,.0f} s")
+    lines.append("| **whole pipeline** | " + " | ".join(cells) + " |")
+    quality = [r["backends"][b].get("ranker") for r, b in cols]
     lines.append(
         "| ranker ndcg@10 / recall@20 (test window) | "
-        + " | ".join(
-            "{:.4f} / {:.4f}".format(r["backends"][b]["ranker"]["ndcg@10"], r["backends"][b]["ranker"]["recall@20"])
-            for r, b in cols
-        )
+        + " | ".join(f"{q['ndcg@10']:.4f} / {q['recall@20']:.4f}" if q else "-" for q in quality)
         + " |"
     )
-    for b in backends:
-        sized = [r for r in rs if b in r["backends"]]
+    for b in BACKENDS:
+        sized = complete(results, b)
         if len(sized) >= 2:
             t0, t1 = totals(sized[0], b)[0], totals(sized[-1], b)[0]
             lines.append(
@@ -244,7 +242,7 @@ def write_docs(results: list[dict]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
-    ap.add_argument("--backends", nargs="+", default=["local", "dask"], choices=["local", "dask"])
+    ap.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     ap.add_argument("--work", type=Path, default=Path("/tmp/shoprec-scale"))
     ap.add_argument("--results", type=Path, default=ROOT / "bench/results/scale.json")
     ap.add_argument("--plot", type=Path, default=ROOT / "docs/img/scale.png")
@@ -252,14 +250,20 @@ def main() -> None:
     ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args()
     results = json.loads(args.results.read_text()) if args.results.exists() else []
-    for rows in args.rows:
-        r = bench_size(rows, args.backends, args.work, args.redis_db)
-        results = [old for old in results if old["rows"] != rows] + [r]
+
+    def save(r: dict) -> None:  # a size's other backends, measured by an earlier run, are kept
+        nonlocal results
+        old = next((o for o in results if o["rows"] == r["rows"]), {"backends": {}})
+        merged = {**r, "backends": {**old["backends"], **r["backends"]}}
+        results = [o for o in results if o["rows"] != r["rows"]] + [merged]
         args.results.parent.mkdir(parents=True, exist_ok=True)
         args.results.write_text(json.dumps(results, indent=1))
         plot(results, args.plot)
         if args.write_docs:
             write_docs(results)
+
+    for rows in args.rows:
+        bench_size(rows, args.backends, args.work, args.redis_db, save)
     print(table(results))
 
 
