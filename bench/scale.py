@@ -122,7 +122,8 @@ def bench_size(rows: int, backends: list[str], root: Path, redis_db: int, save: 
         "SHOPREC_FEAST_REDIS": f"127.0.0.1:6379,db={redis_db}",
     }
     commands, log = stage_commands(), work / "bench.log"
-    result: dict = {"rows": rows, "stages": {}, "backends": {}}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    result: dict = {"rows": rows, "commit": commit.strip(), "stages": {}, "backends": {}}
     print(f"rows {rows:,}", flush=True)
     write_params(work, params, backends[0])
     for name in SHARED:

@@ -2,9 +2,11 @@
 
 `local` runs every partition in this process, one after the other. `dask` runs them as tasks on a
 `dask.distributed` cluster: a `LocalCluster` of `workers` processes, or the scheduler at
-`scheduler` (a real cluster whose workers have shoprec installed). Steps hand a backend the same
-function and the same customer partitions either way, so both backends compute the same thing;
-large shared inputs (fitted candidate sources, the ranker) go to each worker once, not per task.
+`scheduler` (a real cluster whose workers have shoprec installed and see the project's files at the
+same paths). Steps hand a backend the same function and the same customer partitions either way, so
+mapped work gives the same results on both; large shared inputs (fitted candidate sources, the
+ranker) go to each worker once, not per task. (Ranker training on dask is `lightgbm.dask`'s
+data-parallel training, see ranker.fit: close to, not identical with, the local model.)
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ class LocalBackend:
     """Every partition in this process, in order."""
 
     name = "local"
-    workers = 1
 
     def map(self, fn: Callable[..., T], parts: Iterable[Any], **shared: Any) -> Iterator[T]:
         """fn(part, **shared) for each part, lazily and in order."""
@@ -61,7 +62,8 @@ class DaskBackend:
         Parts are read from `parts` only as workers free up (at most two tasks per worker in flight), so
         neither the inputs nor the results of every partition are ever held at once.
         """
-        kwargs = {key: self.client.scatter(value, broadcast=True, hash=False) for key, value in shared.items()}
+        # each argument whole (scatter would split a list or dict into one future per element or key)
+        kwargs = {key: self.client.scatter([value], broadcast=True, hash=False)[0] for key, value in shared.items()}
         in_flight = 2 * self.workers
         pending: deque[Future] = deque()
         try:

@@ -123,7 +123,8 @@ def champion_metrics(
         raise InputError(f"{model_dir}: the published version {version} has no model (ranker.lgb)")
     ks = [int(k) for k in params["evaluate"]["ks"]]
     cutoff = read_windows(Path(split_dir) / "windows.json").test_start
-    recs = rank(model_dir, *customer_partitions(cands_path), cutoff, params["features"], max(ks))[0]
+    parts, rows = customer_partitions(cands_path)
+    recs = rank(model_dir, parts, rows, cutoff, params["features"], max(ks), reasons=False)[0]
     history, truth, n_items = holdout(split_dir)
     return metric_table(recs, truth, ks, Catalogue.of(history, n_items)), version
 

@@ -4,7 +4,8 @@ ranks, the Feast features and context (pipelines/ranking_data.py).
 Trained on the candidates of the training cutoffs (labels: purchases in the window after each),
 with early stopping on the validation cutoff. Customers with no positive among their candidates
 are left out of training and early stopping: LambdaRank has nothing to learn from a list with no
-relevant item (they are still scored and evaluated). Deterministic for a given seed.
+relevant item (they are still scored and evaluated). Deterministic for a given seed on the local
+backend; on dask (lightgbm.dask, data-parallel) the trees also depend on how rows fall on workers.
 Nothing is assumed about which source wins: the model learns it from the data at hand.
 """
 
@@ -23,6 +24,7 @@ import pandas as pd
 
 from pipelines import schema as s
 from pipelines.compute import LOCAL, Backend, DaskBackend, open_backend
+from pipelines.errors import InputError
 from pipelines.explain import explain
 from pipelines.files import write_csv, write_json, write_parquet
 from pipelines.ranking_data import cap_customers, feature_table, groups, labelled_windows, training_windows
@@ -145,19 +147,19 @@ def _boost_dask(
     backend: DaskBackend, params: dict[str, Any], x: pd.DataFrame, y: np.ndarray, g: np.ndarray, rounds: int
 ) -> lgb.Booster:
     """lightgbm.dask on the cluster: one partition per worker, each a whole number of customers' lists."""
-    import dask
     import dask.array as da
     import dask.dataframe as dd
     from lightgbm.dask import DaskLGBMRanker
 
     bounds = np.searchsorted(np.cumsum(g), np.linspace(0, len(y), backend.workers + 1)[1:-1], side="right")
-    group_parts = np.split(g, bounds)
-    row_ends = np.cumsum([part.sum() for part in group_parts])
-    rows = list(zip(np.r_[0, row_ends[:-1]], row_ends, strict=True))
-    rows, group_parts = zip(*[(r, gp) for r, gp in zip(rows, group_parts, strict=True) if len(gp)], strict=True)
-    x_dask = dd.from_delayed([dask.delayed(x.iloc[a:b]) for a, b in rows], meta=x.iloc[:0], verify_meta=False)
-    y_dask = da.concatenate([da.from_delayed(dask.delayed(y[a:b]), (b - a,), y.dtype) for a, b in rows])
-    g_dask = da.concatenate([da.from_delayed(dask.delayed(gp), (len(gp),), gp.dtype) for gp in group_parts])
+    group_parts = [part for part in np.split(g, bounds) if len(part)]
+    ends = np.cumsum([part.sum() for part in group_parts])
+    rows = list(zip(np.r_[0, ends[:-1]], ends, strict=True))
+    scatter = backend.client.scatter  # the parts go to the workers directly, not through the task graph
+    x_dask = dd.from_delayed(scatter([x.iloc[a:b] for a, b in rows]), meta=x.iloc[:0], verify_meta=False)
+    y_parts, g_parts = scatter([y[a:b] for a, b in rows]), scatter(group_parts)
+    y_dask = da.concatenate([da.from_delayed(f, (b - a,), y.dtype) for f, (a, b) in zip(y_parts, rows, strict=True)])
+    g_dask = da.concatenate([da.from_delayed(f, (len(p),), g.dtype) for f, p in zip(g_parts, group_parts, strict=True)])
     settings = {key: v for key, v in params.items() if key not in ("num_threads", "eval_at", "metric")}
     model = DaskLGBMRanker(client=backend.client, n_estimators=rounds, **settings)
     with warnings.catch_warnings():  # each worker's threads replace num_threads; lightgbm.dask says so for n_jobs
@@ -276,21 +278,42 @@ def rank_part(
     booster: lgb.Booster,
     source_names: list[str],
     cutoff: pd.Timestamp,
-    feature_params: dict[str, Any],
+    store: dict[str, Any],
     k: int,
-    sample_share: float,
-    seed: int,
+    sample_share: float = 0.0,
+    seed: int = 0,
+    reasons: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One partition (index, candidates of whole customers): Feast features at `cutoff`, scores, the top k
-    per customer with reasons, and a seeded `sample_share` of the scored rows (the drift sample)."""
+    """One partition (index, candidates of whole customers): Feast features at `cutoff` (`store`: a
+    `store_spec`), scores, the top k per customer (with sources and reasons unless `reasons` is off),
+    and a seeded `sample_share` of the scored rows (the drift sample)."""
     from pipelines.features.store import process_store
 
     index, cands = part
-    x = feature_table(cands, cutoff, source_names, process_store(feature_params))
+    x = feature_table(cands, cutoff, source_names, process_store(store))
     scores = score(booster, x)
-    recs = recommend(booster, cands, x, source_names, k, scores)
+    if reasons:
+        recs = recommend(booster, cands, x, source_names, k, scores)
+    else:
+        recs = top_k(cands, scores, k, positive_only=False).reset_index(drop=True)
     sample = monitoring_sample(cands, x, scores, round(sample_share * len(cands)), seed + index)
     return recs, sample
+
+
+def ranking_args(model_dir: str | Path, feature_params: dict[str, Any], cutoff: pd.Timestamp, k: int) -> dict:
+    """What every partition of `rank_part` shares: the model, its sources, the cutoff, the store, k.
+    Applies the feature repo once, here: the partitions only read the registry."""
+    from pipelines.features.store import applied_store, store_spec
+
+    booster, info = load(model_dir)
+    applied_store(feature_params)
+    return {
+        "booster": booster,
+        "source_names": info["sources"],
+        "cutoff": cutoff,
+        "store": store_spec(feature_params),
+        "k": k,
+    }
 
 
 def rank(
@@ -303,26 +326,25 @@ def rank(
     backend: Backend = LOCAL,
     sample_rows: int = 0,
     seed: int = 0,
+    reasons: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rank candidates with a saved model, partition by partition on `backend` (`rows` in all): the top k
-    per customer with reasons, and a seeded sample of about `sample_rows` scored rows.
+    per customer (with reasons), and a seeded sample of about `sample_rows` scored rows (each partition
+    contributes its share, rounded).
 
     Each partition joins its own features, so memory holds one partition's feature table, not all.
     """
-    from pipelines.features.store import applied_store
-
-    booster, info = load(model_dir)
-    applied_store(feature_params)  # once, here: the partitions only read the registry
+    shared = ranking_args(model_dir, feature_params, cutoff, k)
     share = min(1.0, sample_rows / rows) if rows else 0.0
-    settings = {"cutoff": cutoff, "feature_params": feature_params, "k": k, "sample_share": share, "seed": seed}
-    results = list(backend.map(rank_part, enumerate(parts), booster=booster, source_names=info["sources"], **settings))
+    results = list(backend.map(rank_part, enumerate(parts), sample_share=share, seed=seed, reasons=reasons, **shared))
     recs, samples = zip(*results, strict=True)
     return pd.concat(recs, ignore_index=True), pd.concat(samples, ignore_index=True)
 
 
 def customer_partitions(path: str | Path, customers: int = RANK_CUSTOMERS) -> tuple[Iterator[pd.DataFrame], int]:
     """A candidates file (rows grouped by customer) in partitions of `customers` whole customers (at least
-    one), read lazily from one Arrow table (compact strings, not Python objects), and its row count."""
+    one), and its row count. The file is read into one Arrow table (compact strings, not Python objects);
+    each partition becomes a DataFrame only when it is taken."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -331,6 +353,8 @@ def customer_partitions(path: str | Path, customers: int = RANK_CUSTOMERS) -> tu
     if table.num_rows:
         ids = table.column(s.CUSTOMER).combine_chunks()
         starts = np.r_[0, np.flatnonzero(pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)) + 1]
+        if len(starts) != pc.count_distinct(ids).as_py():
+            raise InputError(f"{path}: candidates are not grouped by customer")
         bounds = np.r_[starts[::customers], table.num_rows]
     parts = (table.slice(a, b - a).to_pandas() for a, b in zip(bounds[:-1], bounds[1:], strict=True))
     return parts, table.num_rows

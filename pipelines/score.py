@@ -38,12 +38,12 @@ def score_part(
     **ranking: Any,
 ) -> pd.DataFrame:
     """One partition (index, customers, their budgets): candidates cut to the budgets, then the ranker's
-    top k with reasons (`ranking`: the arguments of `ranker.rank_part` after the partition)."""
+    top k with reasons (`ranking`: `ranker.ranking_args`)."""
     from pipelines.ranker import rank_part
 
     index, customers, budget = part
     cands = chunk_candidates((customers, NO_PAIRS, budget), sources, selection)[0]
-    return rank_part((index, cands), sample_share=0.0, seed=0, **ranking)[0]
+    return rank_part((index, cands), **ranking)[0]
 
 
 def recommendations(
@@ -57,23 +57,15 @@ def recommendations(
 ) -> pd.DataFrame:
     """The top `publish.k` for `customers`: sources fitted on everything before `as_of`, then candidates,
     features and the ranker partition by partition of customers on `backend` (only the lists come back)."""
-    from pipelines.features.store import applied_store
-    from pipelines.ranker import load
+    from pipelines.ranker import ranking_args
 
     cand_params = params["candidates"]
     sources = fit_sources(history, as_of, cand_params["sources"])
     sel = cand_params.get("selection")
     budget = budgets(history, customers, sel) if sel and selection else None
-    booster, info = load(model_dir)
-    applied_store(params["features"])  # once, here: the partitions only read the registry
-    parts = (
-        (i, chunk, budget.reindex(chunk) if budget is not None else None)
-        for i, chunk in enumerate(customer_parts(customers))
-    )
-    ranking = {"booster": booster, "source_names": info["sources"], "cutoff": as_of}
-    ranking |= {"feature_params": params["features"], "k": int(params["publish"]["k"])}
-    lists = backend.map(score_part, parts, sources=sources, selection=selection, **ranking)
-    return pd.concat(lists, ignore_index=True)
+    ranking = ranking_args(model_dir, params["features"], as_of, int(params["publish"]["k"]))
+    parts = ((i, chunk, chunk_budget) for i, (chunk, chunk_budget) in enumerate(customer_parts(customers, budget)))
+    return pd.concat(backend.map(score_part, parts, sources=sources, selection=selection, **ranking), ignore_index=True)
 
 
 def cold_start(history: pd.DataFrame, as_of: pd.Timestamp, k: int, params: dict[str, Any]) -> pd.DataFrame:

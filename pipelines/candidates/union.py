@@ -103,9 +103,11 @@ def chunk_candidates(
     return cands, covered, kept
 
 
-def customer_parts(customers: pd.Index) -> list[pd.Index]:
-    """`customers` in consecutive partitions of `CHUNK` (the unit of work on every backend)."""
-    return [customers[lo : lo + CHUNK] for lo in range(0, len(customers), CHUNK)]
+def customer_parts(customers: pd.Index, budget: pd.Series | None) -> list[tuple[pd.Index, pd.Series | None]]:
+    """`customers` in consecutive partitions of `CHUNK` (the unit of work on every backend), each with its
+    customers' budgets; at least one partition, empty when there are no customers."""
+    chunks = [customers[lo : lo + CHUNK] for lo in range(0, len(customers), CHUNK)] or [customers[:0]]
+    return [(chunk, budget.reindex(chunk) if budget is not None else None) for chunk in chunks]
 
 
 def window_candidates(
@@ -126,8 +128,8 @@ def window_candidates(
     part_of = (np.arange(len(customers)) // CHUNK)[customers.get_indexer(pairs[s.CUSTOMER])]
     pairs_of = {i: frame for i, frame in pairs.groupby(part_of, sort=False)}
     parts = (
-        (chunk, pairs_of.get(i, pairs.iloc[:0]), budget.reindex(chunk) if budget is not None else None)
-        for i, chunk in enumerate(customer_parts(customers))
+        (chunk, pairs_of.get(i, pairs.iloc[:0]), chunk_budget)
+        for i, (chunk, chunk_budget) in enumerate(customer_parts(customers, budget))
     )
     covered = dict.fromkeys([*names, "union"], 0)
     kept, frames = 0, []
@@ -136,7 +138,7 @@ def window_candidates(
             covered[name] += count
         kept += chunk_kept
         frames.append(cands)
-    frame = pd.concat(frames, ignore_index=True) if frames else union(sources, customers[:0])
+    frame = pd.concat(frames, ignore_index=True)
     n = max(len(pairs), 1)
     metrics: dict[str, Any] = {f"recall_{name}": covered[name] / n for name in names}
     metrics.update(pairs=len(pairs), customers=len(customers), recall_union=covered["union"] / n)

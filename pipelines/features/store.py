@@ -126,15 +126,23 @@ def apply(store: FeatureStore, every_days: int) -> RepoContents:
     return contents
 
 
-def process_store(params: dict[str, Any]) -> FeatureStore:
-    """One store per process and configuration, opened without applying: for the partitions of a step
+def store_spec(params: dict[str, Any]) -> dict[str, Any]:
+    """The store's whole configuration as resolved here: params with an absolute repo, and the environment
+    variables that choose and configure it (a dask worker may have another working directory and env)."""
+    env = {k: v for k, v in os.environ.items() if k == "SHOPREC_FEATURE_STORE" or k.startswith("SHOPREC_FEAST_")}
+    return {"params": {**params, "repo": str(Path(params.get("repo", "feature_repo")).resolve())}, "env": env}
+
+
+def process_store(spec: dict[str, Any]) -> FeatureStore:
+    """One store per process and `store_spec`, opened without applying: for the partitions of a step
     (possibly on dask workers) after the step has applied the repo."""
-    return _process_store(json.dumps(params, sort_keys=True, default=str))
+    return _process_store(json.dumps(spec, sort_keys=True, default=str))
 
 
 @functools.cache
 def _process_store(key: str) -> FeatureStore:
-    return open_store(json.loads(key))
+    spec = json.loads(key)
+    return open_store(spec["params"], env=spec["env"])
 
 
 def applied_store(params: dict[str, Any]) -> FeatureStore:

@@ -44,6 +44,10 @@ def production(project, services, tmp_path_factory):
     }
     run(["dvc", "repro"], copy, env=env)
     yield project, copy, env
+    from pipelines.features.store import open_store
+
+    features = {**params["features"], "repo": str(copy / "feature_repo")}
+    open_store(features, env={**env, "SHOPREC_FEATURE_STORE": "production"}).teardown()  # registry rows, Redis keys
     server.flushdb()
 
 
@@ -69,6 +73,22 @@ def test_candidates_are_the_same_on_both_backends(production):
             pd.read_parquet(copy / f"data/candidates/{name}.parquet"),
             pd.read_parquet(local / f"data/candidates/{name}.parquet"),
         )
+
+
+def test_one_model_ranks_identically_on_both_backends(production, tmp_path):
+    local, copy, env = production
+    out = tmp_path / "recs.parquet"
+    shoprec(
+        "recommend",
+        *("--candidates", "data/candidates", "--split-dir", "data/split", "--model", str(local / "models")),
+        *("--out", str(out), "--sample", str(tmp_path / "sample.parquet")),
+        cwd=copy,
+        env=env,
+    )
+    pd.testing.assert_frame_equal(pd.read_parquet(out), pd.read_parquet(local / "data/recommendations/test.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "sample.parquet"), pd.read_parquet(local / "data/monitor/current.parquet")
+    )
 
 
 def test_the_ranker_on_lightgbm_dask_is_as_good_as_the_local_one(production):

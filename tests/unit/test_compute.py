@@ -71,6 +71,17 @@ def test_the_dask_backend_returns_results_in_order(dask_backend):
     assert list(dask_backend.map(_plus, [], add=shared)) == []
 
 
+def _weighted(part: int, weights: dict[str, float], names: list[str]) -> tuple[float, str]:
+    return part * weights["w"], names[part % len(names)]
+
+
+def test_dict_and_list_arguments_reach_the_workers_whole_and_do_not_collide(dask_backend):
+    names = ["a", "b", "c"]
+    for w in (1.0, 2.0, 3.0):  # back to back, the same keys with other values
+        got = list(dask_backend.map(_weighted, range(6), weights={"w": w}, names=names))
+        assert got == [(p * w, names[p % 3]) for p in range(6)]
+
+
 def test_candidates_are_identical_on_both_backends(clean_interactions, dask_backend, monkeypatch):
     import importlib
 
