@@ -23,7 +23,7 @@ from pipelines.features.build import build_features
 from pipelines.features.store import scratch_store
 from pipelines.files import write_json, write_parquet
 from pipelines.ingest import clean, load_canonical
-from pipelines.ranking_data import cap_customers, labelled_windows, training_windows
+from pipelines.ranking_data import labelled_windows, training_windows
 from pipelines.split import make_windows, window
 
 
@@ -44,9 +44,7 @@ def backtest(
     timings["features"] = round(time.perf_counter() - started - sum(timings.values()), 2)
 
     names = list(params["candidates"]["sources"])
-    cap, seed = params["ranker"].get("max_customers"), int(params["ranker"].get("seed", 42))
-    windows = {n: cands[n] if n == "test" else cap_customers(cands[n], cap, seed) for n in w.label_windows()}
-    inputs = labelled_windows(windows, cleaned, w, names, store)
+    inputs = labelled_windows({n: cands[n] for n in w.label_windows()}, cleaned, w, names, store, params["ranker"])
     train = training_windows(inputs)
     booster, model = ranker.fit(train, inputs["valid"], params["ranker"])
     timings["ranker_fit"] = model["seconds"]

@@ -37,8 +37,6 @@ CONNECT_TIMEOUT = "30s"  # to a remote scheduler
 class LocalBackend:
     """Every partition in this process, in order."""
 
-    name = "local"
-
     def map(self, fn: Callable[..., T], parts: Iterable[Any], **shared: Any) -> Iterator[T]:
         """fn(part, **shared) for each part, lazily and in order."""
         return (fn(part, **shared) for part in parts)
@@ -46,8 +44,6 @@ class LocalBackend:
 
 class DaskBackend:
     """Partitions as tasks on a dask.distributed cluster; results come back in the order of `parts`."""
-
-    name = "dask"
 
     def __init__(self, client: Client) -> None:
         self.client = client

@@ -27,7 +27,7 @@ from pipelines.compute import LOCAL, Backend, DaskBackend, open_backend
 from pipelines.errors import InputError
 from pipelines.explain import explain
 from pipelines.files import write_csv, write_json, write_parquet
-from pipelines.ranking_data import cap_customers, feature_table, groups, labelled_windows, training_windows
+from pipelines.ranking_data import feature_table, groups, labelled_windows, training_windows
 from pipelines.split import read_split, read_windows
 
 if TYPE_CHECKING:
@@ -242,17 +242,11 @@ def train_stage(
     w = read_windows(split_dir / "windows.json")
     frame = read_split(split_dir, ("train", "valid"))
     names = list(params["candidates"]["sources"])
-    rp = params["ranker"]
-    cap, seed = rp.get("max_customers"), int(rp.get("seed", 42))
-    cands = {
-        n: cap_customers(pd.read_parquet(cands_dir / f"{n}.parquet"), cap, seed)
-        for n in w.label_windows()
-        if n != "test"
-    }
-    labelled = labelled_windows(cands, frame, w, names, applied_store(params["features"]))
+    cands = {n: pd.read_parquet(cands_dir / f"{n}.parquet") for n in w.label_windows() if n != "test"}
+    labelled = labelled_windows(cands, frame, w, names, applied_store(params["features"]), params["ranker"])
     train = training_windows(labelled)
     with open_backend(params.get("compute")) as backend:
-        booster, info = fit(train, labelled["valid"], rp, backend)
+        booster, info = fit(train, labelled["valid"], params["ranker"], backend)
     model_dir.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(model_dir / "ranker.lgb"), num_iteration=booster.best_iteration)
     info["sources"] = names
@@ -375,17 +369,23 @@ def reference_sample(
     ]
     cands, x = (pd.concat(p, ignore_index=True) for p in zip(*[(c, x) for c, x, _ in parts], strict=True))
     y = np.concatenate([y for *_, y in parts])
-    return monitoring_sample(cands, x, score(booster, x), len(x), seed, y)
+    return scored_rows(cands, x, score(booster, x), y)
 
 
-def monitoring_sample(
-    cands: pd.DataFrame, x: pd.DataFrame, scores: np.ndarray, rows: int, seed: int, label: np.ndarray | None = None
+def scored_rows(
+    cands: pd.DataFrame, x: pd.DataFrame, scores: np.ndarray, label: np.ndarray | None = None
 ) -> pd.DataFrame:
-    """A seeded sample of scored rows (customer, item, model inputs, score, label): what drift is measured on."""
+    """Scored rows as drift is measured on them: customer, item, model inputs, score (and label)."""
     frame = pd.concat([cands[[s.CUSTOMER, s.ITEM]].reset_index(drop=True), x.reset_index(drop=True)], axis=1)
     frame["score"] = scores
     if label is not None:
         frame["label"] = label
+    return frame
+
+
+def monitoring_sample(cands: pd.DataFrame, x: pd.DataFrame, scores: np.ndarray, rows: int, seed: int) -> pd.DataFrame:
+    """A seeded sample of `rows` scored rows, in their original order."""
+    frame = scored_rows(cands, x, scores)
     return frame.sample(n=min(rows, len(frame)), random_state=seed).sort_index().reset_index(drop=True)
 
 

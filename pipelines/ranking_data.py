@@ -6,7 +6,7 @@ Labels: 1 when the customer bought the item in the window that follows the cutof
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -64,17 +64,27 @@ def labels(cands: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
 
 
 def labelled_windows(
-    cands: dict[str, pd.DataFrame], frame: pd.DataFrame, w: Windows, source_names: list[str], store: FeatureStore | None
+    cands: dict[str, pd.DataFrame],
+    frame: pd.DataFrame,
+    w: Windows,
+    source_names: list[str],
+    store: FeatureStore | None,
+    ranker_params: dict[str, Any] | None = None,
 ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame, np.ndarray]]:
-    """(candidates, features, labels) of every window in `cands`, each at its own cutoff."""
+    """(candidates, features, labels) of every window in `cands`, each at its own cutoff. The windows the
+    ranker learns from (all but test) keep at most `ranker.max_customers` customers, capped before the join."""
+    rp = ranker_params or {}
     out = {}
     for name, (start, end) in w.label_windows().items():
         if name in cands:
+            window_cands = cands[name]
+            if name != "test":
+                window_cands = cap_customers(window_cands, rp.get("max_customers"), int(rp.get("seed", 42)))
             future = frame[(frame[s.TS] >= start) & (frame[s.TS] < end)]
             out[name] = (
-                cands[name],
-                feature_table(cands[name], start, source_names, store),
-                labels(cands[name], future),
+                window_cands,
+                feature_table(window_cands, start, source_names, store),
+                labels(window_cands, future),
             )
     return out
 
