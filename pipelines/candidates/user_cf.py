@@ -20,6 +20,9 @@ class UserCF(MatrixSource):
 
     Customers are rows of the customer x item matrix, weighted (BM25, TF-IDF or raw) and
     L2-normalised; similarities are sparse products, computed in batches of customers.
+    Neighbours come from a pool of the `pool` customers with the largest (decayed) strength in
+    all, the ones whose purchases weigh most in a score; a cost per customer bounded by the
+    pool, not by all customers, keeps the source linear in customers (None: everyone).
     """
 
     def __init__(
@@ -29,20 +32,32 @@ class UserCF(MatrixSource):
         neighbours: int = 50,
         half_life_days: float | None = None,
         exclude_bought: bool = True,
+        pool: int | None = None,
     ) -> None:
         super().__init__(n, half_life_days, exclude_bought)
         if weighting not in WEIGHTINGS:
             raise InputError(f"params: user_cf.weighting must be one of {sorted(WEIGHTINGS)}, not {weighting!r}")
+        if pool is not None and int(pool) < 1:
+            raise InputError(f"params: user_cf.pool must be a positive number of customers or null, not {pool!r}")
         self.weighting, self.neighbours = weighting, int(neighbours)
+        self.pool = None if pool is None else int(pool)
 
     def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> UserCF:
         self.fit_matrix(history, as_of)
         self.vectors_ = l2_rows(sp.csr_matrix(WEIGHTINGS[self.weighting](self.ui_.matrix), dtype=np.float32))
-        self.vectors_t_ = self.vectors_.T.tocsr()
+        strength = np.asarray(self.ui_.matrix.sum(axis=1)).ravel()
+        if self.pool is None or self.pool >= len(strength):
+            self.pool_ = np.arange(len(strength))
+        else:  # the strongest customers; ties by row, so the pool does not depend on the sort's whims
+            self.pool_ = np.sort(np.lexsort((np.arange(len(strength)), -strength))[: self.pool])
+        self.pool_t_ = self.vectors_[self.pool_].T.tocsr()
+        self.pool_items_ = self.ui_.matrix[self.pool_]
         return self
 
     def scores(self, rows: np.ndarray) -> sp.csr_matrix:
-        sim = (self.vectors_[rows] @ self.vectors_t_).tocsr()
-        sim[np.arange(len(rows)), rows] = 0.0  # a customer is not their own neighbour
+        sim = (self.vectors_[rows] @ self.pool_t_).tocsr()  # batch x pool
+        own = np.searchsorted(self.pool_, rows)
+        in_pool = (own < len(self.pool_)) & (self.pool_[np.minimum(own, len(self.pool_) - 1)] == rows)
+        sim[np.flatnonzero(in_pool), own[in_pool]] = 0.0  # a customer is not their own neighbour
         sim.eliminate_zeros()
-        return keep_top_k(sim, self.neighbours) @ self.ui_.matrix
+        return keep_top_k(sim, self.neighbours) @ self.pool_items_

@@ -278,6 +278,29 @@ def test_user_cf_proposes_what_the_most_similar_customer_bought():
     assert by_customer(recs)["t"] == [("B", pytest.approx(1 / math.sqrt(2)))]
 
 
+def test_user_cf_pool_keeps_the_strongest_customers_as_neighbours():
+    # strengths: c2 = 3, c1, c3, c4 = 2, t = 1; a pool of 1 is {c2}, of 2 {c1, c2} (c1 before c3, c4 on ties)
+    pooled = UserCF(n=10, weighting="cosine", pool=1).fit(CF_HISTORY, AS_OF)
+    assert list(pooled.ui_.customers[pooled.pool_]) == ["c2"]
+    assert by_customer(pooled.recommend(pd.Index(["t"])))["t"] == [
+        ("B", pytest.approx(1 / math.sqrt(3))),
+        ("C", pytest.approx(1 / math.sqrt(3))),
+    ]
+    both = UserCF(n=10, weighting="cosine", pool=2).fit(CF_HISTORY, AS_OF)
+    assert by_customer(both.recommend(pd.Index(["t"]))) == by_customer(
+        UserCF(n=10, weighting="cosine").fit(CF_HISTORY, AS_OF).recommend(pd.Index(["t"]))
+    )
+
+
+def test_user_cf_pool_member_is_not_its_own_neighbour():
+    # c2 is in the pool {c1, c2}: its only neighbour is c1, which bought nothing c2 lacks
+    recs = UserCF(n=10, weighting="cosine", pool=2, exclude_bought=False).fit(CF_HISTORY, AS_OF)
+    assert by_customer(recs.recommend(pd.Index(["c2"])))["c2"] == [
+        ("A", pytest.approx(2 / math.sqrt(6))),
+        ("B", pytest.approx(2 / math.sqrt(6))),
+    ]
+
+
 def test_user_cf_strength_counts_distinct_orders():
     history = interactions(
         [
@@ -577,6 +600,7 @@ def test_registry_knows_the_sources():
     [
         (lambda: ItemCF(n=5, weighting="foo"), "item_cf.weighting"),
         (lambda: UserCF(n=5, weighting="foo"), "user_cf.weighting"),
+        (lambda: UserCF(n=5, pool=0), "user_cf.pool"),
         (lambda: Content(n=5, similarity="foo"), "content.similarity"),
         (lambda: build_sources({"item_cf": {"n": 5, "weighting": "foo"}}), "item_cf.weighting"),
         (lambda: build_sources({"content": {"n": 5, "similarity": "euclid"}}), "content.similarity"),
