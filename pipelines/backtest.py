@@ -54,7 +54,7 @@ def backtest(
     customers = test_cands[s.CUSTOMER].unique()
     ks = sorted({*params["evaluate"]["ks"], k})
     recs = ranker.recommend(booster, test_cands, x_test, names, max(ks))  # metrics at every k; the file keeps k
-    lists = model_lists(recs, test_cands, ranker.source_sizes(params["candidates"]["sources"]), max(ks))
+    lists = model_lists(recs, [test_cands], ranker.source_sizes(params["candidates"]["sources"]), max(ks))
     catalogue = Catalogue.of(window(cleaned, None, w.test_start), cleaned[s.ITEM].nunique())
     metrics = evaluate(lists, test[test[s.CUSTOMER].isin(customers)], ks, catalogue)
     recs = recs[recs["rank"] <= k]

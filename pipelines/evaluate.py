@@ -3,6 +3,7 @@ source alone, overall and by customer segment (loyalty tier, new vs returning, c
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from pipelines.metrics import (
     personalisation,
     ranking_metrics,
 )
-from pipelines.ranker import rank_features, source_sizes, top_k
+from pipelines.ranker import customer_partitions, rank_features, source_sizes, top_k
 from pipelines.segments import customer_segments
 from pipelines.split import read_split, read_windows, warm_customers
 
@@ -61,10 +62,17 @@ def metric_table(recs: pd.DataFrame, truth: pd.DataFrame, ks: list[int], catalog
     return out
 
 
-def model_lists(recs: pd.DataFrame, cands: pd.DataFrame, sizes: dict[str, int], k: int) -> dict[str, pd.DataFrame]:
-    """The ranker's lists and each source's own top k (by its rank) over the same candidates."""
-    feats = rank_features(cands, sizes)
-    return {"ranker": recs, **{name: top_k(cands, feats[:, i], k) for i, name in enumerate(sizes)}}
+def model_lists(
+    recs: pd.DataFrame, parts: Iterable[pd.DataFrame], sizes: dict[str, int], k: int
+) -> dict[str, pd.DataFrame]:
+    """The ranker's lists and each source's own top k (by its rank) over the same candidates, given in
+    partitions of whole customers (only the lists are kept, not the candidates)."""
+    own: dict[str, list[pd.DataFrame]] = {name: [] for name in sizes}
+    for cands in parts:
+        feats = rank_features(cands, sizes)
+        for i, name in enumerate(sizes):
+            own[name].append(top_k(cands, feats[:, i], k).reset_index(drop=True))
+    return {"ranker": recs, **{name: pd.concat(frames, ignore_index=True) for name, frames in own.items()}}
 
 
 def evaluate(
@@ -135,13 +143,15 @@ def evaluate_stage(
         )
     history, truth, n_items = holdout(split_dir)
     catalogue = Catalogue.of(history, n_items)
-    lists = model_lists(pd.read_parquet(recs_path), pd.read_parquet(cands_path), source_sizes(source_params), max(ks))
+    sizes = source_sizes(source_params)
+    parts, _ = customer_partitions(cands_path, columns=[s.CUSTOMER, s.ITEM, *(f"{name}_rank" for name in sizes)])
+    lists = model_lists(pd.read_parquet(recs_path), parts, sizes, max(ks))
     result = evaluate(lists, truth, ks, catalogue)
     write_json(result, out["metrics"])
     for metric, table in metric_curves(result, ks).items():
         write_csv(table, Path(out["plots"]) / f"{metric}_at_k.csv")
     cutoff = read_windows(Path(split_dir) / "windows.json").test_start
-    feats = pd.read_parquet(customer_features_path) if customer_features_path else None
-    segments = customer_segments(history, pd.Index(truth[s.CUSTOMER].unique()), cutoff, feats, params["segments"])
+    customers = pd.Index(truth[s.CUSTOMER].unique())
+    segments = customer_segments(history, customers, cutoff, customer_features_path, params["segments"])
     write_json(by_segment(lists, truth, segments, ks, catalogue, list(params["segments"]["metrics"])), out["segments"])
     return result

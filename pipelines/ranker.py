@@ -240,9 +240,9 @@ def train_stage(
 
     cands_dir, split_dir, model_dir = Path(cands_dir), Path(split_dir), Path(model_dir)
     w = read_windows(split_dir / "windows.json")
-    frame = read_split(split_dir, ("train", "valid"))
+    frame = read_split(split_dir, ("train", "valid"), columns=[s.CUSTOMER, s.ITEM, s.TS])  # for the labels
     names = list(params["candidates"]["sources"])
-    cands = {n: pd.read_parquet(cands_dir / f"{n}.parquet") for n in w.label_windows() if n != "test"}
+    cands = {n: cands_dir / f"{n}.parquet" for n in w.label_windows() if n != "test"}
     labelled = labelled_windows(cands, frame, w, names, applied_store(params["features"]), params["ranker"])
     train = training_windows(labelled)
     with open_backend(params.get("compute")) as backend:
@@ -335,14 +335,16 @@ def rank(
     return pd.concat(recs, ignore_index=True), pd.concat(samples, ignore_index=True)
 
 
-def customer_partitions(path: str | Path, customers: int = RANK_CUSTOMERS) -> tuple[Iterator[pd.DataFrame], int]:
-    """A candidates file (rows grouped by customer) in partitions of `customers` whole customers (at least
-    one), and its row count. The file is read into one Arrow table (compact strings, not Python objects);
-    each partition becomes a DataFrame only when it is taken."""
+def customer_partitions(
+    path: str | Path, customers: int = RANK_CUSTOMERS, columns: list[str] | None = None
+) -> tuple[Iterator[pd.DataFrame], int]:
+    """A candidates file (rows grouped by customer; its `columns`, all by default) in partitions of
+    `customers` whole customers (at least one), and its row count. The file is read into one Arrow table
+    (compact strings, not Python objects); each partition becomes a DataFrame only when it is taken."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    table = pq.read_table(path, columns=columns)
     bounds = np.zeros(2, dtype=int)  # an empty file: one empty partition
     if table.num_rows:
         ids = table.column(s.CUSTOMER).combine_chunks()

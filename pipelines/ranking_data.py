@@ -6,10 +6,14 @@ Labels: 1 when the customer bought the item in the window that follows the cutof
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipelines import schema as s
 from pipelines.errors import InputError
@@ -48,13 +52,23 @@ def feature_table(
     return x
 
 
-def cap_customers(cands: pd.DataFrame, max_customers: int | None, seed: int) -> pd.DataFrame:
-    """At most `max_customers` customers' candidates (a seeded sample of whole customers; None: all)."""
-    customers = cands[s.CUSTOMER].unique()
+def cap_customers(cands: pd.DataFrame | str | Path, max_customers: int | None, seed: int) -> pd.DataFrame:
+    """At most `max_customers` customers' candidates (a seeded sample of whole customers; None: all).
+
+    `cands` is a frame or a candidates file; from a file only the kept customers' rows are converted
+    to pandas (the file is read as one Arrow table), the same sample as from its frame.
+    """
+    table = None if isinstance(cands, pd.DataFrame) else pq.read_table(cands)
+    if table is None:
+        customers = cands[s.CUSTOMER].unique()
+    else:
+        customers = pc.unique(table.column(s.CUSTOMER)).to_numpy(zero_copy_only=False)
     if max_customers is None or len(customers) <= max_customers:
-        return cands
+        return cands if table is None else table.to_pandas()
     keep = np.random.default_rng(seed).choice(customers, int(max_customers), replace=False)
-    return cands[cands[s.CUSTOMER].isin(keep)].reset_index(drop=True)
+    if table is None:
+        return cands[cands[s.CUSTOMER].isin(keep)].reset_index(drop=True)
+    return table.filter(pc.is_in(table.column(s.CUSTOMER), pa.array(keep))).to_pandas()
 
 
 def labels(cands: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
@@ -64,22 +78,22 @@ def labels(cands: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
 
 
 def labelled_windows(
-    cands: dict[str, pd.DataFrame],
+    cands: dict[str, pd.DataFrame | Path],
     frame: pd.DataFrame,
     w: Windows,
     source_names: list[str],
     store: FeatureStore | None,
     ranker_params: dict[str, Any] | None = None,
 ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame, np.ndarray]]:
-    """(candidates, features, labels) of every window in `cands`, each at its own cutoff. The windows the
-    ranker learns from (all but test) keep at most `ranker.max_customers` customers, capped before the join."""
+    """(candidates, features, labels) of every window in `cands` (frames or files), each at its own cutoff.
+    The windows the ranker learns from (all but test) keep at most `ranker.max_customers` customers,
+    capped before the join (and, from a file, before pandas holds them)."""
     rp = ranker_params or {}
     out = {}
     for name, (start, end) in w.label_windows().items():
         if name in cands:
-            window_cands = cands[name]
-            if name != "test":
-                window_cands = cap_customers(window_cands, rp.get("max_customers"), int(rp.get("seed", 42)))
+            cap = None if name == "test" else rp.get("max_customers")
+            window_cands = cap_customers(cands[name], cap, int(rp.get("seed", 42)))
             future = frame[(frame[s.TS] >= start) & (frame[s.TS] < end)]
             out[name] = (
                 window_cands,

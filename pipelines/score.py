@@ -46,23 +46,31 @@ def score_part(
     return rank_part((index, cands), **ranking)[0]
 
 
+def serving_sources(
+    history: pd.DataFrame, as_of: pd.Timestamp, customers: pd.Index, params: dict[str, Any], selection: dict | None
+) -> tuple[list[CandidateSource], pd.Series | None]:
+    """The sources fitted on everything before `as_of`, and the customers' candidate budgets (None
+    without a selection)."""
+    cand_params = params["candidates"]
+    sources = fit_sources(history, as_of, cand_params["sources"])
+    sel = cand_params.get("selection")
+    return sources, budgets(history, customers, sel) if sel and selection else None
+
+
 def recommendations(
-    history: pd.DataFrame,
-    as_of: pd.Timestamp,
+    sources: list[CandidateSource],
+    budget: pd.Series | None,
     customers: pd.Index,
+    as_of: pd.Timestamp,
     params: dict[str, Any],
     selection: dict | None,
     model_dir: str | Path,
     backend: Backend = LOCAL,
 ) -> pd.DataFrame:
-    """The top `publish.k` for `customers`: sources fitted on everything before `as_of`, then candidates,
-    features and the ranker partition by partition of customers on `backend` (only the lists come back)."""
+    """The top `publish.k` for `customers` (`serving_sources`): candidates, features and the ranker
+    partition by partition of customers on `backend` (only the lists come back)."""
     from pipelines.ranker import ranking_args
 
-    cand_params = params["candidates"]
-    sources = fit_sources(history, as_of, cand_params["sources"])
-    sel = cand_params.get("selection")
-    budget = budgets(history, customers, sel) if sel and selection else None
     ranking = ranking_args(model_dir, params["features"], as_of, int(params["publish"]["k"]))
     parts = ((i, chunk, chunk_budget) for i, (chunk, chunk_budget) in enumerate(customer_parts(customers, budget)))
     return pd.concat(backend.map(score_part, parts, sources=sources, selection=selection, **ranking), ignore_index=True)
@@ -79,9 +87,11 @@ def cold_start(history: pd.DataFrame, as_of: pd.Timestamp, k: int, params: dict[
     return out[["country", "rank", s.ITEM, SCORE, "reason"]]
 
 
-def customer_profiles(customer_features: pd.DataFrame, customers: pd.Index, as_of: pd.Timestamp) -> pd.DataFrame:
+def customer_profiles(
+    customer_features: str | Path | pd.DataFrame, customers: pd.Index, as_of: pd.Timestamp
+) -> pd.DataFrame:
     """Each customer's loyalty tier, RFM score, behavioural segment and keywords in their latest snapshot."""
-    latest = latest_snapshot(customer_features, customers, as_of)[PROFILE]
+    latest = latest_snapshot(customer_features, customers, as_of, PROFILE)
     out = latest.rename(columns={"rfm_tier": "tier", "behaviour_cluster": "segment"})
     out["tier"] = out["tier"].fillna(UNKNOWN)
     return out.rename_axis(s.CUSTOMER).reset_index()
@@ -101,13 +111,14 @@ def score_stage(
     history = read_split(split_dir)
     customers = pd.Index(sorted(history[s.CUSTOMER].unique()), name=s.CUSTOMER)
     selection = json.loads((Path(cands_dir) / "selection.json").read_text())["selection"]
-    k = int(params["publish"]["k"])
+    cold = cold_start(history, w.as_of, int(params["publish"]["k"]), params["publish"]["cold_start"])
+    sources, budget = serving_sources(history, w.as_of, customers, params, selection)
+    del history  # the partitions need only the fitted sources: free the interactions before they run
     with open_backend(params.get("compute")) as backend:
-        recs = recommendations(history, w.as_of, customers, params, selection, model_dir, backend)
+        recs = recommendations(sources, budget, customers, w.as_of, params, selection, model_dir, backend)
     write_parquet(recs, out_dir / "recommendations.parquet")
-    cold = cold_start(history, w.as_of, k, params["publish"]["cold_start"])
     write_parquet(cold, out_dir / "cold_start.parquet")
-    profiles = customer_profiles(pd.read_parquet(customer_features_path), customers, w.as_of)
+    profiles = customer_profiles(customer_features_path, customers, w.as_of)
     write_parquet(profiles, out_dir / "segments.parquet")
     summary = {
         "as_of": w.as_of.isoformat(),

@@ -6,12 +6,17 @@ at or before the cutoff, lifecycle and country come from purchases before it.
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from pipelines import schema as s
 from pipelines.features.history import EVENT_TS
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 UNKNOWN = "unknown"
 OTHER = "other"
@@ -24,23 +29,57 @@ def latest_country(history: pd.DataFrame) -> pd.Series:
     return with_country.loc[latest.to_numpy(), s.COUNTRY].set_axis(latest.index)
 
 
-def latest_snapshot(customer_features: pd.DataFrame, customers: pd.Index, cutoff: pd.Timestamp) -> pd.DataFrame:
-    """Each customer's latest feature snapshot stamped at or before `cutoff` (rows of `customers`, NaN where none)."""
-    stamps = pd.to_datetime(customer_features[EVENT_TS]).dt.tz_localize(None)
-    known = customer_features[stamps <= cutoff].sort_values(EVENT_TS, kind="stable")
-    return known.groupby(s.CUSTOMER).last().reindex(customers)
+def latest_snapshot(
+    customer_features: str | Path | pd.DataFrame, customers: pd.Index, cutoff: pd.Timestamp, columns: list[str]
+) -> pd.DataFrame:
+    """`columns` of each customer's latest feature snapshot stamped at or before `cutoff`, one row per
+    customer of `customers` (NaN where none).
+
+    `customer_features` is the customer feature source, a file (only those columns and the row groups
+    up to the cutoff are read, and the work is done in Arrow: it holds every snapshot) or a frame.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    wanted = [s.CUSTOMER, EVENT_TS, *columns]
+    if isinstance(customer_features, pd.DataFrame):
+        table = pa.Table.from_pandas(customer_features[wanted], preserve_index=False)
+        stamp = table.schema.field(EVENT_TS).type
+        table = table.filter(pc.field(EVENT_TS) <= _stamp(cutoff, stamp))
+    else:
+        stamp = pq.read_schema(customer_features).field(EVENT_TS).type
+        table = pq.read_table(customer_features, columns=wanted, filters=pc.field(EVENT_TS) <= _stamp(cutoff, stamp))
+    table = table.take(pc.sort_indices(table, [(s.CUSTOMER, "ascending"), (EVENT_TS, "ascending")]))
+    ids = table.column(s.CUSTOMER)
+    changes = pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False) if len(ids) > 1 else np.zeros(0, bool)
+    last = np.r_[np.flatnonzero(changes), len(ids) - 1] if len(ids) else np.zeros(0, int)
+    latest = table.take(pa.array(last)).to_pandas().set_index(s.CUSTOMER)
+    return latest[columns].reindex(customers)
 
 
-def loyalty_tier(customer_features: pd.DataFrame, customers: pd.Index, cutoff: pd.Timestamp) -> pd.Series:
+def _stamp(cutoff: pd.Timestamp, stamp: pa.DataType) -> pa.Scalar:
+    """`cutoff` as a scalar of the timestamp column's type (naive cutoffs are UTC)."""
+    import pyarrow as pa
+
+    ts = pd.Timestamp(cutoff)
+    if stamp.tz is not None and ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    elif stamp.tz is None and ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return pa.scalar(ts, type=stamp)
+
+
+def loyalty_tier(customer_features: str | Path | pd.DataFrame, customers: pd.Index, cutoff: pd.Timestamp) -> pd.Series:
     """The RFM tier of each customer's latest snapshot at or before `cutoff` (`unknown` without one)."""
-    return latest_snapshot(customer_features, customers, cutoff)["rfm_tier"].fillna(UNKNOWN)
+    return latest_snapshot(customer_features, customers, cutoff, ["rfm_tier"])["rfm_tier"].fillna(UNKNOWN)
 
 
 def customer_segments(
     history: pd.DataFrame,
     customers: pd.Index,
     cutoff: pd.Timestamp,
-    customer_features: pd.DataFrame | None,
+    customer_features: str | Path | pd.DataFrame | None,
     params: dict[str, Any],
 ) -> pd.DataFrame:
     """One row per customer: `tier`, `lifecycle` (new: first purchase within `new_customer_days` of

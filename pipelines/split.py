@@ -114,9 +114,13 @@ def split(
     return summary
 
 
-def read_split(split_dir: str | Path, names: tuple[str, ...] = WINDOWS) -> pd.DataFrame:
-    """The rows of the named windows written by the split step, concatenated in that order."""
-    return pd.concat([pd.read_parquet(Path(split_dir) / f"{n}.parquet") for n in names], ignore_index=True)
+def read_split(
+    split_dir: str | Path, names: tuple[str, ...] = WINDOWS, columns: list[str] | None = None
+) -> pd.DataFrame:
+    """The rows of the named windows written by the split step (their `columns`, all by default),
+    concatenated in that order."""
+    frames = [pd.read_parquet(Path(split_dir) / f"{n}.parquet", columns=columns) for n in names]
+    return pd.concat(frames, ignore_index=True)
 
 
 def read_windows(path: str | Path) -> Windows:

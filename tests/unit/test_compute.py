@@ -188,7 +188,7 @@ def test_customer_partitions_hold_whole_customers_in_order(tmp_path):
     assert rows == 0 and only.empty and list(only.columns) == list(cands.columns)
 
 
-def test_cap_customers_keeps_a_seeded_sample_of_whole_customers():
+def test_cap_customers_keeps_a_seeded_sample_of_whole_customers(tmp_path):
     from pipelines.ranking_data import cap_customers
 
     cands = pd.DataFrame({"customer_id": np.repeat([f"c{i}" for i in range(10)], 3), "item_id": list("xyz") * 10})
@@ -197,3 +197,6 @@ def test_cap_customers_keeps_a_seeded_sample_of_whole_customers():
     assert capped["customer_id"].nunique() == 4 and (capped.groupby("customer_id").size() == 3).all()
     pd.testing.assert_frame_equal(capped, cap_customers(cands, 4, 1))
     assert capped["customer_id"].is_monotonic_increasing  # rows stay grouped by customer, in order
+    cands.to_parquet(tmp_path / "cands.parquet", index=False)  # from a file: the same sample
+    pd.testing.assert_frame_equal(cap_customers(tmp_path / "cands.parquet", 4, 1), capped)
+    pd.testing.assert_frame_equal(cap_customers(tmp_path / "cands.parquet", None, 1), cands)

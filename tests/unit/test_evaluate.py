@@ -6,7 +6,7 @@ import pytest
 
 from pipelines.evaluate import Catalogue, by_segment, evaluate, metric_curves, model_lists
 from pipelines.metrics import ItemVectors
-from pipelines.segments import customer_segments, loyalty_tier
+from pipelines.segments import customer_segments, latest_snapshot, loyalty_tier
 from tests.conftest import interactions
 
 pytestmark = pytest.mark.unit
@@ -28,7 +28,7 @@ def test_sources_are_scored_alone_on_their_own_ranks():
     )
     truth = pd.DataFrame({"customer_id": ["c"], "item_id": ["x"]})
     recs = pd.DataFrame({"customer_id": ["c", "c"], "item_id": ["y", "x"], "rank": [1, 2], "score": [2.0, 1.0]})
-    lists = model_lists(recs, cands, {"buy_again": 2, "popularity": 2}, 2)
+    lists = model_lists(recs, [cands], {"buy_again": 2, "popularity": 2}, 2)
     result = evaluate(lists, truth, ks=[1, 2], catalogue=catalogue(4))
     assert result["customers"] == 1
     assert result["sources"]["buy_again"]["hitrate@1"] == 1.0
@@ -40,6 +40,23 @@ def test_sources_are_scored_alone_on_their_own_ranks():
     curves = metric_curves(result, [1, 2])
     assert list(curves["ndcg"].columns) == ["k", "ranker", "buy_again", "popularity"]
     assert curves["recall"].loc[1, "popularity"] == result["sources"]["popularity"]["recall@2"]
+
+
+def test_source_lists_do_not_depend_on_the_partitions():
+    cands = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "b", "b", "c"],
+            "item_id": ["x", "y", "z", "x", "y", "z"],
+            "buy_again_rank": [2, 1, 3, 1, 3, 1],
+            "popularity_rank": [1, 3, 2, 2, 1, 3],
+        }
+    )
+    sizes = {"buy_again": 2, "popularity": 2}
+    whole = model_lists(cands[:0], [cands], sizes, 2)
+    split = model_lists(cands[:0], [cands[:3], cands[3:5], cands[5:]], sizes, 2)
+    for name in sizes:
+        pd.testing.assert_frame_equal(split[name], whole[name])
+    assert whole["buy_again"]["item_id"].tolist() == ["y", "x", "x", "z"]
 
 
 def test_lists_of_customers_outside_the_truth_do_not_count():
@@ -71,6 +88,28 @@ def test_segments_at_the_cutoff():
     assert seg.loc["de"].to_dict() == {"tier": "at_risk", "lifecycle": "returning", "country": "other"}
     assert seg.loc["ghost", "tier"] == "unknown" and seg.loc["ghost", "country"] == "unknown"
     assert loyalty_tier(feats, pd.Index(["old"]), pd.Timestamp("2011-02-01")).tolist() == ["unknown"]
+
+
+def test_latest_snapshot_reads_the_same_from_the_file_and_the_frame(tmp_path):
+    feats = pd.DataFrame(
+        {
+            "customer_id": ["b", "a", "a", "b", "c"],
+            "event_timestamp": pd.to_datetime(
+                ["2011-03-01", "2011-03-01", "2011-04-01", "2011-05-01", "2011-05-01"], utc=True
+            ),
+            "rfm_tier": ["loyal", "promising", "champion", "at_risk", "loyal"],
+            "rfm_score": [9, 6, 13, 5, 10],
+        }
+    )
+    feats.to_parquet(tmp_path / "customer.parquet")
+    customers = pd.Index(["a", "b", "c", "ghost"])
+    cutoff = pd.Timestamp("2011-04-15")
+    from_file = latest_snapshot(tmp_path / "customer.parquet", customers, cutoff, ["rfm_tier", "rfm_score"])
+    pd.testing.assert_frame_equal(from_file, latest_snapshot(feats, customers, cutoff, ["rfm_tier", "rfm_score"]))
+    assert from_file["rfm_tier"].tolist()[:2] == ["champion", "loyal"] and pd.isna(from_file.loc["c", "rfm_tier"])
+    assert from_file.loc["a", "rfm_score"] == 13 and pd.isna(from_file.loc["ghost", "rfm_score"])
+    naive = feats.assign(event_timestamp=feats["event_timestamp"].dt.tz_localize(None))
+    assert latest_snapshot(naive, customers, cutoff, ["rfm_tier"])["rfm_tier"].tolist()[:2] == ["champion", "loyal"]
 
 
 def test_segment_metrics_are_the_metrics_of_the_segment_customers():
