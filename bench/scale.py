@@ -104,15 +104,28 @@ def dataset(work: Path) -> dict[str, int]:
     return {"clean_rows": len(clean), "customers": clean["customer_id"].nunique(), "items": clean["item_id"].nunique()}
 
 
-def bench_size(rows: int, backends: list[str], root: Path, redis_db: int, save: Callable[[dict], None]) -> None:
+def bench_size(
+    rows: int,
+    backends: list[str],
+    root: Path,
+    redis_db: int,
+    save: Callable[[dict], None],
+    earlier: dict | None = None,
+) -> None:
     """Run every stage at `rows` on each backend; `save(result)` after each stage, so a run stopped
-    part-way keeps what it measured (a backend's "complete" says whether it ran to the end)."""
+    part-way keeps what it measured (a backend's "complete" says whether it ran to the end).
+
+    With `earlier` (this size's result from an earlier run whose work directory and stores are still
+    there), the shared stages are not run again: their outputs and measurements are reused."""
     import redis
 
     work = root / f"rows-{rows}"
-    if work.exists():
-        shutil.rmtree(work)
-    redis.Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}").flushdb()
+    reuse = earlier is not None and set(SHARED) <= set(earlier["stages"]) and work.exists()
+    if earlier is not None and not reuse:
+        raise SystemExit(f"--reuse-shared: no complete shared stages for {rows:,} rows in {work} and the results")
+    if not reuse:
+        shutil.rmtree(work, ignore_errors=True)
+        redis.Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}").flushdb()
     params = project(work, rows, redis_db)
     env = {
         **os.environ,
@@ -126,14 +139,17 @@ def bench_size(rows: int, backends: list[str], root: Path, redis_db: int, save: 
     result: dict = {"rows": rows, "commit": commit.strip(), "stages": {}, "backends": {}}
     print(f"rows {rows:,}", flush=True)
     write_params(work, params, backends[0])
-    for name in SHARED:
-        result["stages"][name] = run_stage(name, commands[name], work, env, log)
-        save(result)
+    if reuse:
+        result.update(commit=earlier["commit"], stages=earlier["stages"])
+    else:
+        for name in SHARED:
+            result["stages"][name] = run_stage(name, commands[name], work, env, log)
+            save(result)
     result.update(dataset(work))
     for backend in backends:
         print(f" backend {backend}", flush=True)
         write_params(work, params, backend)
-        done = result["backends"][backend] = {"stages": {}, "complete": False}
+        done = result["backends"][backend] = {"commit": commit.strip(), "stages": {}, "complete": False}
         for name, cmd in commands.items():
             if name not in SHARED:
                 done["stages"][name] = run_stage(name, cmd, work, env, log)
@@ -250,6 +266,11 @@ def main() -> None:
     ap.add_argument("--plot", type=Path, default=ROOT / "docs/img/scale.png")
     ap.add_argument("--redis-db", type=int, default=3, help="a Redis database the benchmark may flush")
     ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument(
+        "--reuse-shared",
+        action="store_true",
+        help="keep the shared stages' outputs and figures from an earlier run of the same size (same work dir)",
+    )
     args = ap.parse_args()
     results = json.loads(args.results.read_text()) if args.results.exists() else []
 
@@ -265,7 +286,8 @@ def main() -> None:
             write_docs(results)
 
     for rows in args.rows:
-        bench_size(rows, args.backends, args.work, args.redis_db, save)
+        earlier = next((r for r in results if r["rows"] == rows), {"stages": {}}) if args.reuse_shared else None
+        bench_size(rows, args.backends, args.work, args.redis_db, save, earlier)
     print(table(results))
 
 
