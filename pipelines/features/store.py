@@ -239,25 +239,47 @@ def historical_features(
     """Point-in-time join of `service` onto customer x item rows stamped `event_timestamp` (the cutoff).
 
     The request time of the on-demand view is the row's own timestamp. Rows come back in the
-    order given, with the feature columns added. The join runs `chunk_rows` entity rows at a
-    time, which bounds memory whatever the training set's size.
+    order given, with the feature columns added. Each group of views joined on the same keys
+    (customer; item; customer x item) is retrieved once per distinct key and timestamp, not once
+    per row: a customer's snapshot is joined once, not once per candidate item. The joins run
+    `chunk_rows` distinct rows at a time, which bounds memory whatever the training set's size.
     """
     missing = [c for c in (s.CUSTOMER, s.ITEM, EVENT_TS) if c not in entities]
     if missing:
         raise InputError(f"historical features: entity rows lack column(s) {missing}")
-    frame = entities.reset_index(drop=True).copy()
-    ts = pd.to_datetime(frame[EVENT_TS])
-    frame[EVENT_TS] = ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
-    frame[AS_OF] = frame[EVENT_TS]
-    frame["_row"] = range(len(frame))
-    keep = [*entities.columns, *service_features(store, service)]
-    features = store.get_feature_service(service)
-    parts = []
+    out = entities.reset_index(drop=True).copy()
+    ts = pd.to_datetime(out[EVENT_TS])
+    out[EVENT_TS] = ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
+    columns = [out]
     with _inside(store):
-        for lo in range(0, max(len(frame), 1), chunk_rows):
-            job = store.get_historical_features(entity_df=frame.iloc[lo : lo + chunk_rows], features=features)
-            parts.append(job.to_df().sort_values("_row")[keep])
-    return pd.concat(parts, ignore_index=True)
+        for keys, refs in _retrievals(store, service):
+            by = out[[*keys, EVENT_TS]]
+            rows = by.drop_duplicates(ignore_index=True)  # in order of first appearance, as ngroup numbers them
+            rows = rows.assign(**{AS_OF: rows[EVENT_TS], "_row": range(len(rows))})
+            names = [ref.split(":", 1)[1] for ref in refs]
+            parts = []
+            for lo in range(0, max(len(rows), 1), chunk_rows):
+                job = store.get_historical_features(entity_df=rows.iloc[lo : lo + chunk_rows], features=refs)
+                parts.append(job.to_df().sort_values("_row")[names])
+            at = by.groupby([*keys, EVENT_TS], sort=False).ngroup().to_numpy()
+            columns.append(pd.concat(parts, ignore_index=True).iloc[at].reset_index(drop=True))
+    return pd.concat(columns, axis=1)[[*entities.columns, *service_features(store, service)]]
+
+
+def _retrievals(store: FeatureStore, service: str) -> list[tuple[list[str], list[str]]]:
+    """The service's feature references grouped by the entity keys their views join on (an on-demand
+    view joins on the keys of the views it reads): [(keys, ["view:feature", ...]), ...]."""
+    views = {view.name: view for view in store.list_feature_views()}
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for projection in store.get_feature_service(service).feature_view_projections:
+        if projection.name in views:
+            sources = [views[projection.name]]
+        else:
+            odfv = store.get_on_demand_feature_view(projection.name)
+            sources = [views[p.name] for p in odfv.source_feature_view_projections.values()]
+        keys = tuple(sorted({field.name for view in sources for field in view.entity_columns}))
+        groups.setdefault(keys, []).extend(f"{projection.name_to_use()}:{f.name}" for f in projection.features)
+    return [(list(keys), refs) for keys, refs in groups.items()]
 
 
 def service_features(store: FeatureStore, service: str) -> list[str]:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from pipelines.features.history import EVENT_TS
-from pipelines.features.store import historical_features, materialize, online_features, scratch_store
+from pipelines.features.store import _inside, historical_features, materialize, online_features, scratch_store
 from pipelines.split import Windows
 from tests.conftest import feature_project, interactions
 
@@ -74,6 +74,23 @@ def test_point_in_time_values_are_hand_computed(store):
     assert c1a["buyers_90d"] == 1 and c1a["units_90d"] == 6  # A in [-10, 80): c1 on days 5, 20 and 50
     assert np.isnan(got.loc[("c1", "D"), "times_bought"])  # never bought
     assert got.loc[("c3", "C"), "times_bought"] == 1
+
+
+def test_joined_once_per_key_as_feast_joins_every_row(store):
+    # repeated customers, pairs and timestamps; c9 is unknown; the rows are not in key order
+    rows = pd.concat([entities(day(80)), entities(day(45)), entities(day(80))[::-1]], ignore_index=True)
+    rows = pd.concat(
+        [rows, pd.DataFrame({"customer_id": ["c9"], "item_id": ["A"], EVENT_TS: [day(80)]})], ignore_index=True
+    )
+    got = historical_features(store, rows.set_index(np.arange(100, 100 + len(rows))))
+    frame = rows.reset_index(drop=True).assign(**{EVENT_TS: pd.to_datetime(rows[EVENT_TS]).dt.tz_localize("UTC")})
+    frame = frame.assign(as_of=frame[EVENT_TS], _row=range(len(frame)))
+    with _inside(store):  # Feast alone, every row joined: the reference
+        direct = store.get_historical_features(entity_df=frame, features=store.get_feature_service("ranker")).to_df()
+    direct = direct.sort_values("_row").reset_index(drop=True)[got.columns]
+    pd.testing.assert_frame_equal(got.drop(columns=EVENT_TS), direct.drop(columns=EVENT_TS))
+    assert (got[EVENT_TS] == direct[EVENT_TS]).all()
+    assert got.loc[0, "orders_365d"] == 4 and got.loc[4, "orders_365d"] != got.loc[0, "orders_365d"]  # c1 at 80, 45
 
 
 def test_events_at_or_after_the_entity_timestamp_never_reach_the_join(store, tmp_path):
