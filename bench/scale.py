@@ -44,6 +44,17 @@ def stage_commands() -> dict[str, str]:
     }
 
 
+def stage_outputs(names: list[str]) -> list[str]:
+    """What the named dvc.yaml stages write (outs, metrics, plots), as paths relative to the project."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    paths = []
+    for name in names:
+        for kind in ("outs", "metrics", "plots"):
+            for entry in stages[name].get(kind, []):
+                paths.append(next(iter(entry)) if isinstance(entry, dict) else entry)
+    return paths
+
+
 def peak_rss(proc: psutil.Process, stop: threading.Event, out: list[int]) -> None:
     """Sample the summed RSS of `proc` and its descendants until `stop`; keep the maximum in out[0]."""
     while not stop.is_set():
@@ -115,17 +126,23 @@ def bench_size(
     """Run every stage at `rows` on each backend; `save(result)` after each stage, so a run stopped
     part-way keeps what it measured (a backend's "complete" says whether it ran to the end).
 
-    With `earlier` (this size's result from an earlier run whose work directory and stores are still
-    there), the shared stages are not run again: their outputs and measurements are reused."""
+    With `earlier` (this size's result from an earlier run whose work directory is still there), the
+    shared stages are not run again: their outputs and measurements are reused, and what the other
+    stages wrote is deleted (a model or published lists left over would change what gate and publish do)."""
     import redis
 
     work = root / f"rows-{rows}"
     reuse = earlier is not None and set(SHARED) <= set(earlier["stages"]) and work.exists()
     if earlier is not None and not reuse:
         raise SystemExit(f"--reuse-shared: no complete shared stages for {rows:,} rows in {work} and the results")
-    if not reuse:
+    if reuse:  # the published deployment too; the online store (flushed below) is read by no later stage
+        later = stage_outputs([name for name in stage_commands() if name not in SHARED])
+        published = yaml.safe_load((ROOT / "params.yaml").read_text())["publish"]["dir"]
+        for target in [work / path for path in [*later, published]]:
+            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+    else:
         shutil.rmtree(work, ignore_errors=True)
-        redis.Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}").flushdb()
+    redis.Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}").flushdb()
     params = project(work, rows, redis_db)
     env = {
         **os.environ,

@@ -82,3 +82,16 @@ def write_json(obj: Any, path: str | Path) -> None:
     """Write JSON atomically, pretty-printed with sorted keys (stable diffs for DVC)."""
     text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
     _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+def run_starts(column: Any) -> Any:
+    """Positions (a numpy array) where a run of equal values starts in an Arrow column; empty when it is."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    changes = pc.not_equal(values[1:], values[:-1]).to_numpy(zero_copy_only=False)
+    return np.r_[0, np.flatnonzero(changes) + 1]

@@ -26,7 +26,7 @@ from pipelines import schema as s
 from pipelines.compute import LOCAL, Backend, DaskBackend, open_backend
 from pipelines.errors import InputError
 from pipelines.explain import explain
-from pipelines.files import write_csv, write_json, write_parquet
+from pipelines.files import run_starts, write_csv, write_json, write_parquet
 from pipelines.ranking_data import feature_table, groups, labelled_windows, training_windows
 from pipelines.split import read_split, read_windows
 
@@ -97,8 +97,8 @@ def fit(
     """Fit on (candidates, features, labels) of the training cutoffs; stop early on the validation one.
 
     On the dask backend, `lightgbm.dask` trains data-parallel on the workers (the training rows split
-    at customer boundaries); it has no early stopping, so the validation curve picks the same
-    iteration afterwards (`best_iteration`).
+    at customer boundaries) in chunks of trees, and `ValidationCurve` applies LightGBM's early
+    stopping rule between them (`_boost_dask`).
     """
     parts = [_with_positives(x, y, c) for c, x, y in train]
     x_train = pd.concat([p[0] for p in parts], ignore_index=True)
@@ -107,10 +107,13 @@ def fit(
     params = lgb_params(ranker_params)
     k = int(ranker_params.get("k", 10))
     rounds, patience = int(ranker_params.get("n_estimators", 500)), int(ranker_params.get("early_stopping_rounds", 50))
+    if rounds < 1:
+        raise InputError(f"params: ranker.n_estimators must be at least 1, not {rounds}")
     started = time.perf_counter()
     if isinstance(backend, DaskBackend):
-        booster = _boost_dask(backend, params, x_train, y_train, g_train, rounds)
-        booster.best_iteration, best_score = best_iteration(booster, x_valid, y_valid, g_valid, k, patience)
+        curve = ValidationCurve(x_valid, y_valid, g_valid, k, patience)
+        booster = _boost_dask(backend, params, (x_train, y_train, g_train), curve, rounds)
+        booster.best_iteration, best_score = curve.best, float(curve.best_score)
     else:
         booster = _boost_local(params, (x_train, y_train, g_train), (x_valid, y_valid, g_valid), rounds, patience)
         best_score = float(booster.best_score["valid"][f"ndcg@{k}"])
@@ -144,13 +147,20 @@ def _boost_local(params: dict[str, Any], train: tuple, valid: tuple, rounds: int
 
 
 def _boost_dask(
-    backend: DaskBackend, params: dict[str, Any], x: pd.DataFrame, y: np.ndarray, g: np.ndarray, rounds: int
+    backend: DaskBackend, params: dict[str, Any], train: tuple, curve: ValidationCurve, rounds: int
 ) -> lgb.Booster:
-    """lightgbm.dask on the cluster: one partition per worker, each a whole number of customers' lists."""
+    """lightgbm.dask on the cluster: one partition per worker, each a whole number of customers' lists.
+
+    lightgbm.dask has no early stopping, so the trees come in chunks of `curve.patience`, each chunk
+    continuing the previous booster (`init_model`, a seed of its own), until the validation curve
+    stops (LightGBM's rule), `rounds` trees are built or a chunk adds none (no split left). Without
+    patience (early stopping off, as LightGBM reads `early_stopping_rounds <= 0`), one chunk of `rounds`.
+    """
     import dask.array as da
     import dask.dataframe as dd
     from lightgbm.dask import DaskLGBMRanker
 
+    x, y, g = train
     bounds = np.searchsorted(np.cumsum(g), np.linspace(0, len(y), backend.workers + 1)[1:-1], side="right")
     group_parts = [part for part in np.split(g, bounds) if len(part)]
     ends = np.cumsum([part.sum() for part in group_parts])
@@ -160,12 +170,24 @@ def _boost_dask(
     y_parts, g_parts = scatter([y[a:b] for a, b in rows]), scatter(group_parts)
     y_dask = da.concatenate([da.from_delayed(f, (b - a,), y.dtype) for f, (a, b) in zip(y_parts, rows, strict=True)])
     g_dask = da.concatenate([da.from_delayed(f, (len(p),), g.dtype) for f, p in zip(g_parts, group_parts, strict=True)])
-    settings = {key: v for key, v in params.items() if key not in ("num_threads", "eval_at", "metric")}
-    model = DaskLGBMRanker(client=backend.client, n_estimators=rounds, **settings)
-    with warnings.catch_warnings():  # each worker's threads replace num_threads; lightgbm.dask says so for n_jobs
-        warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored")
-        model.fit(x_dask, y_dask, group=g_dask)
-    return model.booster_
+    settings = {key: v for key, v in params.items() if key not in ("num_threads", "eval_at", "metric", "seed")}
+    chunk = curve.patience if curve.patience > 0 else rounds
+    booster: lgb.Booster | None = None
+    while booster is None or (not curve.stopped and curve.trees < rounds):
+        model = DaskLGBMRanker(
+            client=backend.client,
+            n_estimators=min(chunk, rounds - curve.trees),
+            seed=int(params["seed"]) + curve.trees,
+            **settings,
+        )
+        with warnings.catch_warnings():  # each worker's threads replace num_threads; lightgbm.dask says so for n_jobs
+            warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored")
+            model.fit(x_dask, y_dask, group=g_dask, init_model=booster)
+        booster, before = model.booster_, curve.trees
+        curve.extend(booster)
+        if curve.trees == before:  # no tree added: nothing left to split
+            break
+    return booster
 
 
 def lambdarank_ndcg(y: np.ndarray, scores: np.ndarray, g: np.ndarray, k: int) -> float:
@@ -181,24 +203,29 @@ def lambdarank_ndcg(y: np.ndarray, scores: np.ndarray, g: np.ndarray, k: int) ->
     return float(np.mean(np.where(idcg > 0, dcg / np.where(idcg > 0, idcg, 1.0), 1.0)))
 
 
-def best_iteration(
-    booster: lgb.Booster, x: pd.DataFrame, y: np.ndarray, g: np.ndarray, k: int, patience: int
-) -> tuple[int, float]:
-    """The iteration LightGBM's early stopping on NDCG@k of (x, y, g) keeps, and its NDCG, from a trained booster.
+class ValidationCurve:
+    """NDCG@k of validation lists (x, y, g) tree by tree, under LightGBM's early-stopping rule: the best
+    iteration so far, until `patience` trees in a row bring no improvement (never with patience <= 0)."""
 
-    Tree by tree: the best iteration so far, until `patience` trees in a row bring no improvement.
-    """
-    values = x[booster.feature_name()].to_numpy(dtype=np.float64)
-    raw = np.zeros(len(values))
-    best, best_score = 0, -np.inf
-    for i in range(booster.num_trees()):
-        raw += booster.predict(values, start_iteration=i, num_iteration=1, raw_score=True)
-        current = lambdarank_ndcg(y, raw, g, k)
-        if current > best_score:
-            best, best_score = i + 1, current
-        elif i + 1 - best >= patience:
-            break
-    return best, float(best_score)
+    def __init__(self, x: pd.DataFrame, y: np.ndarray, g: np.ndarray, k: int, patience: int) -> None:
+        self.x, self.y, self.g, self.k, self.patience = x, y, g, k, patience
+        self.values: np.ndarray | None = None  # x as the booster reads it, built once
+        self.raw = np.zeros(len(y))
+        self.trees, self.best, self.best_score, self.stopped = 0, 0, -np.inf, False
+
+    def extend(self, booster: lgb.Booster) -> None:
+        """Add the booster's trees after the ones already seen (the booster continues the earlier ones)."""
+        if self.values is None:
+            self.values = self.x[booster.feature_name()].to_numpy(dtype=np.float64)
+        for i in range(self.trees, booster.num_trees()):
+            self.raw += booster.predict(self.values, start_iteration=i, num_iteration=1, raw_score=True)
+            self.trees = i + 1
+            current = lambdarank_ndcg(self.y, self.raw, self.g, self.k)
+            if current > self.best_score:
+                self.best, self.best_score = i + 1, current
+            elif self.patience > 0 and i + 1 - self.best >= self.patience:
+                self.stopped = True
+                return
 
 
 def importance(booster: lgb.Booster) -> pd.DataFrame:
@@ -347,9 +374,8 @@ def customer_partitions(
     table = pq.read_table(path, columns=columns)
     bounds = np.zeros(2, dtype=int)  # an empty file: one empty partition
     if table.num_rows:
-        ids = table.column(s.CUSTOMER).combine_chunks()
-        starts = np.r_[0, np.flatnonzero(pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)) + 1]
-        if len(starts) != pc.count_distinct(ids).as_py():
+        starts = run_starts(table.column(s.CUSTOMER))
+        if len(starts) != pc.count_distinct(table.column(s.CUSTOMER)).as_py():
             raise InputError(f"{path}: candidates are not grouped by customer")
         bounds = np.r_[starts[::customers], table.num_rows]
     parts = (table.slice(a, b - a).to_pandas() for a, b in zip(bounds[:-1], bounds[1:], strict=True))

@@ -11,9 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pipelines import schema as s
 from pipelines.errors import InputError
@@ -55,20 +52,24 @@ def feature_table(
 def cap_customers(cands: pd.DataFrame | str | Path, max_customers: int | None, seed: int) -> pd.DataFrame:
     """At most `max_customers` customers' candidates (a seeded sample of whole customers; None: all).
 
-    `cands` is a frame or a candidates file; from a file only the kept customers' rows are converted
-    to pandas (the file is read as one Arrow table), the same sample as from its frame.
+    `cands` is a frame or a candidates file; from a file the customer column is read first and then
+    only the kept customers' rows, the same sample as from its frame.
     """
-    table = None if isinstance(cands, pd.DataFrame) else pq.read_table(cands)
-    if table is None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if isinstance(cands, pd.DataFrame):
         customers = cands[s.CUSTOMER].unique()
     else:
-        customers = pc.unique(table.column(s.CUSTOMER)).to_numpy(zero_copy_only=False)
+        customers = pc.unique(pq.read_table(cands, columns=[s.CUSTOMER]).column(s.CUSTOMER))
+        customers = customers.to_numpy(zero_copy_only=False)
     if max_customers is None or len(customers) <= max_customers:
-        return cands if table is None else table.to_pandas()
+        return cands if isinstance(cands, pd.DataFrame) else pd.read_parquet(cands)
     keep = np.random.default_rng(seed).choice(customers, int(max_customers), replace=False)
-    if table is None:
+    if isinstance(cands, pd.DataFrame):
         return cands[cands[s.CUSTOMER].isin(keep)].reset_index(drop=True)
-    return table.filter(pc.is_in(table.column(s.CUSTOMER), pa.array(keep))).to_pandas()
+    return pq.read_table(cands, filters=pc.field(s.CUSTOMER).isin(pa.array(keep))).to_pandas()
 
 
 def labels(cands: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
@@ -78,7 +79,7 @@ def labels(cands: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
 
 
 def labelled_windows(
-    cands: dict[str, pd.DataFrame | Path],
+    cands: dict[str, pd.DataFrame | str | Path],
     frame: pd.DataFrame,
     w: Windows,
     source_names: list[str],

@@ -14,6 +14,7 @@ import pandas as pd
 
 from pipelines import schema as s
 from pipelines.features.history import EVENT_TS
+from pipelines.files import run_starts
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -32,8 +33,9 @@ def latest_country(history: pd.DataFrame) -> pd.Series:
 def latest_snapshot(
     customer_features: str | Path | pd.DataFrame, customers: pd.Index, cutoff: pd.Timestamp, columns: list[str]
 ) -> pd.DataFrame:
-    """`columns` of each customer's latest feature snapshot stamped at or before `cutoff`, one row per
-    customer of `customers` (NaN where none).
+    """`columns` of each customer's latest feature snapshot stamped at or before `cutoff` (the row as a
+    whole: a null is not filled from an earlier snapshot), one row per customer of `customers`, NaN
+    where none.
 
     `customer_features` is the customer feature source, a file (only those columns and the row groups
     up to the cutoff are read, and the work is done in Arrow: it holds every snapshot) or a frame.
@@ -44,17 +46,17 @@ def latest_snapshot(
 
     wanted = [s.CUSTOMER, EVENT_TS, *columns]
     if isinstance(customer_features, pd.DataFrame):
-        table = pa.Table.from_pandas(customer_features[wanted], preserve_index=False)
-        stamp = table.schema.field(EVENT_TS).type
-        table = table.filter(pc.field(EVENT_TS) <= _stamp(cutoff, stamp))
+        frame = customer_features[wanted].assign(**{EVENT_TS: pd.to_datetime(customer_features[EVENT_TS])})
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = table.filter(pc.field(EVENT_TS) <= _stamp(cutoff, table.schema.field(EVENT_TS).type))
     else:
         stamp = pq.read_schema(customer_features).field(EVENT_TS).type
         table = pq.read_table(customer_features, columns=wanted, filters=pc.field(EVENT_TS) <= _stamp(cutoff, stamp))
+    wanted_ids = pa.array(list(customers), type=table.schema.field(s.CUSTOMER).type)
+    table = table.filter(pc.is_in(table.column(s.CUSTOMER), wanted_ids))
     table = table.take(pc.sort_indices(table, [(s.CUSTOMER, "ascending"), (EVENT_TS, "ascending")]))
-    ids = table.column(s.CUSTOMER)
-    changes = pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False) if len(ids) > 1 else np.zeros(0, bool)
-    last = np.r_[np.flatnonzero(changes), len(ids) - 1] if len(ids) else np.zeros(0, int)
-    latest = table.take(pa.array(last)).to_pandas().set_index(s.CUSTOMER)
+    last = np.r_[run_starts(table.column(s.CUSTOMER))[1:] - 1, table.num_rows - 1] if table.num_rows else []
+    latest = table.take(pa.array(last, type=pa.int64())).to_pandas().set_index(s.CUSTOMER)
     return latest[columns].reindex(customers)
 
 

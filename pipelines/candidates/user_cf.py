@@ -16,7 +16,7 @@ WEIGHTINGS = {"bm25": lambda m: bm25_weight(m, K1=1.2, B=0.75), "tfidf": tfidf_w
 
 @register("user_cf")
 class UserCF(MatrixSource):
-    """score(c, i) = sum over the customer's `neighbours` most similar customers u of cos(c, u) * strength(u, i).
+    """score(c, i) = sum over the `neighbours` pool customers u most similar to c of cos(c, u) * strength(u, i).
 
     Customers are rows of the customer x item matrix, weighted (BM25, TF-IDF or raw) and
     L2-normalised; similarities are sparse products, computed in batches of customers.
@@ -48,10 +48,10 @@ class UserCF(MatrixSource):
         strength = np.asarray(self.ui_.matrix.sum(axis=1)).ravel()
         if self.pool is None or self.pool >= len(strength):
             self.pool_ = np.arange(len(strength))
+            self.pool_t_, self.pool_items_ = self.vectors_.T.tocsr(), self.ui_.matrix
         else:  # the strongest customers; ties by row, so the pool does not depend on the sort's whims
             self.pool_ = np.sort(np.lexsort((np.arange(len(strength)), -strength))[: self.pool])
-        self.pool_t_ = self.vectors_[self.pool_].T.tocsr()
-        self.pool_items_ = self.ui_.matrix[self.pool_]
+            self.pool_t_, self.pool_items_ = self.vectors_[self.pool_].T.tocsr(), self.ui_.matrix[self.pool_]
         return self
 
     def scores(self, rows: np.ndarray) -> sp.csr_matrix:

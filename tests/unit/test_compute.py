@@ -1,8 +1,9 @@
 """Compute backends: settings, local and dask maps, candidates and the ranker on both backends, and the
-after-the-fact early stopping that lightgbm.dask needs (checked against LightGBM's own)."""
+early stopping between chunks of trees that lightgbm.dask needs (checked against LightGBM's own)."""
 
 from pathlib import Path
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +13,7 @@ from pipelines.candidates.union import candidates_at_cutoffs
 from pipelines.compute import LOCAL, DaskBackend, open_backend, settings
 from pipelines.errors import InputError
 from pipelines.metrics import ranking_metrics
-from pipelines.ranker import _boost_local, best_iteration, fit, lambdarank_ndcg, lgb_params, score, top_k
+from pipelines.ranker import ValidationCurve, _boost_local, fit, lambdarank_ndcg, lgb_params, score, top_k
 from pipelines.split import make_windows
 from tests.unit.test_ranker import PARAMS, synthetic, truth_of
 
@@ -143,15 +144,45 @@ def test_lambdarank_ndcg_hand_computed():
     )
 
 
-def test_best_iteration_matches_lightgbm_early_stopping(ranking_data):
+def test_validation_curve_keeps_the_iteration_lightgbm_early_stopping_keeps(ranking_data):
     parts = [_valid_lists(ranking_data["train"]), _valid_lists(ranking_data["valid"])]
     params = lgb_params(PARAMS)
     stopped = _boost_local(params, parts[0], parts[1], rounds=200, patience=10)
     assert stopped.best_iteration < 200  # early stopping did stop
     full = _boost_local(params, parts[0], parts[1], rounds=200, patience=200)
-    best, ndcg = best_iteration(full, *parts[1], k=10, patience=10)
-    assert best == stopped.best_iteration
-    assert ndcg == pytest.approx(stopped.best_score["valid"]["ndcg@10"], abs=1e-9)
+    curve = ValidationCurve(*parts[1], k=10, patience=10)
+    curve.extend(full)
+    assert curve.best == stopped.best_iteration
+    assert curve.best_score == pytest.approx(stopped.best_score["valid"]["ndcg@10"], abs=1e-9)
+    chunked = ValidationCurve(*parts[1], k=10, patience=10)  # trees seen in chunks: the same curve
+    for trees in (7, 20, 200):
+        chunked.extend(lgb.Booster(model_str=full.model_to_string(num_iteration=trees)))
+    assert (chunked.best, chunked.best_score) == (curve.best, curve.best_score)
+
+
+def test_dask_training_stops_early_in_chunks(ranking_data, dask_backend):
+    patience = 5
+    booster, info = fit(
+        [ranking_data["train"]],
+        ranking_data["valid"],
+        {**PARAMS, "n_estimators": 200, "early_stopping_rounds": patience},
+        dask_backend,
+    )
+    assert booster.num_trees() < 200 and booster.num_trees() % patience == 0  # whole chunks, stopped early
+    curve = ValidationCurve(*_valid_lists(ranking_data["valid"]), k=10, patience=patience)
+    curve.extend(booster)
+    assert info["best_iteration"] == booster.best_iteration == curve.best
+    assert patience <= booster.num_trees() - curve.best < 2 * patience  # stopped in the chunk that showed it
+
+
+def test_dask_training_ends_without_patience_and_without_splits(ranking_data, dask_backend):
+    data = [ranking_data["train"]], ranking_data["valid"]
+    off, _ = fit(*data, {**PARAMS, "n_estimators": 7, "early_stopping_rounds": 0}, dask_backend)
+    assert off.num_trees() == 7  # early stopping off, as LightGBM reads 0: every tree
+    stuck, info = fit(*data, {**PARAMS, "min_data_in_leaf": 10**6}, dask_backend)  # no split is allowed
+    assert stuck.num_trees() <= 1 and info["best_iteration"] <= 1  # returns instead of asking for more chunks
+    with pytest.raises(InputError, match="n_estimators"):
+        fit(*data, {**PARAMS, "n_estimators": 0}, dask_backend)
 
 
 def test_the_ranker_trains_and_scores_on_dask_as_well_as_locally(ranking_data, dask_backend):

@@ -108,6 +108,11 @@ def test_latest_snapshot_reads_the_same_from_the_file_and_the_frame(tmp_path):
     pd.testing.assert_frame_equal(from_file, latest_snapshot(feats, customers, cutoff, ["rfm_tier", "rfm_score"]))
     assert from_file["rfm_tier"].tolist()[:2] == ["champion", "loyal"] and pd.isna(from_file.loc["c", "rfm_tier"])
     assert from_file.loc["a", "rfm_score"] == 13 and pd.isna(from_file.loc["ghost", "rfm_score"])
+    gap = pd.concat([feats, feats[1:2].assign(event_timestamp=pd.Timestamp("2011-04-10", tz="UTC"), rfm_score=None)])
+    assert pd.isna(
+        latest_snapshot(gap, customers, cutoff, ["rfm_tier", "rfm_score"]).loc["a", "rfm_score"]
+    )  # whole row
+    assert latest_snapshot(feats, customers[:0], cutoff, ["rfm_tier"]).empty
     naive = feats.assign(event_timestamp=feats["event_timestamp"].dt.tz_localize(None))
     assert latest_snapshot(naive, customers, cutoff, ["rfm_tier"])["rfm_tier"].tolist()[:2] == ["champion", "loyal"]
 
