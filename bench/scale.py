@@ -206,7 +206,13 @@ def plot(results: list[dict], path: Path) -> None:
             ax_t.plot(x, minutes, ls="--", marker=".", label=f"{stage} ({backend})")
         ax_m.plot(x, [totals(r, backend)[1] for r in rs], marker="o", label=f"largest stage peak ({backend})")
         if backend == "local":
-            ax_t.plot(x, [r["stages"]["features"]["seconds"] / 60 for r in rs], ls=":", marker=".", label="features")
+            built = [
+                (v, r["stages"]["features"]["seconds"] / 60)
+                for v, r in zip(x, rs, strict=True)
+                if "features" in r["stages"]
+            ]
+            if built:  # a size whose shared stages are being re-measured has no features figure yet
+                ax_t.plot(*zip(*built, strict=True), ls=":", marker=".", label="features")
             linear = [totals(rs[0], backend)[0] / 60 * v / x[0] for v in x]
             ax_t.plot(x, linear, color="grey", lw=0.8, label="linear from the smallest (local)")
     ax_m.axhline(8, color="red", lw=0.8, label="target: 8 GiB")
@@ -228,6 +234,9 @@ def table(results: list[dict]) -> str:
     lines = [
         "| stage | " + " | ".join(f"{r['rows'] / 1e6:g}M {b}" for r, b in cols) + " |",
         "|---" * (len(cols) + 1) + "|",
+        "| commit (shared stages / backend's stages) | "
+        + " | ".join(f"{r['commit']} / {r['backends'][b].get('commit', r['commit'])}" for r, b in cols)
+        + " |",
         "| clean rows / customers / items | "
         + " | ".join(f"{r.get('clean_rows', 0):,} / {r.get('customers', 0):,} / {r.get('items', 0):,}" for r, _ in cols)
         + " |",
@@ -294,7 +303,8 @@ def main() -> None:
     def save(r: dict) -> None:  # a size's other backends, measured by an earlier run, are kept
         nonlocal results
         old = next((o for o in results if o["rows"] == r["rows"]), {"backends": {}})
-        merged = {**r, "backends": {**old["backends"], **r["backends"]}}
+        kept = {b: {"commit": old["commit"], **v} for b, v in old["backends"].items()}  # each keeps its commit
+        merged = {**r, "backends": {**kept, **r["backends"]}}
         results = [o for o in results if o["rows"] != r["rows"]] + [merged]
         args.results.parent.mkdir(parents=True, exist_ok=True)
         args.results.write_text(json.dumps(results, indent=1))
