@@ -6,11 +6,15 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from pipelines.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
 
 READERS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".xlsx": "excel"}
 
@@ -84,8 +88,8 @@ def write_json(obj: Any, path: str | Path) -> None:
     _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
 
 
-def run_starts(column: Any) -> Any:
-    """Positions (a numpy array) where a run of equal values starts in an Arrow column; empty when it is."""
+def run_starts(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Positions where a run of equal values starts in an Arrow column (empty for an empty column)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
