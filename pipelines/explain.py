@@ -8,6 +8,7 @@ customer-level features (recency, spend, RFM, ...) are left out of the reasons.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -75,35 +76,66 @@ HOLDS = {
 }
 
 
-def phrase(feature: str, value: float, proposed_by: set[str] = frozenset()) -> str | None:
-    """Words for a feature pushing an item up, or None when its value does not bear the words out."""
+def _source(feature: str) -> str | None:
+    """The source whose score or rank column this is, if any."""
     source = feature.rsplit("_", 1)[0]
-    if feature.endswith(("_score", "_rank")) and source in SOURCE_WORDS:
-        return SOURCE_WORDS[source] if source in proposed_by else None
-    holds = HOLDS.get(feature)
-    if holds is not None and not (np.isfinite(value) and holds(value)):
-        return None
+    return source if feature.endswith(("_score", "_rank")) and source in SOURCE_WORDS else None
+
+
+def holds(feature: str, values: np.ndarray, proposed: Mapping[str, np.ndarray | bool]) -> np.ndarray:
+    """Per value: whether the feature's words are true of it (a source's words: whether it proposed the item)."""
+    source = _source(feature)
+    if source is not None:
+        return np.broadcast_to(np.asarray(proposed.get(source, False)), values.shape)
+    test = HOLDS.get(feature)
+    if test is None:
+        return np.ones(values.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & test(values)
+
+
+def words(feature: str, value: float) -> str:
+    """The feature's words, with its value where the words take one."""
+    source = _source(feature)
+    if source is not None:
+        return SOURCE_WORDS[source]
     template = FEATURE_WORDS.get(feature, feature.replace("_", " "))
     return template.format(value) if "{" in template and np.isfinite(value) else template.split(" {")[0]
 
 
+def phrase(feature: str, value: float, proposed_by: set[str] = frozenset()) -> str | None:
+    """Words for a feature pushing an item up, or None when its value does not bear the words out."""
+    proposed = {source: source in proposed_by for source in SOURCE_WORDS}
+    return words(feature, value) if holds(feature, np.array([value], dtype=np.float64), proposed)[0] else None
+
+
 def explain(booster: lgb.Booster, x: pd.DataFrame, cands: pd.DataFrame, source_names: list[str]) -> pd.DataFrame:
-    """Per row: `sources` (comma-separated), `reasons` (readable, best first), `contributions` (JSON)."""
+    """Per row: `sources` (comma-separated), `reasons` (readable, best first), `contributions` (JSON).
+
+    The reasons are the TOP largest positive contributions whose words hold, found for all rows at once.
+    """
     names = booster.feature_name()
     contrib = booster.predict(x[names], num_iteration=booster.best_iteration, pred_contrib=True)[:, :-1]
-    usable = np.array([n not in CUSTOMER_LEVEL for n in names])
     values = x[names].to_numpy(dtype=np.float64)
-    proposed = np.column_stack([cands[f"{n}_score"].to_numpy() > 0 for n in source_names])
-    sources, reasons, details = [], [], []
-    for row in range(len(x)):
-        by = {n for n, p in zip(source_names, proposed[row], strict=True) if p}
-        c = np.where(usable, contrib[row], -np.inf)
-        said = [
-            (i, words)
-            for i in np.argsort(-c, kind="stable")
-            if round(float(c[i]), 4) > 0 and (words := phrase(names[i], values[row, i], by))
-        ][:TOP]
-        sources.append(",".join(n for n in source_names if n in by))
-        reasons.append("; ".join(dict.fromkeys(words for _, words in said)))
-        details.append(json.dumps({names[i]: round(float(contrib[row, i]), 4) for i, _ in said}))
-    return pd.DataFrame({"sources": sources, "reasons": reasons, "contributions": details})
+    proposed = {n: cands[f"{n}_score"].to_numpy() > 0 for n in source_names}
+    sayable = np.round(contrib, 4) > 0
+    for i, name in enumerate(names):
+        sayable[:, i] &= holds(name, values[:, i], proposed) if name not in CUSTOMER_LEVEL else False
+    order = np.argsort(np.where(sayable, -contrib, np.inf), axis=1, kind="stable")[:, :TOP]
+    picked = np.take_along_axis(sayable, order, axis=1)
+    reasons, details = [], []
+    for row, (columns, keep) in enumerate(zip(order.tolist(), picked.tolist(), strict=True)):
+        said = [i for i, k in zip(columns, keep, strict=True) if k]
+        reasons.append("; ".join(dict.fromkeys(words(names[i], values[row, i]) for i in said)))
+        details.append(json.dumps({names[i]: round(float(contrib[row, i]), 4) for i in said}))
+    return pd.DataFrame({"sources": _sources(proposed, source_names, len(x)), "reasons": reasons, "contributions": details})
+
+
+def _sources(proposed: dict[str, np.ndarray], source_names: list[str], rows: int) -> np.ndarray:
+    """Per row, the sources that proposed it, comma-separated in `source_names` order."""
+    code = np.zeros(rows, dtype=np.int64)
+    for bit, name in enumerate(source_names):
+        code |= proposed[name].astype(np.int64) << bit
+    combos, inverse = np.unique(code, return_inverse=True)
+    text = [",".join(n for bit, n in enumerate(source_names) if c >> bit & 1) for c in combos.tolist()]
+    return np.asarray(text, dtype=object)[inverse]
