@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,21 +62,57 @@ def _refuse_binary(path: Path) -> None:
             raise InputError(f"{path}: not UTF-8 text (bad byte at offset {exc.start})") from None
 
 
-def _atomic(path: Path, write: Any) -> None:
+@contextmanager
+def _temporary(path: Path) -> Iterator[str]:
+    """A temporary file beside `path` that replaces it when the block ends without error."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        write(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
+def _atomic(path: Path, write: Any) -> None:
+    with _temporary(path) as tmp:
+        write(tmp)
+
+
 def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
     """Write a DataFrame to Parquet atomically."""
     _atomic(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
+
+
+@contextmanager
+def parquet_parts(path: str | Path) -> Iterator[Callable[[pd.DataFrame], None]]:
+    """Write DataFrames of the same columns one after another into one Parquet file (a row group
+    each), so no more than one is in memory; the file appears, whole, when the block ends without
+    error. Yields the function that writes a frame."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer: pq.ParquetWriter | None = None
+    columns: pd.DataFrame | None = None  # the columns, for a file of no rows
+
+    def write(frame: pd.DataFrame) -> None:
+        nonlocal writer, columns
+        columns = frame.iloc[:0] if columns is None else columns
+        if len(frame):
+            table = pa.Table.from_pandas(frame, schema=writer.schema if writer else None, preserve_index=False)
+            writer = writer or pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+
+    with _temporary(Path(path)) as tmp:
+        try:
+            yield write
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            (columns if columns is not None else pd.DataFrame()).to_parquet(tmp, index=False)
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:

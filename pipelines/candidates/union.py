@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from pipelines.candidates.base import SCORE, CandidateSource, build_sources, ran
 from pipelines.candidates.matrix import MatrixSource, SharedMatrices
 from pipelines.candidates.selection import budgets, fit_weights, select
 from pipelines.compute import LOCAL, Backend, open_backend
-from pipelines.files import write_json, write_parquet
+from pipelines.files import parquet_parts, write_json
 from pipelines.split import Windows, read_split, read_windows, warm_customers, window
 
 KEYS = [s.CUSTOMER, s.ITEM]
@@ -116,12 +117,15 @@ def window_candidates(
     future: pd.DataFrame,
     budget: pd.Series | None,
     selection: dict[str, Any] | None,
+    write: Callable[[pd.DataFrame], None],
     backend: Backend = LOCAL,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Union (and budgeted selection) for `customers`, `CHUNK` customers per partition; recall on `future`.
+) -> dict[str, Any]:
+    """Union (and budgeted selection) for `customers`, `CHUNK` customers per partition, each partition's
+    candidates to `write` in customer order; returns the recall on `future`.
 
     Partitions run on `backend` (in this process, or as dask tasks with the fitted sources sent to
-    each worker once); only the selected rows come back, so memory is bounded whatever the data size.
+    each worker once); only the selected rows come back and each goes on to `write` (e.g. a file's
+    `parquet_parts`), so memory holds a partition, whatever the data size.
     """
     names = [src.name for src in sources]
     pairs = future.loc[future[s.CUSTOMER].isin(customers), KEYS].drop_duplicates()
@@ -132,20 +136,19 @@ def window_candidates(
         for i, (chunk, chunk_budget) in enumerate(customer_parts(customers, budget))
     )
     covered = dict.fromkeys([*names, "union"], 0)
-    kept, frames = 0, []
+    kept = rows = 0
     for cands, chunk_covered, chunk_kept in backend.map(chunk_candidates, parts, sources=sources, selection=selection):
         for name, count in chunk_covered.items():
             covered[name] += count
-        kept += chunk_kept
-        frames.append(cands)
-    frame = pd.concat(frames, ignore_index=True)
+        kept, rows = kept + chunk_kept, rows + len(cands)
+        write(cands)
     n = max(len(pairs), 1)
     metrics: dict[str, Any] = {f"recall_{name}": covered[name] / n for name in names}
     metrics.update(pairs=len(pairs), customers=len(customers), recall_union=covered["union"] / n)
     if selection is not None:
         metrics.update(recall_union_before_selection=covered["union"] / n, recall_union=kept / n)
-    metrics["candidates_per_customer"] = len(frame) / max(len(customers), 1)
-    return frame, metrics
+    metrics["candidates_per_customer"] = rows / max(len(customers), 1)
+    return metrics
 
 
 def candidates_at_cutoffs(
@@ -153,7 +156,7 @@ def candidates_at_cutoffs(
     w: Windows,
     cand_params: dict[str, Any],
     backend: Backend = LOCAL,
-    sink: Callable[[str, pd.DataFrame], None] | None = None,
+    out_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Candidates at every cutoff of `w.label_windows()` (train_1..n, valid, test), sources fitted before it.
 
@@ -163,7 +166,8 @@ def candidates_at_cutoffs(
     validation without one) and applied unchanged to the later windows, so no window's
     candidates are chosen with a later window's purchases.
     Returns {name: frame for each window, "selection": weights or None, "metrics": recall per window};
-    with a `sink`, each window's frame goes to sink(name, frame) as soon as it is built, not into the result.
+    with an `out_dir`, each window goes to `<out_dir>/<name>.parquet` partition by partition instead
+    of into the result.
     """
     source_params, sel = cand_params["sources"], cand_params.get("selection")
     out: dict[str, Any] = {"selection": None, "metrics": {}}
@@ -179,11 +183,11 @@ def candidates_at_cutoffs(
             sample = pd.Index(np.sort(np.random.default_rng(0).choice(customers, n_tune, replace=False)))
             weights, recall = fit_weights(union(sources, sample), future, list(source_params), budget, sel)
             out["selection"] = {"weights": weights, "rrf_k": float(sel["rrf_k"]), "valid_recall_tuning_sample": recall}
-        frame, out["metrics"][name] = window_candidates(sources, customers, future, budget, out["selection"], backend)
-        if sink is None:
-            out[name] = frame
-        else:
-            sink(name, frame)
+        frames: list[pd.DataFrame] = []
+        with parquet_parts(out_dir / f"{name}.parquet") if out_dir else nullcontext(frames.append) as write:
+            out["metrics"][name] = window_candidates(sources, customers, future, budget, out["selection"], write, backend)
+        if out_dir is None:
+            out[name] = pd.concat(frames, ignore_index=True)
     return out
 
 
@@ -200,9 +204,7 @@ def candidates_stage(
     w = read_windows(split_dir / "windows.json")
     df = read_split(split_dir)
     with open_backend(compute_params) as backend:
-        result = candidates_at_cutoffs(
-            df, w, cand_params, backend, sink=lambda name, frame: write_parquet(frame, out_dir / f"{name}.parquet")
-        )
+        result = candidates_at_cutoffs(df, w, cand_params, backend, out_dir)
     write_json({"selection": result["selection"]}, out_dir / "selection.json")
     write_json(result["metrics"], metrics_path)
     return result["metrics"]

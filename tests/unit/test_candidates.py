@@ -295,18 +295,24 @@ def test_window_candidates_same_result_in_chunks_and_selection_keeps_the_budget(
 
     union_module = importlib.import_module("pipelines.candidates.union")  # the package re-exports `union()`
 
+    def candidates(*args):
+        parts: list[pd.DataFrame] = []
+        metrics = window_candidates(*args, parts.append)
+        return pd.concat(parts, ignore_index=True), metrics, len(parts)
+
     sources = fit_sources(UNION_HISTORY, AS_OF, PARAMS)
     future = interactions([("c1", "B", 101, 10), ("c2", "C", 101, 12), ("c4", "A", 103, 13), ("c1", "D", 102, 11)])
-    whole, metrics = window_candidates(sources, CUSTOMERS, future, None, None)
+    whole, metrics, _ = candidates(sources, CUSTOMERS, future, None, None)
     monkeypatch.setattr(union_module, "CHUNK", 1)
-    chunked, chunked_metrics = window_candidates(sources, CUSTOMERS, future, None, None)
+    chunked, chunked_metrics, parts = candidates(sources, CUSTOMERS, future, None, None)
+    assert parts == len(CUSTOMERS)  # written a partition at a time
     pd.testing.assert_frame_equal(chunked, whole)
     assert chunked_metrics == metrics
     assert metrics["recall_union"] == pytest.approx(3 / 4) and metrics["pairs"] == 4
 
     budget = pd.Series(1, index=CUSTOMERS)  # one candidate each, buy-again's vote only
     selection = {"weights": {"buy_again": 1.0, "popularity": 0.0}, "rrf_k": 20}
-    kept, sel_metrics = window_candidates(sources, CUSTOMERS, future, budget, selection)
+    kept, sel_metrics, _ = candidates(sources, CUSTOMERS, future, budget, selection)
     assert kept.groupby("customer_id").size().max() == 1
     assert (kept["buy_again_score"] > 0).all()  # a zero-weight source casts no vote
     assert sel_metrics["recall_union_before_selection"] == metrics["recall_union"]

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from pipelines.errors import InputError
-from pipelines.files import read_table, write_json, write_parquet
+from pipelines.files import parquet_parts, read_table, write_json, write_parquet
 
 pytestmark = pytest.mark.unit
 FRAME = pd.DataFrame({"CustomerID": ["17850", "13047"], "StockCode": ["85123A", "71053"]})
@@ -49,3 +49,26 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
 def test_json_is_stable(tmp_path):
     write_json({"b": 1, "a": 2}, tmp_path / "m.json")
     assert (tmp_path / "m.json").read_text() == '{\n  "a": 2,\n  "b": 1\n}\n'
+
+
+def test_parquet_parts_writes_the_frames_in_order_and_keeps_the_columns_of_none(tmp_path):
+    path = tmp_path / "parts.parquet"
+    with parquet_parts(path) as write:
+        write(FRAME.iloc[:0])  # an empty partition first
+        write(FRAME.iloc[:1])
+        write(FRAME.iloc[1:])
+    pd.testing.assert_frame_equal(pd.read_parquet(path), FRAME)
+    with parquet_parts(path) as write:
+        write(FRAME.iloc[:0])
+    assert list(pd.read_parquet(path).columns) == list(FRAME.columns) and len(pd.read_parquet(path)) == 0
+
+
+def test_parquet_parts_failing_midway_keeps_the_old_file_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "parts.parquet"
+    write_parquet(FRAME, path)
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError, match="partition 2"), parquet_parts(path) as write:
+        write(FRAME)
+        raise RuntimeError("partition 2 failed")
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["parts.parquet"]
