@@ -190,17 +190,37 @@ def _boost_dask(
     return booster
 
 
-def lambdarank_ndcg(y: np.ndarray, scores: np.ndarray, g: np.ndarray, k: int) -> float:
-    """LightGBM's ndcg@k: gains 2**label - 1, ties in score kept in row order, a list without gain scores 1."""
-    if len(g) == 0:
-        return 0.0
-    qid = np.repeat(np.arange(len(g)), g)
-    pos = np.arange(len(y)) - np.repeat(np.cumsum(g) - g, g)
-    discount = np.where(pos < k, 1.0 / np.log2(pos + 2.0), 0.0)
-    gain = np.power(2.0, y) - 1.0
-    dcg = np.bincount(qid, weights=gain[np.lexsort((-scores, qid))] * discount, minlength=len(g))
-    idcg = np.bincount(qid, weights=gain[np.lexsort((-gain, qid))] * discount, minlength=len(g))
-    return float(np.mean(np.where(idcg > 0, dcg / np.where(idcg > 0, idcg, 1.0), 1.0)))
+class ListNdcg:
+    """LightGBM's ndcg@k of lists (labels y, list sizes g) for any scores: gains 2**label - 1, ties in
+    score kept in row order, a list without gain scores 1.
+
+    Only the rows with gain count, at their position: the rows of their list scored higher (or the
+    same and earlier). So each call compares each such row with the rows of its list, no sort.
+    """
+
+    def __init__(self, y: np.ndarray, g: np.ndarray, k: int) -> None:
+        g = np.asarray(g, dtype=np.int64)
+        gain = np.power(2.0, np.asarray(y, dtype=np.float64)) - 1.0
+        starts, qid = np.cumsum(g) - g, np.repeat(np.arange(len(g)), g)
+        position = np.arange(len(gain)) - starts[qid]
+        discount = np.where(position < k, 1.0 / np.log2(position + 2.0), 0.0)
+        self.idcg = np.bincount(qid, weights=gain[np.lexsort((-gain, qid))] * discount, minlength=len(g))
+        self.hits = np.flatnonzero(gain > 0)
+        self.gain, self.hit_list, self.k = gain[self.hits], qid[self.hits], k
+        sizes = g[self.hit_list]  # each hit is paired with every row of its list
+        self.pair_hit = np.repeat(np.arange(len(self.hits)), sizes)
+        self.pair_row = np.repeat(starts[self.hit_list], sizes) + np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+
+    def __call__(self, scores: np.ndarray) -> float:
+        if len(self.idcg) == 0:
+            return 0.0
+        mine, theirs, hit_rows = scores[self.hits][self.pair_hit], scores[self.pair_row], self.hits[self.pair_hit]
+        ahead = (theirs > mine) | ((theirs == mine) & (self.pair_row < hit_rows))
+        position = np.bincount(self.pair_hit, weights=ahead, minlength=len(self.hits))
+        gained = np.where(position < self.k, self.gain / np.log2(position + 2.0), 0.0)
+        dcg = np.bincount(self.hit_list, weights=gained, minlength=len(self.idcg))
+        found = self.idcg > 0
+        return float(np.mean(np.where(found, dcg / np.where(found, self.idcg, 1.0), 1.0)))
 
 
 class ValidationCurve:
@@ -208,7 +228,7 @@ class ValidationCurve:
     iteration so far, until `patience` trees in a row bring no improvement (never with patience <= 0)."""
 
     def __init__(self, x: pd.DataFrame, y: np.ndarray, g: np.ndarray, k: int, patience: int) -> None:
-        self.x, self.y, self.g, self.k, self.patience = x, y, g, k, patience
+        self.x, self.ndcg, self.patience = x, ListNdcg(y, g, k), patience
         self.values: np.ndarray | None = None  # x as the booster reads it, built once
         self.raw = np.zeros(len(y))
         self.trees, self.best, self.best_score, self.stopped = 0, 0, -np.inf, False
@@ -220,7 +240,7 @@ class ValidationCurve:
         for i in range(self.trees, booster.num_trees()):
             self.raw += booster.predict(self.values, start_iteration=i, num_iteration=1, raw_score=True)
             self.trees = i + 1
-            current = lambdarank_ndcg(self.y, self.raw, self.g, self.k)
+            current = self.ndcg(self.raw)
             if current > self.best_score:
                 self.best, self.best_score = i + 1, current
             elif self.patience > 0 and i + 1 - self.best >= self.patience:

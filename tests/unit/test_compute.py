@@ -13,7 +13,7 @@ from pipelines.candidates.union import candidates_at_cutoffs
 from pipelines.compute import LOCAL, DaskBackend, open_backend, settings
 from pipelines.errors import InputError
 from pipelines.metrics import ranking_metrics
-from pipelines.ranker import ValidationCurve, _boost_local, fit, lambdarank_ndcg, lgb_params, score, top_k
+from pipelines.ranker import ListNdcg, ValidationCurve, _boost_local, fit, lgb_params, score, top_k
 from pipelines.split import make_windows
 from tests.unit.test_ranker import PARAMS, synthetic, truth_of
 
@@ -83,7 +83,7 @@ def test_dict_and_list_arguments_reach_the_workers_whole_and_do_not_collide(dask
         assert got == [(p * w, names[p % 3]) for p in range(6)]
 
 
-def test_candidates_are_identical_on_both_backends(clean_interactions, dask_backend, monkeypatch):
+def test_candidates_are_identical_on_both_backends(clean_interactions, dask_backend, monkeypatch, tmp_path):
     import importlib
 
     monkeypatch.setattr(importlib.import_module("pipelines.candidates.union"), "CHUNK", 37)  # many partitions
@@ -108,12 +108,12 @@ def test_candidates_are_identical_on_both_backends(clean_interactions, dask_back
         },
     }
     local = candidates_at_cutoffs(clean_interactions, w, cand_params, LOCAL)
-    distributed = candidates_at_cutoffs(clean_interactions, w, cand_params, dask_backend)
+    distributed = candidates_at_cutoffs(clean_interactions, w, cand_params, dask_backend, out_dir=tmp_path)
     assert local["selection"] == distributed["selection"]
     assert local["metrics"] == distributed["metrics"]
-    for name in w.label_windows():
-        assert len(local[name]) > 1000
-        pd.testing.assert_frame_equal(local[name], distributed[name])
+    for name in w.label_windows():  # the files, written partition by partition, hold the same frames
+        assert len(local[name]) > 1000 and name not in distributed
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / f"{name}.parquet"), local[name])
 
 
 # --- the ranker --------------------------------------------------------------------------------
@@ -131,7 +131,11 @@ def _valid_lists(valid):
     return _with_positives(x, y, cands)
 
 
-def test_lambdarank_ndcg_hand_computed():
+def lambdarank_ndcg(y, scores, g, k) -> float:
+    return ListNdcg(np.asarray(y), np.asarray(g), k)(np.asarray(scores, dtype=float))
+
+
+def test_list_ndcg_hand_computed():
     y = np.array([0, 1, 0, 1, 1, 0])
     scores = np.array([3.0, 2.0, 1.0, 0.5, 0.2, 0.1])
     g = np.array([3, 3])  # list 1: hit at position 2; list 2: hits at positions 1 and 2
@@ -142,6 +146,28 @@ def test_lambdarank_ndcg_hand_computed():
     assert lambdarank_ndcg(np.array([2, 1]), np.array([0.0, 1.0]), np.array([2]), 2) == pytest.approx(
         (1 + 3 / np.log2(3)) / (3 + 1 / np.log2(3))  # graded gains 2**label - 1
     )
+    assert lambdarank_ndcg([], [], [], 10) == 0.0  # no list
+
+
+def test_list_ndcg_ties_in_score_keep_row_order():
+    # the hit ties with the row before it: second; with the row after it: first
+    assert lambdarank_ndcg([0, 1, 0], [1.0, 1.0, 1.0], [3], 10) == pytest.approx(1 / np.log2(3))
+    assert lambdarank_ndcg([1, 0, 0], [1.0, 1.0, 1.0], [3], 1) == 1.0
+
+
+def test_list_ndcg_equals_sorting_every_list():
+    rng = np.random.default_rng(7)
+    g = rng.integers(1, 40, size=200)
+    y = rng.choice([0, 0, 0, 1, 2], size=g.sum())
+    scores = rng.integers(0, 5, size=g.sum()).astype(float)  # many ties
+    qid = np.repeat(np.arange(len(g)), g)
+    position = np.arange(len(y)) - np.repeat(np.cumsum(g) - g, g)
+    discount = np.where(position < 10, 1.0 / np.log2(position + 2.0), 0.0)
+    gain = np.power(2.0, y) - 1.0
+    dcg = np.bincount(qid, weights=gain[np.lexsort((-scores, qid))] * discount)
+    idcg = np.bincount(qid, weights=gain[np.lexsort((-gain, qid))] * discount)
+    expected = np.mean(np.where(idcg > 0, dcg / np.where(idcg > 0, idcg, 1.0), 1.0))
+    assert lambdarank_ndcg(y, scores, g, 10) == pytest.approx(expected, abs=1e-12)
 
 
 def test_validation_curve_keeps_the_iteration_lightgbm_early_stopping_keeps(ranking_data):
