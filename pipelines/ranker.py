@@ -194,31 +194,28 @@ class ListNdcg:
     """LightGBM's ndcg@k of lists (labels y, list sizes g) for any scores: gains 2**label - 1, ties in
     score kept in row order, a list without gain scores 1.
 
-    Only the rows with gain count, at their position: the rows of their list scored higher (or the
-    same and earlier). So each call compares each such row with the rows of its list, no sort.
+    What does not depend on the scores (ideal DCG, discounts) is computed once. Each call sorts by
+    score, then by list with a stable sort of small integers (a radix sort), as a lexsort would.
     """
 
     def __init__(self, y: np.ndarray, g: np.ndarray, k: int) -> None:
         g = np.asarray(g, dtype=np.int64)
-        gain = np.power(2.0, np.asarray(y, dtype=np.float64)) - 1.0
-        starts, qid = np.cumsum(g) - g, np.repeat(np.arange(len(g)), g)
-        position = np.arange(len(gain)) - starts[qid]
-        discount = np.where(position < k, 1.0 / np.log2(position + 2.0), 0.0)
-        self.idcg = np.bincount(qid, weights=gain[np.lexsort((-gain, qid))] * discount, minlength=len(g))
-        self.hits = np.flatnonzero(gain > 0)
-        self.gain, self.hit_list, self.k = gain[self.hits], qid[self.hits], k
-        sizes = g[self.hit_list]  # each hit is paired with every row of its list
-        self.pair_hit = np.repeat(np.arange(len(self.hits)), sizes)
-        self.pair_row = np.repeat(starts[self.hit_list], sizes) + np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        self.lists = len(g)
+        self.gain = np.power(2.0, np.asarray(y, dtype=np.float64)) - 1.0
+        self.qid = np.repeat(np.arange(len(g)), g).astype(np.min_scalar_type(max(len(g) - 1, 0)))
+        position = np.arange(len(self.gain)) - np.repeat(np.cumsum(g) - g, g)
+        self.discount = np.where(position < k, 1.0 / np.log2(position + 2.0), 0.0)
+        self.idcg = self._dcg(np.lexsort((-self.gain, self.qid)))
+
+    def _dcg(self, order: np.ndarray) -> np.ndarray:
+        """Per list, the DCG of the rows in `order` (grouped by list)."""
+        return np.bincount(self.qid, weights=self.gain[order] * self.discount, minlength=self.lists)
 
     def __call__(self, scores: np.ndarray) -> float:
-        if len(self.idcg) == 0:
+        if self.lists == 0:
             return 0.0
-        mine, theirs, hit_rows = scores[self.hits][self.pair_hit], scores[self.pair_row], self.hits[self.pair_hit]
-        ahead = (theirs > mine) | ((theirs == mine) & (self.pair_row < hit_rows))
-        position = np.bincount(self.pair_hit, weights=ahead, minlength=len(self.hits))
-        gained = np.where(position < self.k, self.gain / np.log2(position + 2.0), 0.0)
-        dcg = np.bincount(self.hit_list, weights=gained, minlength=len(self.idcg))
+        order = np.argsort(-scores, kind="stable")
+        dcg = self._dcg(order[np.argsort(self.qid[order], kind="stable")])
         found = self.idcg > 0
         return float(np.mean(np.where(found, dcg / np.where(found, self.idcg, 1.0), 1.0)))
 
