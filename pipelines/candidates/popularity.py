@@ -104,12 +104,14 @@ class CountryPopularity(CandidateSource):
         return self
 
     def recommend(self, customers: pd.Index) -> pd.DataFrame:
-        country = self.country_of_.reindex(customers)
-        parts = []
-        for c, top in self.per_country_.items():
-            parts.append(same_list_for_all(top, pd.Index(country.index[country == c])))
-        rest = country.index[~country.isin(list(self.per_country_))]
-        parts.append(same_list_for_all(self.global_, pd.Index(rest)))
-        out = pd.concat(parts, ignore_index=True).astype({SCORE: float})
-        out = out.sort_values([s.CUSTOMER, SCORE, s.ITEM], ascending=[True, False, True], kind="stable")
-        return out.reset_index(drop=True)
+        """Each customer's country list (the global one without a big country), customers in id order."""
+        lists = [*self.per_country_.values(), self.global_]
+        ids = np.sort(np.asarray(customers, dtype=object))
+        which = pd.Index(list(self.per_country_), dtype=object).get_indexer(self.country_of_.reindex(ids))
+        which[which < 0] = len(lists) - 1
+        lengths = np.array([len(top) for top in lists])
+        sizes, starts = lengths[which], (np.cumsum(lengths) - lengths)[which]
+        rows = np.repeat(starts - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum())  # each list in order
+        items = np.concatenate([top[s.ITEM].to_numpy(dtype=object) for top in lists])
+        scores = np.concatenate([top[SCORE].to_numpy(dtype=float) for top in lists])
+        return pd.DataFrame({s.CUSTOMER: np.repeat(ids, sizes), s.ITEM: items[rows], SCORE: scores[rows]})
