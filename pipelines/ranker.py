@@ -383,20 +383,36 @@ def customer_partitions(
     path: str | Path, customers: int = RANK_CUSTOMERS, columns: list[str] | None = None
 ) -> tuple[Iterator[pd.DataFrame], int]:
     """A candidates file (rows grouped by customer; its `columns`, all by default) in partitions of
-    `customers` whole customers (at least one), and its row count. The file is read into one Arrow table
-    (compact strings, not Python objects); each partition becomes a DataFrame only when it is taken."""
-    import pyarrow.compute as pc
+    `customers` whole customers (at least one), and its row count. The file is read row group by row
+    group as the partitions are taken, so memory holds about one partition, whatever the file's size."""
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path, columns=columns)
-    bounds = np.zeros(2, dtype=int)  # an empty file: one empty partition
-    if table.num_rows:
-        starts = run_starts(table.column(s.CUSTOMER))
-        if len(starts) != pc.count_distinct(table.column(s.CUSTOMER)).as_py():
+    file = pq.ParquetFile(path)
+    return _partitions(file, Path(path), customers, columns), file.metadata.num_rows
+
+
+def _partitions(file: Any, path: Path, customers: int, columns: list[str] | None) -> Iterator[pd.DataFrame]:
+    """The partitions of `customer_partitions`; each run of a customer's rows is checked to be its only one."""
+    import pyarrow as pa
+
+    customers, seen, last, taken = max(int(customers), 1), set(), None, False
+    buffer = file.schema_arrow.empty_table().select(columns or file.schema_arrow.names)
+    for group in range(file.num_row_groups):
+        table = file.read_row_group(group, columns=columns)
+        column = table.column(s.CUSTOMER)
+        firsts = column.take(run_starts(column)).to_pylist()  # the customer of each run
+        firsts = firsts[1:] if firsts and firsts[0] == last else firsts  # a run going on from the last group
+        if seen.intersection(firsts) or len(set(firsts)) < len(firsts):
             raise InputError(f"{path}: candidates are not grouped by customer")
-        bounds = np.r_[starts[::customers], table.num_rows]
-    parts = (table.slice(a, b - a).to_pandas() for a, b in zip(bounds[:-1], bounds[1:], strict=True))
-    return parts, table.num_rows
+        seen.update(firsts)
+        last = column[-1].as_py() if len(column) else last
+        buffer = pa.concat_tables([buffer, table])
+        starts = run_starts(buffer.column(s.CUSTOMER))
+        while len(starts) > customers:  # a run follows the first `customers` ones, so those are whole
+            yield buffer.slice(0, starts[customers]).to_pandas()
+            buffer, starts, taken = buffer.slice(starts[customers]), starts[customers:] - starts[customers], True
+    if buffer.num_rows or not taken:
+        yield buffer.to_pandas()
 
 
 def reference_sample(

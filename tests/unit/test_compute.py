@@ -239,6 +239,18 @@ def test_customer_partitions_hold_whole_customers_in_order(tmp_path):
     assert [sorted(p["customer_id"].unique()) for p in parts] == [["a", "b"], ["c", "d"], ["e"]]
     pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), cands)
 
+    for group_rows in (1, 3, 4):  # row groups that split a customer's rows, read one at a time
+        cands.to_parquet(tmp_path / "groups.parquet", index=False, row_group_size=group_rows)
+        parts, _ = customer_partitions(tmp_path / "groups.parquet", customers=2)
+        pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), cands)
+    parts = list(customer_partitions(tmp_path / "groups.parquet", customers=2, columns=["customer_id", "score"])[0])
+    assert [len(p) for p in parts] == [4, 5, 1] and list(parts[0].columns) == ["customer_id", "score"]
+
+    for rows in (list("aabba"), list("abca")):  # a customer's rows apart: in one row group, or in two
+        cands.iloc[: len(rows)].assign(customer_id=rows).to_parquet(tmp_path / "x.parquet", row_group_size=3)
+        with pytest.raises(InputError, match="x.parquet: candidates are not grouped by customer"):
+            list(customer_partitions(tmp_path / "x.parquet")[0])
+
     cands.iloc[:0].to_parquet(tmp_path / "empty.parquet", index=False)
     parts, rows = customer_partitions(tmp_path / "empty.parquet")
     (only,) = list(parts)
