@@ -89,7 +89,8 @@ def main() -> None:
     sources = fit_sources(history, w.test_start, cand_params["sources"])
     fit_s = time.perf_counter() - started
     budget = budgets(history, customers, cand_params["selection"]) if cand_params.get("selection") else None
-    frame, metrics = window_candidates(sources, customers, future, budget, result["selection"])
+    parts: list = []  # kept in memory, as the stage would write them
+    metrics = window_candidates(sources, customers, future, budget, result["selection"], parts.append)
     generate_s = time.perf_counter() - started
 
     report = {

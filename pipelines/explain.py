@@ -118,7 +118,7 @@ def explain(booster: lgb.Booster, x: pd.DataFrame, cands: pd.DataFrame, source_n
     contrib = booster.predict(x[names], num_iteration=booster.best_iteration, pred_contrib=True)[:, :-1]
     values = x[names].to_numpy(dtype=np.float64)
     proposed = {n: cands[f"{n}_score"].to_numpy() > 0 for n in source_names}
-    sayable = np.round(contrib, 4) > 0
+    sayable = contrib >= 0.00005  # what round(c, 4) > 0 says of each contribution c
     for i, name in enumerate(names):
         sayable[:, i] &= holds(name, values[:, i], proposed) if name not in CUSTOMER_LEVEL else False
     order = np.argsort(np.where(sayable, -contrib, np.inf), axis=1, kind="stable")[:, :TOP]
@@ -128,7 +128,9 @@ def explain(booster: lgb.Booster, x: pd.DataFrame, cands: pd.DataFrame, source_n
         said = [i for i, k in zip(columns, keep, strict=True) if k]
         reasons.append("; ".join(dict.fromkeys(words(names[i], values[row, i]) for i in said)))
         details.append(json.dumps({names[i]: round(float(contrib[row, i]), 4) for i in said}))
-    return pd.DataFrame({"sources": _sources(proposed, source_names, len(x)), "reasons": reasons, "contributions": details})
+    return pd.DataFrame(
+        {"sources": _sources(proposed, source_names, len(x)), "reasons": reasons, "contributions": details}
+    )
 
 
 def _sources(proposed: dict[str, np.ndarray], source_names: list[str], rows: int) -> np.ndarray:

@@ -88,9 +88,9 @@ def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
 
 @contextmanager
 def parquet_parts(path: str | Path) -> Iterator[Callable[[pd.DataFrame], None]]:
-    """Write DataFrames of the same columns one after another into one Parquet file (a row group
-    each), so no more than one is in memory; the file appears, whole, when the block ends without
-    error. Yields the function that writes a frame."""
+    """Write DataFrames of the same columns and dtypes one after another into one Parquet file (a row
+    group each, up to pyarrow's row group size), so no more than one is in memory; the file appears,
+    whole, when the block ends without error. Yields the function that writes a frame."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -100,6 +100,8 @@ def parquet_parts(path: str | Path) -> Iterator[Callable[[pd.DataFrame], None]]:
     def write(frame: pd.DataFrame) -> None:
         nonlocal writer, columns
         columns = frame.iloc[:0] if columns is None else columns
+        if list(frame.columns) != list(columns.columns):
+            raise ValueError(f"{path}: a part has columns {list(frame.columns)}, not {list(columns.columns)}")
         if len(frame):
             table = pa.Table.from_pandas(frame, schema=writer.schema if writer else None, preserve_index=False)
             writer = writer or pq.ParquetWriter(tmp, table.schema)

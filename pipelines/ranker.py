@@ -195,7 +195,7 @@ class ListNdcg:
     score kept in row order, a list without gain scores 1.
 
     What does not depend on the scores (ideal DCG, discounts) is computed once. Each call sorts by
-    score, then by list with a stable sort of small integers (a radix sort), as a lexsort would.
+    score, then stably by list (a radix sort for up to 65,536 lists), the order a lexsort gives.
     """
 
     def __init__(self, y: np.ndarray, g: np.ndarray, k: int) -> None:
@@ -382,9 +382,11 @@ def rank(
 def customer_partitions(
     path: str | Path, customers: int = RANK_CUSTOMERS, columns: list[str] | None = None
 ) -> tuple[Iterator[pd.DataFrame], int]:
-    """A candidates file (rows grouped by customer; its `columns`, all by default) in partitions of
-    `customers` whole customers (at least one), and its row count. The file is read row group by row
-    group as the partitions are taken, so memory holds about one partition, whatever the file's size."""
+    """A candidates file (rows grouped by customer; its `columns` and the customer's, all by default)
+    in partitions of `customers` whole customers (at least one), and its row count. The file is read
+    row group by row group as the partitions are taken, so memory holds about a partition and a row
+    group, whatever the file's size. A customer whose rows are not one run raises InputError when its
+    row group is read."""
     import pyarrow.parquet as pq
 
     file = pq.ParquetFile(path)
@@ -395,7 +397,8 @@ def _partitions(file: Any, path: Path, customers: int, columns: list[str] | None
     """The partitions of `customer_partitions`; each run of a customer's rows is checked to be its only one."""
     import pyarrow as pa
 
-    customers, seen, last, taken = max(int(customers), 1), set(), None, False
+    customers, seen, last = max(int(customers), 1), set(), None
+    columns = columns if columns is None or s.CUSTOMER in columns else [s.CUSTOMER, *columns]
     buffer = file.schema_arrow.empty_table().select(columns or file.schema_arrow.names)
     for group in range(file.num_row_groups):
         table = file.read_row_group(group, columns=columns)
@@ -410,9 +413,8 @@ def _partitions(file: Any, path: Path, customers: int, columns: list[str] | None
         starts = run_starts(buffer.column(s.CUSTOMER))
         while len(starts) > customers:  # a run follows the first `customers` ones, so those are whole
             yield buffer.slice(0, starts[customers]).to_pandas()
-            buffer, starts, taken = buffer.slice(starts[customers]), starts[customers:] - starts[customers], True
-    if buffer.num_rows or not taken:
-        yield buffer.to_pandas()
+            buffer, starts = buffer.slice(starts[customers]), starts[customers:] - starts[customers]
+    yield buffer.to_pandas()  # the last customers (an empty file: one empty partition)
 
 
 def reference_sample(

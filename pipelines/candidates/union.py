@@ -184,8 +184,10 @@ def candidates_at_cutoffs(
             weights, recall = fit_weights(union(sources, sample), future, list(source_params), budget, sel)
             out["selection"] = {"weights": weights, "rrf_k": float(sel["rrf_k"]), "valid_recall_tuning_sample": recall}
         frames: list[pd.DataFrame] = []
-        with parquet_parts(out_dir / f"{name}.parquet") if out_dir else nullcontext(frames.append) as write:
-            out["metrics"][name] = window_candidates(sources, customers, future, budget, out["selection"], write, backend)
+        with parquet_parts(Path(out_dir) / f"{name}.parquet") if out_dir else nullcontext(frames.append) as write:
+            out["metrics"][name] = window_candidates(
+                sources, customers, future, budget, out["selection"], write, backend
+            )
         if out_dir is None:
             out[name] = pd.concat(frames, ignore_index=True)
     return out

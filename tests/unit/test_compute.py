@@ -246,8 +246,8 @@ def test_customer_partitions_hold_whole_customers_in_order(tmp_path):
     parts = list(customer_partitions(tmp_path / "groups.parquet", customers=2, columns=["customer_id", "score"])[0])
     assert [len(p) for p in parts] == [4, 5, 1] and list(parts[0].columns) == ["customer_id", "score"]
 
-    for rows in (list("aabba"), list("abca")):  # a customer's rows apart: in one row group, or in two
-        cands.iloc[: len(rows)].assign(customer_id=rows).to_parquet(tmp_path / "x.parquet", row_group_size=3)
+    for rows, group_rows in ((list("aabba"), 3), (list("abca"), 3), (list("abab"), 4)):  # across groups, or in one
+        cands.iloc[: len(rows)].assign(customer_id=rows).to_parquet(tmp_path / "x.parquet", row_group_size=group_rows)
         with pytest.raises(InputError, match="x.parquet: candidates are not grouped by customer"):
             list(customer_partitions(tmp_path / "x.parquet")[0])
 

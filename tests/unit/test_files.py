@@ -1,6 +1,7 @@
 """Reading Parquet/CSV/XLSX exports and atomic writes."""
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from pipelines.errors import InputError
@@ -58,6 +59,7 @@ def test_parquet_parts_writes_the_frames_in_order_and_keeps_the_columns_of_none(
         write(FRAME.iloc[:1])
         write(FRAME.iloc[1:])
     pd.testing.assert_frame_equal(pd.read_parquet(path), FRAME)
+    assert pq.ParquetFile(path).num_row_groups == 2  # one per non-empty frame, not concatenated first
     with parquet_parts(path) as write:
         write(FRAME.iloc[:0])
     assert list(pd.read_parquet(path).columns) == list(FRAME.columns) and len(pd.read_parquet(path)) == 0

@@ -448,6 +448,8 @@ def test_explain_lists_no_feature_whose_contribution_reads_zero():
     contrib = json.loads(got["contributions"][0])
     assert all(v > 0 for v in contrib.values()), contrib
     assert got["reasons"][0] == "you bought it 1 times"
+    edge = json.loads(stub_explain([[0.00005, 0.5, 0.0, 0.0000499, 0.0, 0.0]])["contributions"][0])
+    assert list(edge) == ["times_bought", "a_score"]  # 0.00005 reads 0.0001, 0.0000499 reads 0
 
 
 # --- phrase ------------------------------------------------------------------------------------
