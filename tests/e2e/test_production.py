@@ -9,6 +9,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -69,10 +70,15 @@ def test_candidates_are_the_same_on_both_backends(production):
     local, copy, _ = production
     assert metrics(copy, "candidates.json") == metrics(local, "candidates.json")
     for name in ("train_1", "valid", "test"):
+        dask, here = (pd.read_parquet(d / f"data/candidates/{name}.parquet") for d in (copy, local))
+        # als scores are BLAS float32 products, single-threaded on a dask worker and multi-threaded in the
+        # step, which can change their last bits (and so the order of near-ties): the same rows, every
+        # other column equal, als within float32 precision
         pd.testing.assert_frame_equal(
-            pd.read_parquet(copy / f"data/candidates/{name}.parquet"),
-            pd.read_parquet(local / f"data/candidates/{name}.parquet"),
+            dask.drop(columns=["als_score", "als_rank"]), here.drop(columns=["als_score", "als_rank"])
         )
+        np.testing.assert_allclose(dask["als_score"], here["als_score"], rtol=1e-4, atol=1e-9)
+        assert (dask["als_rank"] != here["als_rank"]).mean() < 0.01
 
 
 def test_one_model_ranks_identically_on_both_backends(production, tmp_path):
