@@ -70,9 +70,9 @@ def peak_rss(proc: psutil.Process, stop: threading.Event, out: list[int]) -> Non
         stop.wait(0.2)
 
 
-def run_stage(name: str, cmd: str, cwd: Path, env: dict[str, str], log: Path) -> dict[str, float]:
-    """Run one stage's command; its wall time and peak RSS. A failing stage stops the benchmark."""
-    started = time.perf_counter()
+def run_stage(name: str, cmd: str, cwd: Path, env: dict[str, str], log: Path) -> dict[str, float | str]:
+    """Run one stage's command; its wall time, peak RSS and commit. A failing stage stops the benchmark."""
+    commit, started = head(), time.perf_counter()
     with log.open("a") as out:
         out.write(f"\n### {name}: {cmd}\n")
         out.flush()
@@ -87,7 +87,13 @@ def run_stage(name: str, cmd: str, cwd: Path, env: dict[str, str], log: Path) ->
     if code != 0:
         raise SystemExit(f"{name} failed (exit {code}); see {log}")
     print(f"  {name:<12} {seconds:8.1f} s  {peak[0] / GIB:6.2f} GiB", flush=True)
-    return {"seconds": round(seconds, 1), "peak_rss_gib": round(peak[0] / GIB, 3)}
+    return {"seconds": round(seconds, 1), "peak_rss_gib": round(peak[0] / GIB, 3), "commit": commit}
+
+
+def head() -> str:
+    """The short commit of the checkout whose code the stages run."""
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return git.stdout.strip()
 
 
 def project(work: Path, rows: int, redis_db: int) -> dict:
@@ -122,21 +128,25 @@ def bench_size(
     redis_db: int,
     save: Callable[[dict], None],
     earlier: dict | None = None,
+    resume: bool = False,
 ) -> None:
     """Run every stage at `rows` on each backend; `save(result)` after each stage, so a run stopped
     part-way keeps what it measured (a backend's "complete" says whether it ran to the end).
 
     With `earlier` (this size's result from an earlier run whose work directory is still there), the
     shared stages are not run again: their outputs and measurements are reused, and what the other
-    stages wrote is deleted (a model or published lists left over would change what gate and publish do)."""
+    stages wrote is deleted (a model or published lists left over would change what gate and publish do).
+    With `resume` too, the first backend's stages measured by that run are kept as well (outputs and
+    figures) and only the rest run: a run stopped between stages goes on where it stopped."""
     import redis
 
     work = root / f"rows-{rows}"
     reuse = earlier is not None and set(SHARED) <= set(earlier["stages"]) and work.exists()
     if earlier is not None and not reuse:
         raise SystemExit(f"--reuse-shared: no complete shared stages for {rows:,} rows in {work} and the results")
+    measured = earlier["backends"].get(backends[0], {}).get("stages", {}) if reuse and resume else {}
     if reuse:  # the published deployment too; the online store (flushed below) is read by no later stage
-        later = stage_outputs([name for name in stage_commands() if name not in SHARED])
+        later = stage_outputs([name for name in stage_commands() if name not in SHARED and name not in measured])
         published = yaml.safe_load((ROOT / "params.yaml").read_text())["publish"]["dir"]
         for target in [work / path for path in [*later, published]]:
             shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
@@ -152,8 +162,7 @@ def bench_size(
         "SHOPREC_FEAST_REDIS": f"127.0.0.1:6379,db={redis_db}",
     }
     commands, log = stage_commands(), work / "bench.log"
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    result: dict = {"rows": rows, "commit": commit.strip(), "stages": {}, "backends": {}}
+    result: dict = {"rows": rows, "commit": head(), "stages": {}, "backends": {}}
     print(f"rows {rows:,}", flush=True)
     write_params(work, params, backends[0])
     if reuse:
@@ -166,9 +175,11 @@ def bench_size(
     for backend in backends:
         print(f" backend {backend}", flush=True)
         write_params(work, params, backend)
-        done = result["backends"][backend] = {"commit": commit.strip(), "stages": {}, "complete": False}
+        kept = measured if backend == backends[0] else {}
+        commit = earlier["backends"][backend]["commit"] if kept else head()
+        done = result["backends"][backend] = {"commit": commit, "stages": dict(kept), "complete": False}
         for name, cmd in commands.items():
-            if name not in SHARED:
+            if name not in SHARED and name not in done["stages"]:
                 done["stages"][name] = run_stage(name, cmd, work, env, log)
                 save(result)
         done.update(complete=True, ranker=json.loads((work / "metrics/evaluate.json").read_text())["ranker"])
@@ -227,6 +238,13 @@ def plot(results: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def backend_commits(r: dict, backend: str) -> str:
+    """The commit(s) the backend's stages ran at, in stage order (a resumed run can span several)."""
+    run = r["backends"][backend]
+    default = run.get("commit", r["commit"])
+    return " + ".join(dict.fromkeys(v.get("commit", default) for v in run["stages"].values())) or default
+
+
 def table(results: list[dict]) -> str:
     """Markdown: per size and backend, every stage's wall time and peak RSS, the totals, the time ratios."""
     rs = sorted(results, key=lambda r: r["rows"])
@@ -235,7 +253,7 @@ def table(results: list[dict]) -> str:
         "| stage | " + " | ".join(f"{r['rows'] / 1e6:g}M {b}" for r, b in cols) + " |",
         "|---" * (len(cols) + 1) + "|",
         "| commit (shared stages / backend's stages) | "
-        + " | ".join(f"{r['commit']} / {r['backends'][b].get('commit', r['commit'])}" for r, b in cols)
+        + " | ".join(f"{r['commit']} / {backend_commits(r, b)}" for r, b in cols)
         + " |",
         "| clean rows / customers / items | "
         + " | ".join(f"{r.get('clean_rows', 0):,} / {r.get('customers', 0):,} / {r.get('items', 0):,}" for r, _ in cols)
@@ -297,7 +315,14 @@ def main() -> None:
         action="store_true",
         help="keep the shared stages' outputs and figures from an earlier run of the same size (same work dir)",
     )
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="--reuse-shared, and keep the stages the backend (one) already ran: go on from where a run stopped",
+    )
     args = ap.parse_args()
+    if args.resume and len(args.backends) != 1:
+        ap.error("--resume goes on with one backend's run: give one --backends")
     results = json.loads(args.results.read_text()) if args.results.exists() else []
 
     def save(r: dict) -> None:  # a size's other backends, measured by an earlier run, are kept
@@ -313,8 +338,9 @@ def main() -> None:
             write_docs(results)
 
     for rows in args.rows:
-        earlier = next((r for r in results if r["rows"] == rows), {"stages": {}}) if args.reuse_shared else None
-        bench_size(rows, args.backends, args.work, args.redis_db, save, earlier)
+        reuse = args.reuse_shared or args.resume
+        earlier = next((r for r in results if r["rows"] == rows), {"stages": {}, "backends": {}}) if reuse else None
+        bench_size(rows, args.backends, args.work, args.redis_db, save, earlier, args.resume)
     print(table(results))
 
 
