@@ -1,5 +1,5 @@
 """Why an item is recommended: the sources that proposed it and the features that pushed it up
-(LightGBM's per-prediction contributions, SHAP values), in words a person can read.
+(each feature's part of the ranker's score along the trees' decision paths), in words a person can read.
 
 Only features that differ between a customer's candidates explain an order among them, so the
 customer-level features (recency, spend, RFM, ...) are left out of the reasons.
@@ -115,7 +115,7 @@ def explain(booster: lgb.Booster, x: pd.DataFrame, cands: pd.DataFrame, source_n
     The reasons are the TOP largest positive contributions whose words hold, found for all rows at once.
     """
     names = booster.feature_name()
-    contrib = booster.predict(x[names], num_iteration=booster.best_iteration, pred_contrib=True)[:, :-1]
+    contrib = path_contributions(booster, x[names])
     values = x[names].to_numpy(dtype=np.float64)
     proposed = {n: cands[f"{n}_score"].to_numpy() > 0 for n in source_names}
     sayable = contrib >= 0.00005  # what round(c, 4) > 0 says of each contribution c
@@ -131,6 +131,53 @@ def explain(booster: lgb.Booster, x: pd.DataFrame, cands: pd.DataFrame, source_n
     return pd.DataFrame(
         {"sources": _sources(proposed, source_names, len(x)), "reasons": reasons, "contributions": details}
     )
+
+
+def path_contributions(booster: lgb.Booster, x: pd.DataFrame) -> np.ndarray:
+    """Per row and feature (`x` in the booster's feature order): the feature's part of the raw score.
+
+    Along each tree's decision path every split hands the change in expected value it makes to its
+    feature (Saabas; XGBoost's `approx_contribs`). Like SHAP, a row's parts plus the trees' expected
+    values add up to its raw score, but each tree costs one leaf lookup, not TreeSHAP's
+    leaves x depth^2 (20x less on the ranker: TreeSHAP was half of scoring a partition).
+    """
+    it = booster.best_iteration
+    trees = booster.dump_model(num_iteration=it)["tree_info"]
+    leaves = np.asarray(booster.predict(x, num_iteration=it, pred_leaf=True)).reshape(len(x), len(trees))
+    out = np.zeros((len(x), x.shape[1]))
+    for t, tree in enumerate(trees):
+        out += _leaf_parts(tree["tree_structure"], int(tree["num_leaves"]), x.shape[1])[leaves[:, t]]
+    return out
+
+
+def _leaf_parts(root: dict, n_leaves: int, n_features: int) -> np.ndarray:
+    """(leaf x feature): what each split on the way to the leaf adds to the expected value, per feature.
+
+    A node's expected value is its leaves' values weighted by their training rows (as in TreeSHAP),
+    so a leaf's parts add up to its value minus the tree's expected value."""
+    expected: dict[int, float] = {}
+
+    def mean(node: dict) -> tuple[float, float]:  # (expected value, rows)
+        if "split_feature" not in node:
+            value, rows = float(node["leaf_value"]), float(node.get("leaf_count", 0))
+        else:
+            (lv, lr), (rv, rr) = mean(node["left_child"]), mean(node["right_child"])
+            value, rows = ((lv * lr + rv * rr) / (lr + rr) if lr + rr > 0 else (lv + rv) / 2), lr + rr
+        expected[id(node)] = value
+        return value, rows
+
+    mean(root)
+    parts = np.zeros((n_leaves, n_features))
+    stack: list[tuple[dict, list[tuple[int, float]]]] = [(root, [])]
+    while stack:
+        node, path = stack.pop()
+        if "split_feature" not in node:  # a leaf (a one-leaf tree has no leaf_index)
+            for feature, change in path:
+                parts[node.get("leaf_index", 0), feature] += change
+            continue
+        for child in (node["left_child"], node["right_child"]):
+            stack.append((child, [*path, (node["split_feature"], expected[id(child)] - expected[id(node)])]))
+    return parts
 
 
 def _sources(proposed: dict[str, np.ndarray], source_names: list[str], rows: int) -> np.ndarray:

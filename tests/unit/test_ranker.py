@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.explain import CUSTOMER_LEVEL, FEATURE_WORDS, SOURCE_WORDS, explain, phrase
+from pipelines import explain as explain_module
+from pipelines.explain import CUSTOMER_LEVEL, FEATURE_WORDS, SOURCE_WORDS, explain, path_contributions, phrase
 from pipelines.metrics import ranking_metrics
 from pipelines.ranker import KIND, fit, importance, rank_features, recommend, score, source_sizes, top_k
 from pipelines.ranking_data import feature_table, groups, labels, source_columns
@@ -374,7 +375,7 @@ def test_recommend_never_gives_customer_level_features_as_reasons(data, fitted, 
     assert "recency_days" in CUSTOMER_LEVEL
     # the check means something: recency_days does push some rows up in the model
     names = booster.feature_name()
-    contrib = booster.predict(x[names], num_iteration=booster.best_iteration, pred_contrib=True)
+    contrib = path_contributions(booster, x[names])
     assert (contrib[:, names.index("recency_days")] > 0).any()
     for text in recs["contributions"]:
         assert not set(json.loads(text)) & CUSTOMER_LEVEL
@@ -390,23 +391,63 @@ def test_recommend_with_candidates_not_indexed_from_zero(data, fitted, recs, rel
     pd.testing.assert_frame_equal(got, recs)
 
 
-# --- explain, with a stand-in booster whose contributions are chosen by hand ---------------------
+# --- path contributions, on real boosters ------------------------------------------------------
+
+
+def small_booster(n_estimators: int = 30, num_leaves: int = 15, **extra) -> tuple:
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(3)
+    x = pd.DataFrame(rng.normal(size=(2000, 5)), columns=[f"f{i}" for i in range(5)])
+    x.loc[::9, "f2"] = np.nan  # missing values take the default branch
+    y = ((x["f0"] + x["f1"] * x["f2"].fillna(0) + rng.normal(scale=0.5, size=2000)) > 0.8).astype(int)
+    params = {"objective": "lambdarank", "num_leaves": num_leaves, "min_data_in_leaf": 10, "verbose": -1, **extra}
+    data = lgb.Dataset(x, y, group=[20] * 100)
+    return lgb.train(params, data, num_boost_round=n_estimators), x
+
+
+def test_path_contributions_add_up_to_the_raw_score_like_shap():
+    booster, x = small_booster()
+    got = path_contributions(booster, x)
+    shap = booster.predict(x, pred_contrib=True)
+    assert got.shape == (len(x), x.shape[1])
+    np.testing.assert_allclose(got.sum(axis=1) + shap[:, -1], booster.predict(x), atol=1e-9)
+    assert np.corrcoef(got[:, 0], shap[:, 0])[0, 1] > 0.95  # the strongest feature: close to SHAP
+
+
+def test_path_contributions_of_one_split_equal_shap():
+    booster, x = small_booster(n_estimators=1, num_leaves=2)  # one split: the path and SHAP agree exactly
+    shap = booster.predict(x, pred_contrib=True)[:, :-1]
+    np.testing.assert_allclose(path_contributions(booster, x), shap, atol=1e-12)
+
+
+def test_path_contributions_follow_best_iteration_and_row_order():
+    booster, x = small_booster()
+    booster.best_iteration = 10
+    got = path_contributions(booster, x)
+    shap = booster.predict(x, num_iteration=10, pred_contrib=True)
+    np.testing.assert_allclose(got.sum(axis=1) + shap[:, -1], booster.predict(x, num_iteration=10), atol=1e-9)
+    order = np.arange(len(x))[::-1]
+    np.testing.assert_array_equal(path_contributions(booster, x.iloc[order]), got[order])
+
+
+def test_path_contributions_of_a_tree_without_splits_are_zero():
+    booster, x = small_booster(n_estimators=3, min_data_in_leaf=5000)  # too few rows to split: one-leaf trees
+    assert {tree["num_leaves"] for tree in booster.dump_model()["tree_info"]} == {1}
+    np.testing.assert_array_equal(path_contributions(booster, x), np.zeros(x.shape))
+
+
+# --- explain, with contributions chosen by hand --------------------------------------------------
 
 
 class StubBooster:
-    """What explain() uses of a LightGBM booster: feature names and per-row contributions (+ bias column)."""
+    """What explain() uses of a LightGBM booster besides the contributions: the feature names."""
 
-    best_iteration = 1
-
-    def __init__(self, names: list[str], contrib: list[list[float]]):
-        self.names, self.contrib = names, np.asarray(contrib, dtype=float)
+    def __init__(self, names: list[str]):
+        self.names = names
 
     def feature_name(self) -> list[str]:
         return list(self.names)
-
-    def predict(self, x, num_iteration=None, pred_contrib=False):
-        assert pred_contrib and list(x.columns) == self.names
-        return np.column_stack([self.contrib, np.full(len(self.contrib), 0.123)])
 
 
 STUB_NAMES = ["a_score", "times_bought", "recency_days", "units_90d", "buyers_90d", "price"]
@@ -416,7 +457,14 @@ def stub_explain(contrib: list[list[float]], values: list[list[float]] | None = 
     n = len(contrib)
     x = pd.DataFrame(values or [[1.0] * len(STUB_NAMES)] * n, columns=STUB_NAMES)
     cands = pd.DataFrame({"a_score": [0.5, 0.0][:n], "b_score": [0.0, 0.0][:n]})
-    return explain(StubBooster(STUB_NAMES, contrib), x, cands, FAKE)
+
+    def by_hand(booster, given):
+        assert list(given.columns) == STUB_NAMES
+        return np.asarray(contrib, dtype=float)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(explain_module, "path_contributions", by_hand)
+        return explain(StubBooster(STUB_NAMES), x, cands, FAKE)
 
 
 def test_explain_top_three_positive_non_customer_features_best_first():
