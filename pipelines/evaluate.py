@@ -3,7 +3,7 @@ source alone, overall and by customer segment (loyalty tier, new vs returning, c
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,19 +47,31 @@ class Catalogue:
         return cls(n_items, item_popularity(history), ItemVectors.of_texts(item_texts(history, items)))
 
 
-def metric_table(recs: pd.DataFrame, truth: pd.DataFrame, ks: list[int], catalogue: Catalogue) -> dict[str, float]:
-    """Ranking metrics at every k over the customers in `truth`, and the beyond-accuracy metrics of their lists."""
+BEYOND_ACCURACY: dict[str, Callable[[pd.DataFrame, int, Catalogue], float]] = {
+    "coverage": lambda lists, k, c: catalogue_coverage(lists, k, c.n_items),
+    "diversity": lambda lists, k, c: intra_list_diversity(lists, k, c.vectors),
+    "novelty": lambda lists, k, c: novelty(lists, k, c.popularity),
+    "personalisation": lambda lists, k, c: personalisation(lists, k),
+    "popularity": lambda lists, k, c: average_popularity(lists, k, c.popularity),
+    "gini": lambda lists, k, c: exposure_gini(lists, k, c.n_items),
+}
+
+
+def metric_table(
+    recs: pd.DataFrame, truth: pd.DataFrame, ks: list[int], catalogue: Catalogue, only: Collection[str] | None = None
+) -> dict[str, float]:
+    """Ranking metrics at every k over the customers in `truth`, and the beyond-accuracy metrics of their
+    lists; with `only` (names such as "ndcg@10"), just those."""
     lists = recs[recs[s.CUSTOMER].isin(truth[s.CUSTOMER].unique())]
     out: dict[str, float] = {}
     for k in ks:
-        out.update(ranking_metrics(lists, truth, k))
-        out[f"coverage@{k}"] = catalogue_coverage(lists, k, catalogue.n_items)
-        out[f"diversity@{k}"] = intra_list_diversity(lists, k, catalogue.vectors)
-        out[f"novelty@{k}"] = novelty(lists, k, catalogue.popularity)
-        out[f"personalisation@{k}"] = personalisation(lists, k)
-        out[f"popularity@{k}"] = average_popularity(lists, k, catalogue.popularity)
-        out[f"gini@{k}"] = exposure_gini(lists, k, catalogue.n_items)
-    return out
+        wanted = None if only is None else {m.split("@")[0] for m in only if m.endswith(f"@{k}")}
+        if wanted is None or wanted - set(BEYOND_ACCURACY):
+            out.update(ranking_metrics(lists, truth, k))
+        for name, metric in BEYOND_ACCURACY.items():
+            if wanted is None or name in wanted:
+                out[f"{name}@{k}"] = metric(lists, k, catalogue)
+    return out if only is None else {m: out[m] for m in only}
 
 
 def model_lists(
@@ -100,8 +112,7 @@ def by_segment(
             part = truth[truth[s.CUSTOMER].isin(members)]
             row: dict[str, Any] = {"customers": int(part[s.CUSTOMER].nunique())}
             for name, model_recs in lists.items():
-                table = metric_table(model_recs, part, ks, catalogue)
-                row[name] = {m: table[m] for m in headline}
+                row[name] = metric_table(model_recs, part, ks, catalogue, headline)
             out[dim][str(value)] = row
     return out
 

@@ -4,7 +4,7 @@ segments are known at the cutoff and split the evaluated customers."""
 import pandas as pd
 import pytest
 
-from pipelines.evaluate import Catalogue, by_segment, evaluate, metric_curves, model_lists
+from pipelines.evaluate import Catalogue, by_segment, evaluate, metric_curves, metric_table, model_lists
 from pipelines.metrics import ItemVectors
 from pipelines.segments import customer_segments, latest_snapshot, loyalty_tier
 from tests.conftest import interactions
@@ -131,3 +131,22 @@ def test_segment_metrics_are_the_metrics_of_the_segment_customers():
     assert got["tier"]["loyal"] == {"customers": 2, "ranker": {"hitrate@1": 0.5}}  # v misses, w hits
     assert got["lifecycle"]["returning"]["ranker"]["hitrate@1"] == 1.0
     assert got["country"]["UK"] == {"customers": 3, "ranker": {"hitrate@1": pytest.approx(2 / 3)}}
+
+
+def test_metric_table_only_the_named_metrics_with_the_full_tables_values():
+    recs = pd.DataFrame(
+        {
+            "customer_id": ["u", "u", "v", "v", "w"],
+            "item_id": ["a", "b", "b", "c", "a"],
+            "rank": [1, 2, 1, 2, 1],
+            "score": [1.0, 0.5, 1.0, 0.5, 1.0],
+        }
+    )
+    truth = pd.DataFrame({"customer_id": ["u", "v", "w"], "item_id": ["b", "b", "c"]})
+    full = metric_table(recs, truth, [1, 2], catalogue(3))
+    only = ["ndcg@2", "novelty@1", "coverage@2", "hitrate@1"]
+    got = metric_table(recs, truth, [1, 2], catalogue(3), only)
+    assert list(got) == only and got == {m: full[m] for m in only}
+    assert metric_table(recs, truth, [1, 2], catalogue(3), []) == {}
+    with pytest.raises(KeyError):
+        metric_table(recs, truth, [1, 2], catalogue(3), ["ndcg@5"])  # a k not evaluated
