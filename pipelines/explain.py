@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from pipelines.errors import InputError
+
 if TYPE_CHECKING:
     import lightgbm as lgb
 
@@ -109,13 +111,16 @@ def phrase(feature: str, value: float, proposed_by: set[str] = frozenset()) -> s
     return words(feature, value) if holds(feature, np.array([value], dtype=np.float64), proposed)[0] else None
 
 
-def explain(booster: lgb.Booster, x: pd.DataFrame, cands: pd.DataFrame, source_names: list[str]) -> pd.DataFrame:
+def explain(
+    booster: lgb.Booster, x: pd.DataFrame, cands: pd.DataFrame, source_names: list[str], method: str = "path"
+) -> pd.DataFrame:
     """Per row: `sources` (comma-separated), `reasons` (readable, best first), `contributions` (JSON).
 
-    The reasons are the TOP largest positive contributions whose words hold, found for all rows at once.
+    The reasons are the TOP largest positive contributions (`method`: "path" or "shap") whose words
+    hold, found for all rows at once.
     """
     names = booster.feature_name()
-    contrib = path_contributions(booster, x[names])
+    contrib = CONTRIBUTIONS[contribution_method(method)](booster, x[names])
     values = x[names].to_numpy(dtype=np.float64)
     proposed = {n: cands[f"{n}_score"].to_numpy() > 0 for n in source_names}
     sayable = contrib >= 0.00005  # what round(c, 4) > 0 says of each contribution c
@@ -148,6 +153,21 @@ def path_contributions(booster: lgb.Booster, x: pd.DataFrame) -> np.ndarray:
     for t, tree in enumerate(trees):
         out += _leaf_parts(tree["tree_structure"], int(tree["num_leaves"]), x.shape[1])[leaves[:, t]]
     return out
+
+
+def shap_contributions(booster: lgb.Booster, x: pd.DataFrame) -> np.ndarray:
+    """LightGBM's TreeSHAP values (`x` in the booster's feature order), without the expected-value column."""
+    return booster.predict(x, num_iteration=booster.best_iteration, pred_contrib=True)[:, :-1]
+
+
+CONTRIBUTIONS = {"path": path_contributions, "shap": shap_contributions}
+
+
+def contribution_method(method: str) -> str:
+    """`method` if it names one of CONTRIBUTIONS; otherwise a one-line InputError."""
+    if method not in CONTRIBUTIONS:
+        raise InputError(f"params: recommend.contributions must be one of {sorted(CONTRIBUTIONS)}, not {method!r}")
+    return method
 
 
 def _leaf_parts(root: dict, n_leaves: int, n_features: int) -> np.ndarray:

@@ -124,7 +124,7 @@ def champion_metrics(
     ks = [int(k) for k in params["evaluate"]["ks"]]
     cutoff = read_windows(Path(split_dir) / "windows.json").test_start
     parts, rows = customer_partitions(cands_path)
-    recs = rank(model_dir, parts, rows, cutoff, params["features"], max(ks), reasons=False)[0]
+    recs = rank(model_dir, parts, rows, cutoff, params["features"], max(ks), reasons=None)[0]
     history, truth, n_items = holdout(split_dir)
     return metric_table(recs, truth, ks, Catalogue.of(history, n_items)), version
 

@@ -263,11 +263,13 @@ def recommend(
     source_names: list[str],
     k: int,
     scores: np.ndarray | None = None,
+    method: str = "path",
 ) -> pd.DataFrame:
-    """Top k per customer with score, the sources that proposed each item and why it ranks there."""
+    """Top k per customer with score, the sources that proposed each item and why it ranks there
+    (`method`: the feature contributions, see `explain`)."""
     recs = top_k(cands, score(booster, x) if scores is None else scores, k, positive_only=False)
     rows = recs.index.to_numpy()
-    why = explain(booster, x.iloc[rows], cands.iloc[rows], source_names)
+    why = explain(booster, x.iloc[rows], cands.iloc[rows], source_names, method)
     return pd.concat([recs.reset_index(drop=True), why.reset_index(drop=True)], axis=1)
 
 
@@ -320,18 +322,18 @@ def rank_part(
     k: int,
     sample_share: float = 0.0,
     seed: int = 0,
-    reasons: bool = True,
+    reasons: str | None = "path",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One partition (index, candidates of whole customers): Feast features at `cutoff` (`store`: a
-    `store_spec`), scores, the top k per customer (with sources and reasons unless `reasons` is off),
-    and a seeded `sample_share` of the scored rows (the drift sample)."""
+    `store_spec`), scores, the top k per customer (with sources and reasons from the `reasons`
+    contributions, none if None), and a seeded `sample_share` of the scored rows (the drift sample)."""
     from pipelines.features.store import process_store
 
     index, cands = part
     x = feature_table(cands, cutoff, source_names, process_store(store))
     scores = score(booster, x)
-    if reasons:
-        recs = recommend(booster, cands, x, source_names, k, scores)
+    if reasons is not None:
+        recs = recommend(booster, cands, x, source_names, k, scores, reasons)
     else:
         recs = top_k(cands, scores, k, positive_only=False).reset_index(drop=True)
     sample = monitoring_sample(cands, x, scores, round(sample_share * len(cands)), seed + index)
@@ -364,14 +366,17 @@ def rank(
     backend: Backend = LOCAL,
     sample_rows: int = 0,
     seed: int = 0,
-    reasons: bool = True,
+    reasons: str | None = "path",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rank candidates with a saved model, partition by partition on `backend` (`rows` in all): the top k
-    per customer (with reasons), and a seeded sample of about `sample_rows` scored rows (each partition
-    contributes its share, rounded).
+    per customer (with reasons from the `reasons` contributions, none if None), and a seeded sample of
+    about `sample_rows` scored rows (each partition contributes its share, rounded).
 
     Each partition joins its own features, so memory holds one partition's feature table, not all.
     """
+    from pipelines.explain import contribution_method
+
+    reasons = None if reasons is None else contribution_method(reasons)
     shared = ranking_args(model_dir, feature_params, cutoff, k)
     share = min(1.0, sample_rows / rows) if rows else 0.0
     results = list(backend.map(rank_part, enumerate(parts), sample_share=share, seed=seed, reasons=reasons, **shared))
@@ -476,6 +481,7 @@ def recommend_stage(
             backend,
             int(monitor["sample_rows"]),
             int(monitor["seed"]),
+            params["recommend"]["contributions"],
         )
     write_parquet(recs, out_path)
     write_parquet(sample, sample_path)

@@ -69,11 +69,14 @@ def recommendations(
 ) -> pd.DataFrame:
     """The top `publish.k` for `customers` (`serving_sources`): candidates, features and the ranker
     partition by partition of customers on `backend` (only the lists come back)."""
+    from pipelines.explain import contribution_method
     from pipelines.ranker import ranking_args
 
+    reasons = contribution_method(params["recommend"]["contributions"])
     ranking = ranking_args(model_dir, params["features"], as_of, int(params["publish"]["k"]))
     parts = ((i, chunk, chunk_budget) for i, (chunk, chunk_budget) in enumerate(customer_parts(customers, budget)))
-    return pd.concat(backend.map(score_part, parts, sources=sources, selection=selection, **ranking), ignore_index=True)
+    lists = backend.map(score_part, parts, sources=sources, selection=selection, reasons=reasons, **ranking)
+    return pd.concat(lists, ignore_index=True)
 
 
 def cold_start(history: pd.DataFrame, as_of: pd.Timestamp, k: int, params: dict[str, Any]) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from pipelines import explain as explain_module
+from pipelines.errors import InputError
 from pipelines.explain import CUSTOMER_LEVEL, FEATURE_WORDS, SOURCE_WORDS, explain, path_contributions, phrase
 from pipelines.metrics import ranking_metrics
 from pipelines.ranker import KIND, fit, importance, rank_features, recommend, score, source_sizes, top_k
@@ -382,6 +383,32 @@ def test_recommend_never_gives_customer_level_features_as_reasons(data, fitted, 
     assert not recs["reasons"].str.contains("recency").any()
 
 
+def test_recommend_with_shap_contributions_reads_treeshap(data, fitted, recs):
+    booster, _ = fitted
+    cands, x, _ = data["test"]
+    got = recommend(booster, cands, x, FAKE, 5, method="shap")
+    pd.testing.assert_frame_equal(
+        got.drop(columns=["reasons", "contributions"]), recs.drop(columns=["reasons", "contributions"])
+    )
+    names = booster.feature_name()
+    rows = x.set_index(pd.MultiIndex.from_frame(cands[["customer_id", "item_id"]]))
+    shap = booster.predict(rows[names], num_iteration=booster.best_iteration, pred_contrib=True)
+    at = rows.index.get_indexer(pd.MultiIndex.from_frame(got[["customer_id", "item_id"]]))
+    for row, text in zip(at, got["contributions"], strict=True):
+        for feature, value in json.loads(text).items():
+            assert value == round(float(shap[row, names.index(feature)]), 4)
+    assert got["contributions"].map(lambda t: len(json.loads(t)) > 0).any()
+
+
+def test_an_unknown_contribution_method_is_refused_in_one_line(data, fitted):
+    booster, _ = fitted
+    cands, x, _ = data["test"]
+    with pytest.raises(
+        InputError, match=r"^params: recommend.contributions must be one of \['path', 'shap'\], not 'lime'$"
+    ):
+        recommend(booster, cands, x, FAKE, 5, method="lime")
+
+
 @pytest.mark.parametrize("relabel", ["shifted", "reversed"])
 def test_recommend_with_candidates_not_indexed_from_zero(data, fitted, recs, relabel):
     booster, _ = fitted
@@ -463,7 +490,7 @@ def stub_explain(contrib: list[list[float]], values: list[list[float]] | None = 
         return np.asarray(contrib, dtype=float)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(explain_module, "path_contributions", by_hand)
+        patch.setitem(explain_module.CONTRIBUTIONS, "path", by_hand)
         return explain(StubBooster(STUB_NAMES), x, cands, FAKE)
 
 
