@@ -53,7 +53,8 @@ def backtest(
     test_cands, x_test, _ = inputs["test"]
     customers = test_cands[s.CUSTOMER].unique()
     ks = sorted({*params["evaluate"]["ks"], k})
-    recs = ranker.recommend(booster, test_cands, x_test, names, max(ks))  # metrics at every k; the file keeps k
+    method = params["recommend"]["contributions"]
+    recs = ranker.recommend(booster, test_cands, x_test, names, max(ks), method=method)  # every k; the file keeps k
     lists = model_lists(recs, [test_cands], ranker.source_sizes(params["candidates"]["sources"]), max(ks))
     catalogue = Catalogue.of(window(cleaned, None, w.test_start), cleaned[s.ITEM].nunique())
     metrics = evaluate(lists, test[test[s.CUSTOMER].isin(customers)], ks, catalogue)
