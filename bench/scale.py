@@ -91,9 +91,24 @@ def run_stage(name: str, cmd: str, cwd: Path, env: dict[str, str], log: Path) ->
 
 
 def head() -> str:
-    """The short commit of the checkout whose code the stages run."""
+    """The short commit of the checkout whose code the stages run, "-dirty" if its code or params differ."""
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return git.stdout.strip()
+    code = ["pipelines", "params.yaml", "dvc.yaml", "feature_repo"]
+    changed = subprocess.run(["git", "status", "--porcelain", "--", *code], cwd=ROOT, capture_output=True, text=True)
+    return git.stdout.strip() + ("-dirty" if changed.stdout.strip() else "")
+
+
+def resumable(work: Path, run: dict, backend: str) -> dict:
+    """The stages of an unfinished `backend` run whose outputs are still in `work`: those --resume keeps."""
+    if run.get("complete"):
+        raise SystemExit(f"--resume: the {backend} run in {work} is complete; nothing to resume")
+    last = yaml.safe_load((work / "params.yaml").read_text())["compute"]["backend"]
+    if run.get("stages") and last != backend:
+        raise SystemExit(f"--resume: {work} last ran the {last} backend; its outputs are not the {backend} run's")
+    missing = [path for path in stage_outputs(list(run.get("stages", {}))) if not (work / path).exists()]
+    if missing:
+        raise SystemExit(f"--resume: {len(missing)} output(s) of the measured stages are gone from {work}: {missing}")
+    return run.get("stages", {})
 
 
 def project(work: Path, rows: int, redis_db: int) -> dict:
@@ -142,9 +157,10 @@ def bench_size(
 
     work = root / f"rows-{rows}"
     reuse = earlier is not None and set(SHARED) <= set(earlier["stages"]) and work.exists()
+    flag = "--resume" if resume else "--reuse-shared"
     if earlier is not None and not reuse:
-        raise SystemExit(f"--reuse-shared: no complete shared stages for {rows:,} rows in {work} and the results")
-    measured = earlier["backends"].get(backends[0], {}).get("stages", {}) if reuse and resume else {}
+        raise SystemExit(f"{flag}: no complete shared stages for {rows:,} rows in {work} and the results")
+    measured = resumable(work, earlier["backends"].get(backends[0], {}), backends[0]) if reuse and resume else {}
     if reuse:  # the published deployment too; the online store (flushed below) is read by no later stage
         later = stage_outputs([name for name in stage_commands() if name not in SHARED and name not in measured])
         published = yaml.safe_load((ROOT / "params.yaml").read_text())["publish"]["dir"]
@@ -176,7 +192,7 @@ def bench_size(
         print(f" backend {backend}", flush=True)
         write_params(work, params, backend)
         kept = measured if backend == backends[0] else {}
-        commit = earlier["backends"][backend]["commit"] if kept else head()
+        commit = earlier["backends"][backend].get("commit", earlier["commit"]) if kept else head()
         done = result["backends"][backend] = {"commit": commit, "stages": dict(kept), "complete": False}
         for name, cmd in commands.items():
             if name not in SHARED and name not in done["stages"]:
