@@ -19,6 +19,7 @@ from pipelines import ranker
 from pipelines import schema as s
 from pipelines.candidates.union import candidates_at_cutoffs
 from pipelines.evaluate import Catalogue, evaluate, model_lists
+from pipelines.explain import contribution_method
 from pipelines.features.build import build_features
 from pipelines.features.store import scratch_store
 from pipelines.files import write_json, write_parquet
@@ -32,6 +33,7 @@ def backtest(
 ) -> dict[str, Any]:
     """Run the backtest and write its two files; returns the metrics."""
     started, out_dir = time.perf_counter(), Path(out_dir)
+    method = contribution_method(params)  # a bad setting fails now, not after training
     raw, _, numeric_ids = load_canonical(data_path, params.get("data", {}))
     cleaned = clean(raw, params.get("ingest", {})).frame
     cleaned = s.validate_clean(cleaned, str(data_path))
@@ -53,7 +55,6 @@ def backtest(
     test_cands, x_test, _ = inputs["test"]
     customers = test_cands[s.CUSTOMER].unique()
     ks = sorted({*params["evaluate"]["ks"], k})
-    method = params["recommend"]["contributions"]
     recs = ranker.recommend(booster, test_cands, x_test, names, max(ks), method=method)  # every k; the file keeps k
     lists = model_lists(recs, [test_cands], ranker.source_sizes(params["candidates"]["sources"]), max(ks))
     catalogue = Catalogue.of(window(cleaned, None, w.test_start), cleaned[s.ITEM].nunique())

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     import lightgbm as lgb
 
 TOP = 3
+DEFAULT_METHOD = "path"  # recommend.contributions when unset: see path_contributions
 SOURCE_WORDS = {
     "buy_again": "you bought it before",
     "popularity": "a best seller right now",
@@ -112,7 +114,7 @@ def phrase(feature: str, value: float, proposed_by: set[str] = frozenset()) -> s
 
 
 def explain(
-    booster: lgb.Booster, x: pd.DataFrame, cands: pd.DataFrame, source_names: list[str], method: str = "path"
+    booster: lgb.Booster, x: pd.DataFrame, cands: pd.DataFrame, source_names: list[str], method: str = DEFAULT_METHOD
 ) -> pd.DataFrame:
     """Per row: `sources` (comma-separated), `reasons` (readable, best first), `contributions` (JSON).
 
@@ -120,7 +122,7 @@ def explain(
     hold, found for all rows at once.
     """
     names = booster.feature_name()
-    contrib = CONTRIBUTIONS[contribution_method(method)](booster, x[names])
+    contrib = CONTRIBUTIONS[method](booster, x[names])
     values = x[names].to_numpy(dtype=np.float64)
     proposed = {n: cands[f"{n}_score"].to_numpy() > 0 for n in source_names}
     sayable = contrib >= 0.00005  # what round(c, 4) > 0 says of each contribution c
@@ -142,17 +144,26 @@ def path_contributions(booster: lgb.Booster, x: pd.DataFrame) -> np.ndarray:
     """Per row and feature (`x` in the booster's feature order): the feature's part of the raw score.
 
     Along each tree's decision path every split hands the change in expected value it makes to its
-    feature (Saabas; XGBoost's `approx_contribs`). Like SHAP, a row's parts plus the trees' expected
-    values add up to its raw score, but each tree costs one leaf lookup, not TreeSHAP's
-    leaves x depth^2 (20x less on the ranker: TreeSHAP was half of scoring a partition).
+    feature (the Saabas attribution). Like SHAP, a row's parts plus the trees' expected values add
+    up to its raw score, but each tree costs one leaf lookup, not TreeSHAP's leaves x depth².
     """
     it = booster.best_iteration
-    trees = booster.dump_model(num_iteration=it)["tree_info"]
-    leaves = np.asarray(booster.predict(x, num_iteration=it, pred_leaf=True)).reshape(len(x), len(trees))
+    tables = _leaf_tables(booster, it)
+    leaves = np.asarray(booster.predict(x, num_iteration=it, pred_leaf=True)).reshape(len(x), len(tables))
     out = np.zeros((len(x), x.shape[1]))
-    for t, tree in enumerate(trees):
-        out += _leaf_parts(tree["tree_structure"], int(tree["num_leaves"]), x.shape[1])[leaves[:, t]]
+    for t, table in enumerate(tables):
+        out += table[leaves[:, t]]
     return out
+
+
+@lru_cache(maxsize=4)  # a booster scores many partitions: its trees are read once
+def _leaf_tables(booster: lgb.Booster, iteration: int) -> list[np.ndarray]:
+    """Per tree of the first `iteration` (all if <= 0), its `_leaf_parts`."""
+    if str(booster.params.get("linear_tree", False)).lower() in ("true", "1"):
+        raise InputError("ranker: a linear_tree model has no path contributions; set recommend.contributions: shap")
+    trees = booster.dump_model(num_iteration=iteration)["tree_info"]
+    n_features = booster.num_feature()
+    return [_leaf_parts(tree["tree_structure"], int(tree["num_leaves"]), n_features) for tree in trees]
 
 
 def shap_contributions(booster: lgb.Booster, x: pd.DataFrame) -> np.ndarray:
@@ -163,8 +174,10 @@ def shap_contributions(booster: lgb.Booster, x: pd.DataFrame) -> np.ndarray:
 CONTRIBUTIONS = {"path": path_contributions, "shap": shap_contributions}
 
 
-def contribution_method(method: str) -> str:
-    """`method` if it names one of CONTRIBUTIONS; otherwise a one-line InputError."""
+def contribution_method(params: dict[str, Any]) -> str:
+    """`recommend.contributions` of the params (DEFAULT_METHOD if unset), checked: a one-line InputError
+    if it names none of CONTRIBUTIONS. Steps call it first, before any work."""
+    method = (params.get("recommend") or {}).get("contributions", DEFAULT_METHOD)
     if method not in CONTRIBUTIONS:
         raise InputError(f"params: recommend.contributions must be one of {sorted(CONTRIBUTIONS)}, not {method!r}")
     return method

@@ -25,7 +25,7 @@ import pandas as pd
 from pipelines import schema as s
 from pipelines.compute import LOCAL, Backend, DaskBackend, open_backend
 from pipelines.errors import InputError
-from pipelines.explain import explain
+from pipelines.explain import DEFAULT_METHOD, contribution_method, explain
 from pipelines.files import run_starts, write_csv, write_json, write_parquet
 from pipelines.ranking_data import feature_table, groups, labelled_windows, training_windows
 from pipelines.split import read_split, read_windows
@@ -263,7 +263,7 @@ def recommend(
     source_names: list[str],
     k: int,
     scores: np.ndarray | None = None,
-    method: str = "path",
+    method: str = DEFAULT_METHOD,
 ) -> pd.DataFrame:
     """Top k per customer with score, the sources that proposed each item and why it ranks there
     (`method`: the feature contributions, see `explain`)."""
@@ -322,7 +322,7 @@ def rank_part(
     k: int,
     sample_share: float = 0.0,
     seed: int = 0,
-    reasons: str | None = "path",
+    reasons: str | None = DEFAULT_METHOD,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One partition (index, candidates of whole customers): Feast features at `cutoff` (`store`: a
     `store_spec`), scores, the top k per customer (with sources and reasons from the `reasons`
@@ -366,7 +366,7 @@ def rank(
     backend: Backend = LOCAL,
     sample_rows: int = 0,
     seed: int = 0,
-    reasons: str | None = "path",
+    reasons: str | None = DEFAULT_METHOD,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rank candidates with a saved model, partition by partition on `backend` (`rows` in all): the top k
     per customer (with reasons from the `reasons` contributions, none if None), and a seeded sample of
@@ -374,9 +374,6 @@ def rank(
 
     Each partition joins its own features, so memory holds one partition's feature table, not all.
     """
-    from pipelines.explain import contribution_method
-
-    reasons = None if reasons is None else contribution_method(reasons)
     shared = ranking_args(model_dir, feature_params, cutoff, k)
     share = min(1.0, sample_rows / rows) if rows else 0.0
     results = list(backend.map(rank_part, enumerate(parts), sample_share=share, seed=seed, reasons=reasons, **shared))
@@ -467,6 +464,7 @@ def recommend_stage(
 ) -> pd.DataFrame:
     """The recommend step: score the test cutoff's candidates; write the top k per customer with reasons,
     and a sample of the scored inputs for drift monitoring (`sample_path`)."""
+    method = contribution_method(params)
     w = read_windows(Path(split_dir) / "windows.json")
     parts, rows = customer_partitions(Path(cands_dir) / "test.parquet")
     monitor = params["monitor"]
@@ -481,7 +479,7 @@ def recommend_stage(
             backend,
             int(monitor["sample_rows"]),
             int(monitor["seed"]),
-            params["recommend"]["contributions"],
+            method,
         )
     write_parquet(recs, out_path)
     write_parquet(sample, sample_path)

@@ -21,6 +21,7 @@ from pipelines.candidates.popularity import CountryPopularity
 from pipelines.candidates.selection import budgets
 from pipelines.candidates.union import KEYS, chunk_candidates, customer_parts, fit_sources
 from pipelines.compute import LOCAL, Backend, open_backend
+from pipelines.explain import contribution_method
 from pipelines.files import write_parquet
 from pipelines.segments import UNKNOWN, latest_snapshot
 from pipelines.split import read_split, read_windows
@@ -38,7 +39,7 @@ def score_part(
     **ranking: Any,
 ) -> pd.DataFrame:
     """One partition (index, customers, their budgets): candidates cut to the budgets, then the ranker's
-    top k with reasons (`ranking`: `ranker.ranking_args`)."""
+    top k with reasons (`ranking`: `ranker.ranking_args` and `rank_part`'s `reasons`)."""
     from pipelines.ranker import rank_part
 
     index, customers, budget = part
@@ -65,14 +66,14 @@ def recommendations(
     params: dict[str, Any],
     selection: dict | None,
     model_dir: str | Path,
+    reasons: str,
     backend: Backend = LOCAL,
 ) -> pd.DataFrame:
     """The top `publish.k` for `customers` (`serving_sources`): candidates, features and the ranker
-    partition by partition of customers on `backend` (only the lists come back)."""
-    from pipelines.explain import contribution_method
+    with `reasons` (`explain.contribution_method`), partition by partition of customers on `backend`
+    (only the lists come back)."""
     from pipelines.ranker import ranking_args
 
-    reasons = contribution_method(params["recommend"]["contributions"])
     ranking = ranking_args(model_dir, params["features"], as_of, int(params["publish"]["k"]))
     parts = ((i, chunk, chunk_budget) for i, (chunk, chunk_budget) in enumerate(customer_parts(customers, budget)))
     lists = backend.map(score_part, parts, sources=sources, selection=selection, reasons=reasons, **ranking)
@@ -109,6 +110,7 @@ def score_stage(
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """The score step: `recommendations.parquet`, `cold_start.parquet` and `segments.parquet` in `out_dir`."""
+    reasons = contribution_method(params)  # a bad setting fails now, not after the sources are fitted
     split_dir, out_dir = Path(split_dir), Path(out_dir)
     w = read_windows(split_dir / "windows.json")
     history = read_split(split_dir)
@@ -118,7 +120,7 @@ def score_stage(
     sources, budget = serving_sources(history, w.as_of, customers, params, selection)
     del history  # the partitions need only the fitted sources: free the interactions before they run
     with open_backend(params.get("compute")) as backend:
-        recs = recommendations(sources, budget, customers, w.as_of, params, selection, model_dir, backend)
+        recs = recommendations(sources, budget, customers, w.as_of, params, selection, model_dir, reasons, backend)
     write_parquet(recs, out_dir / "recommendations.parquet")
     write_parquet(cold, out_dir / "cold_start.parquet")
     profiles = customer_profiles(customer_features_path, customers, w.as_of)

@@ -150,3 +150,17 @@ def test_metric_table_only_the_named_metrics_with_the_full_tables_values():
     assert metric_table(recs, truth, [1, 2], catalogue(3), []) == {}
     with pytest.raises(KeyError):
         metric_table(recs, truth, [1, 2], catalogue(3), ["ndcg@5"])  # a k not evaluated
+
+
+def test_metric_table_only_computes_what_it_is_asked_for(monkeypatch):
+    from pipelines import evaluate as evaluate_module
+
+    def boom(lists, k, catalogue):
+        raise AssertionError("diversity computed though not asked for")
+
+    monkeypatch.setitem(evaluate_module.BEYOND_ACCURACY, "diversity", boom)
+    recs = pd.DataFrame({"customer_id": ["u"], "item_id": ["a"], "rank": [1], "score": [1.0]})
+    truth = pd.DataFrame({"customer_id": ["u"], "item_id": ["a"]})
+    assert metric_table(recs, truth, [1], catalogue(3), ["ndcg@1", "novelty@1"]) == {"ndcg@1": 1.0, "novelty@1": 0.0}
+    with pytest.raises(AssertionError, match="not asked for"):
+        metric_table(recs, truth, [1], catalogue(3))

@@ -9,7 +9,15 @@ import pytest
 
 from pipelines import explain as explain_module
 from pipelines.errors import InputError
-from pipelines.explain import CUSTOMER_LEVEL, FEATURE_WORDS, SOURCE_WORDS, explain, path_contributions, phrase
+from pipelines.explain import (
+    CUSTOMER_LEVEL,
+    FEATURE_WORDS,
+    SOURCE_WORDS,
+    contribution_method,
+    explain,
+    path_contributions,
+    phrase,
+)
 from pipelines.metrics import ranking_metrics
 from pipelines.ranker import KIND, fit, importance, rank_features, recommend, score, source_sizes, top_k
 from pipelines.ranking_data import feature_table, groups, labels, source_columns
@@ -400,13 +408,26 @@ def test_recommend_with_shap_contributions_reads_treeshap(data, fitted, recs):
     assert got["contributions"].map(lambda t: len(json.loads(t)) > 0).any()
 
 
-def test_an_unknown_contribution_method_is_refused_in_one_line(data, fitted):
-    booster, _ = fitted
-    cands, x, _ = data["test"]
+def test_contribution_method_from_params_path_by_default_and_checked():
+    assert contribution_method({"recommend": {"contributions": "shap"}}) == "shap"
+    assert contribution_method({"recommend": {"k": 20}}) == contribution_method({}) == "path"
     with pytest.raises(
         InputError, match=r"^params: recommend.contributions must be one of \['path', 'shap'\], not 'lime'$"
     ):
-        recommend(booster, cands, x, FAKE, 5, method="lime")
+        contribution_method({"recommend": {"contributions": "lime"}})
+
+
+def test_recommend_contributions_are_the_path_contributions(data, fitted, recs):
+    booster, _ = fitted
+    cands, x, _ = data["test"]
+    names = booster.feature_name()
+    path = path_contributions(booster, x[names])
+    at = pd.MultiIndex.from_frame(cands[["customer_id", "item_id"]]).get_indexer(
+        pd.MultiIndex.from_frame(recs[["customer_id", "item_id"]])
+    )
+    for row, text in zip(at, recs["contributions"], strict=True):
+        for feature, value in json.loads(text).items():
+            assert value == round(float(path[row, names.index(feature)]), 4)
 
 
 @pytest.mark.parametrize("relabel", ["shifted", "reversed"])
@@ -440,6 +461,42 @@ def test_path_contributions_add_up_to_the_raw_score_like_shap():
     assert got.shape == (len(x), x.shape[1])
     np.testing.assert_allclose(got.sum(axis=1) + shap[:, -1], booster.predict(x), atol=1e-9)
     assert np.corrcoef(got[:, 0], shap[:, 0])[0, 1] > 0.95  # the strongest feature: close to SHAP
+
+
+def saabas_by_hand(booster, x: pd.DataFrame) -> np.ndarray:
+    """Reference: walk each row down each dumped tree by its thresholds (numerical splits, NaN to the
+    default side); every step adds (child's expected value - node's) to the split feature, expected
+    values being leaf values weighted by training rows."""
+
+    def expected(node):
+        if "split_feature" not in node:
+            return node["leaf_value"], node["leaf_count"]
+        (lv, lc), (rv, rc) = expected(node["left_child"]), expected(node["right_child"])
+        return (lv * lc + rv * rc) / (lc + rc), lc + rc
+
+    out = np.zeros(x.shape)
+    for tree in booster.dump_model()["tree_info"]:
+        for r, row in enumerate(x.to_numpy()):
+            node = tree["tree_structure"]
+            while "split_feature" in node:
+                value = row[node["split_feature"]]
+                left = node["default_left"] if np.isnan(value) else value <= node["threshold"]
+                child = node["left_child"] if left else node["right_child"]
+                out[r, node["split_feature"]] += expected(child)[0] - expected(node)[0]
+                node = child
+    return out
+
+
+def test_path_contributions_equal_a_walk_down_the_trees_by_hand():
+    booster, x = small_booster(n_estimators=5, num_leaves=8)
+    rows = x.iloc[:200]
+    np.testing.assert_allclose(path_contributions(booster, rows), saabas_by_hand(booster, rows), atol=1e-12)
+
+
+def test_path_contributions_refuse_linear_trees():
+    booster, x = small_booster(n_estimators=2, linear_tree=True)
+    with pytest.raises(InputError, match="linear_tree model has no path contributions"):
+        path_contributions(booster, x)
 
 
 def test_path_contributions_of_one_split_equal_shap():
