@@ -98,8 +98,13 @@ def head() -> str:
     return git.stdout.strip() + ("-dirty" if changed.stdout.strip() else "")
 
 
-def resumable(work: Path, run: dict, backend: str) -> dict:
-    """The stages of an unfinished `backend` run whose outputs are still in `work`: those --resume keeps."""
+def resumable(work: Path, run: dict, backend: str, redo: str | None = None) -> dict:
+    """The stages of an unfinished `backend` run whose outputs are still in `work`: those --resume keeps.
+    With `redo`, that stage and the later ones are not kept, even from a complete run (to measure again)."""
+    if redo:
+        order = list(stage_commands())
+        kept = {name: v for name, v in run.get("stages", {}).items() if order.index(name) < order.index(redo)}
+        run = {**run, "complete": False, "stages": kept}
     if run.get("complete"):
         raise SystemExit(f"--resume: the {backend} run in {work} is complete; nothing to resume")
     last = yaml.safe_load((work / "params.yaml").read_text())["compute"]["backend"]
@@ -144,6 +149,7 @@ def bench_size(
     save: Callable[[dict], None],
     earlier: dict | None = None,
     resume: bool = False,
+    redo: str | None = None,
 ) -> None:
     """Run every stage at `rows` on each backend; `save(result)` after each stage, so a run stopped
     part-way keeps what it measured (a backend's "complete" says whether it ran to the end).
@@ -152,7 +158,8 @@ def bench_size(
     shared stages are not run again: their outputs and measurements are reused, and what the other
     stages wrote is deleted (a model or published lists left over would change what gate and publish do).
     With `resume` too, the first backend's stages measured by that run are kept as well (outputs and
-    figures) and only the rest run: a run stopped between stages goes on where it stopped."""
+    figures) and only the rest run: a run stopped between stages goes on where it stopped; `redo` runs
+    that stage and the later ones again."""
     import redis
 
     work = root / f"rows-{rows}"
@@ -160,7 +167,7 @@ def bench_size(
     flag = "--resume" if resume else "--reuse-shared"
     if earlier is not None and not reuse:
         raise SystemExit(f"{flag}: no complete shared stages for {rows:,} rows in {work} and the results")
-    measured = resumable(work, earlier["backends"].get(backends[0], {}), backends[0]) if reuse and resume else {}
+    measured = resumable(work, earlier["backends"].get(backends[0], {}), backends[0], redo) if reuse and resume else {}
     if reuse:  # the published deployment too; the online store (flushed below) is read by no later stage
         later = stage_outputs([name for name in stage_commands() if name not in SHARED and name not in measured])
         published = yaml.safe_load((ROOT / "params.yaml").read_text())["publish"]["dir"]
@@ -336,9 +343,16 @@ def main() -> None:
         action="store_true",
         help="--reuse-shared, and keep the stages the backend (one) already ran: go on from where a run stopped",
     )
+    ap.add_argument(
+        "--redo",
+        choices=[name for name in stage_commands() if name not in SHARED],
+        help="with --resume: run this stage and the later ones again (e.g. after a fix), keeping the earlier ones",
+    )
     args = ap.parse_args()
     if args.resume and len(args.backends) != 1:
         ap.error("--resume goes on with one backend's run: give one --backends")
+    if args.redo and not args.resume:
+        ap.error("--redo goes with --resume")
     results = json.loads(args.results.read_text()) if args.results.exists() else []
 
     def save(r: dict) -> None:  # a size's other backends, measured by an earlier run, are kept
@@ -356,7 +370,7 @@ def main() -> None:
     for rows in args.rows:
         reuse = args.reuse_shared or args.resume
         earlier = next((r for r in results if r["rows"] == rows), {"stages": {}, "backends": {}}) if reuse else None
-        bench_size(rows, args.backends, args.work, args.redis_db, save, earlier, args.resume)
+        bench_size(rows, args.backends, args.work, args.redis_db, save, earlier, args.resume, args.redo)
     print(table(results))
 
 
