@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from pipelines.candidates.selection import budgets
 from pipelines.candidates.union import KEYS, chunk_candidates, customer_parts, fit_sources
 from pipelines.compute import LOCAL, Backend, open_backend
 from pipelines.explain import contribution_method
-from pipelines.files import write_parquet
+from pipelines.files import parquet_parts, write_parquet
 from pipelines.segments import UNKNOWN, latest_snapshot
 from pipelines.split import read_split, read_windows
 
@@ -67,17 +68,23 @@ def recommendations(
     selection: dict | None,
     model_dir: str | Path,
     reasons: str,
+    write: Callable[[pd.DataFrame], None],
     backend: Backend = LOCAL,
-) -> pd.DataFrame:
+) -> dict[str, int]:
     """The top `publish.k` for `customers` (`serving_sources`): candidates, features and the ranker
-    with `reasons` (`explain.contribution_method`), partition by partition of customers on `backend`
-    (only the lists come back)."""
+    with `reasons` (`explain.contribution_method`), partition by partition of customers on `backend`.
+    Each partition's lists go to `write` as they come (e.g. a file's `parquet_parts`), so memory holds
+    a partition's, not every customer's; returns how many lists and rows were written."""
     from pipelines.ranker import ranking_args
 
     ranking = ranking_args(model_dir, params["features"], as_of, int(params["publish"]["k"]))
     parts = ((i, chunk, chunk_budget) for i, (chunk, chunk_budget) in enumerate(customer_parts(customers, budget)))
-    lists = backend.map(score_part, parts, sources=sources, selection=selection, reasons=reasons, **ranking)
-    return pd.concat(lists, ignore_index=True)
+    counts = {"customers_with_recommendations": 0, "recommendations": 0}
+    for lists in backend.map(score_part, parts, sources=sources, selection=selection, reasons=reasons, **ranking):
+        write(lists)
+        counts["customers_with_recommendations"] += lists[s.CUSTOMER].nunique()  # a customer is in one partition
+        counts["recommendations"] += len(lists)
+    return counts
 
 
 def cold_start(history: pd.DataFrame, as_of: pd.Timestamp, k: int, params: dict[str, Any]) -> pd.DataFrame:
@@ -119,17 +126,17 @@ def score_stage(
     cold = cold_start(history, w.as_of, int(params["publish"]["k"]), params["publish"]["cold_start"])
     sources, budget = serving_sources(history, w.as_of, customers, params, selection)
     del history  # the partitions need only the fitted sources: free the interactions before they run
-    with open_backend(params.get("compute")) as backend:
-        recs = recommendations(sources, budget, customers, w.as_of, params, selection, model_dir, reasons, backend)
-    write_parquet(recs, out_dir / "recommendations.parquet")
+    with open_backend(params.get("compute")) as backend, parquet_parts(out_dir / "recommendations.parquet") as write:
+        counts = recommendations(
+            sources, budget, customers, w.as_of, params, selection, model_dir, reasons, write, backend
+        )
     write_parquet(cold, out_dir / "cold_start.parquet")
     profiles = customer_profiles(customer_features_path, customers, w.as_of)
     write_parquet(profiles, out_dir / "segments.parquet")
     summary = {
         "as_of": w.as_of.isoformat(),
         "customers": len(customers),
-        "customers_with_recommendations": int(recs[s.CUSTOMER].nunique()),
-        "recommendations": len(recs),
+        **counts,
         "cold_start_countries": sorted(c for c in cold["country"].unique() if c != GLOBAL),
         "tiers": profiles["tier"].value_counts().to_dict(),
     }
