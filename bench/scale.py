@@ -251,6 +251,7 @@ def plot(results: list[dict], path: Path) -> None:
             ax_t.plot(x, linear, color="grey", lw=0.8, label="linear from the smallest (local)")
     ax_m.axhline(8, color="red", lw=0.8, label="target: 8 GiB")
     ax_m.set_ylim(bottom=0)
+    ax_t.set_ylim(0, ax_t.get_ylim()[1] * 1.6)  # room above the lines for the legend
     ax_t.set(xlabel="raw interactions (millions)", ylabel="wall time (minutes)", title="Wall time")
     ax_m.set(xlabel="raw interactions (millions)", ylabel="GiB", title="Peak RSS (stage process tree)")
     for ax in (ax_t, ax_m):
