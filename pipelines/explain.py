@@ -188,28 +188,18 @@ def _leaf_parts(root: dict, n_leaves: int, n_features: int) -> np.ndarray:
 
     A node's expected value is its leaves' values weighted by their training rows (as in TreeSHAP),
     so a leaf's parts add up to its value minus the tree's expected value."""
-    expected: dict[int, float] = {}
-
-    def mean(node: dict) -> tuple[float, float]:  # (expected value, rows)
-        if "split_feature" not in node:
-            value, rows = float(node["leaf_value"]), float(node.get("leaf_count", 0))
-        else:
-            (lv, lr), (rv, rr) = mean(node["left_child"]), mean(node["right_child"])
-            value, rows = ((lv * lr + rv * rr) / (lr + rr) if lr + rr > 0 else (lv + rv) / 2), lr + rr
-        expected[id(node)] = value
-        return value, rows
-
-    mean(root)
     parts = np.zeros((n_leaves, n_features))
-    stack: list[tuple[dict, list[tuple[int, float]]]] = [(root, [])]
-    while stack:
-        node, path = stack.pop()
+
+    def walk(node: dict) -> tuple[float, float, list[int]]:  # (expected value, rows, the leaves below)
         if "split_feature" not in node:  # a leaf (a one-leaf tree has no leaf_index)
-            for feature, change in path:
-                parts[node.get("leaf_index", 0), feature] += change
-            continue
-        for child in (node["left_child"], node["right_child"]):
-            stack.append((child, [*path, (node["split_feature"], expected[id(child)] - expected[id(node)])]))
+            return float(node["leaf_value"]), float(node.get("leaf_count", 0)), [node.get("leaf_index", 0)]
+        (lv, lr, left), (rv, rr, right) = walk(node["left_child"]), walk(node["right_child"])
+        value = (lv * lr + rv * rr) / (lr + rr) if lr + rr > 0 else (lv + rv) / 2
+        parts[left, node["split_feature"]] += lv - value  # the split's change on the way to each leaf
+        parts[right, node["split_feature"]] += rv - value
+        return value, lr + rr, left + right
+
+    walk(root)
     return parts
 
 
