@@ -76,6 +76,22 @@ def test_point_in_time_values_are_hand_computed(store):
     assert got.loc[("c3", "C"), "times_bought"] == 1
 
 
+def test_retrievals_leave_no_views_in_duckdb(store):
+    # Feast registers each entity frame and source as a DuckDB view: a step retrieving partition after
+    # partition would keep every partition's rows unless they are dropped
+    import ibis
+
+    con = ibis.get_backend().con
+
+    def views() -> int:
+        return con.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal").fetchone()[0]
+
+    before = views()
+    for at in (day(45), day(80), day(90)):
+        assert len(historical_features(store, entities(at))) == len(PAIRS)
+    assert views() == before
+
+
 def test_joined_once_per_key_as_feast_joins_every_row(store):
     # repeated customers, pairs and timestamps; c9 is unknown; the rows are not in key order
     rows = pd.concat([entities(day(80)), entities(day(45)), entities(day(80))[::-1]], ignore_index=True)
