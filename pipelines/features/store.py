@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -43,6 +44,7 @@ PRODUCTION_DEFAULTS = {
     "SHOPREC_FEAST_REDIS": "127.0.0.1:6379,db=0",
 }
 AS_OF = "as_of"  # the request-time field of the on-demand view
+_DUCKDB_LOCK = threading.Lock()  # see _dropping_duckdb_views
 
 
 def store_kind(params: dict[str, Any], env: dict[str, str] | None = None) -> str:
@@ -269,25 +271,25 @@ def historical_features(
 
 @contextlib.contextmanager
 def _dropping_duckdb_views() -> Iterator[None]:
-    """Drop the views a retrieval leaves in the process's DuckDB connection (the offline store's).
-
-    Feast's DuckDB offline store registers every entity frame and source file as a view of ibis's
-    default connection and never drops them: a process that retrieves partition after partition
-    would keep every partition's entity rows (about 25 MB per 1,000 customers' candidates).
-    """
+    """Drop the views a retrieval leaves in ibis's default DuckDB connection (Feast's offline store
+    registers each entity frame and source there and never drops them, so a process retrieving
+    partition after partition would keep every partition's rows). One retrieval at a time per
+    process: the connection is shared, and another thread's views must not be dropped mid-query."""
     import ibis
 
-    con = ibis.get_backend().con
-    before = set(_views(con))
-    try:
-        yield
-    finally:
-        for name in set(_views(con)) - before:
-            con.execute(f'DROP VIEW IF EXISTS "{name}"')
+    with _DUCKDB_LOCK:
+        con = ibis.get_backend().con
+        before = _views(con)
+        try:
+            yield
+        finally:
+            for name in _views(con) - before:
+                con.execute('DROP VIEW IF EXISTS "{}"'.format(name.replace('"', '""')))
 
 
-def _views(con: Any) -> list[str]:
-    return [row[0] for row in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()]
+def _views(con: Any) -> set[str]:
+    """The user views of a DuckDB connection."""
+    return {row[0] for row in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
 
 
 def _retrievals(store: FeatureStore, service: str) -> list[tuple[list[str], list[str]]]:

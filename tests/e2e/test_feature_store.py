@@ -3,6 +3,8 @@ materialisation (incremental) and online reads, in the local configuration (SQLi
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -90,6 +92,9 @@ def test_retrievals_leave_no_views_in_duckdb(store):
     for at in (day(45), day(80), day(90)):
         assert len(historical_features(store, entities(at))) == len(PAIRS)
     assert views() == before
+    with ThreadPoolExecutor(3) as pool:  # threads of one process (a dask worker) share the connection
+        frames = list(pool.map(lambda at: historical_features(store, entities(at)), [day(45), day(80), day(90)] * 2))
+    assert [len(f) for f in frames] == [len(PAIRS)] * 6 and views() == before
 
 
 def test_joined_once_per_key_as_feast_joins_every_row(store):
