@@ -44,7 +44,7 @@ PRODUCTION_DEFAULTS = {
     "SHOPREC_FEAST_REDIS": "127.0.0.1:6379,db=0",
 }
 AS_OF = "as_of"  # the request-time field of the on-demand view
-_DUCKDB_LOCK = threading.Lock()  # see _dropping_duckdb_views
+_FEAST_LOCK = threading.RLock()  # one thread at a time in Feast's process-wide state: cwd, sys.path, DuckDB
 
 
 def store_kind(params: dict[str, Any], env: dict[str, str] | None = None) -> str:
@@ -92,14 +92,16 @@ def _anchored(repo: Path, path: str) -> str:
 @contextlib.contextmanager
 def _inside(store: FeatureStore) -> Iterator[None]:
     """Work from inside the repo, as the feast CLI does: its modules import each other by bare name
-    (else each loads twice) and the offline store resolves the sources' relative paths from there."""
+    (else each loads twice) and the offline store resolves the sources' relative paths from there.
+    The working directory is the process's: threads (of a dask worker) take turns."""
     repo = str(store.config.repo_path)
-    sys.path.insert(0, repo)
-    try:
-        with contextlib.chdir(repo):
-            yield
-    finally:
-        sys.path.remove(repo)
+    with _FEAST_LOCK:
+        sys.path.insert(0, repo)
+        try:
+            with contextlib.chdir(repo):
+                yield
+        finally:
+            sys.path.remove(repo)
 
 
 def repo_contents(store: FeatureStore) -> RepoContents:
@@ -277,7 +279,7 @@ def _dropping_duckdb_views() -> Iterator[None]:
     process: the connection is shared, and another thread's views must not be dropped mid-query."""
     import ibis
 
-    with _DUCKDB_LOCK:
+    with _FEAST_LOCK:
         con = ibis.get_backend().con
         before = _views(con)
         try:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from pipelines.features.history import EVENT_TS
-from pipelines.features.store import _inside, historical_features, materialize, online_features, scratch_store
+from pipelines.features.store import _inside, _views, historical_features, materialize, online_features, scratch_store
 from pipelines.split import Windows
 from tests.conftest import feature_project, interactions
 
@@ -84,17 +84,13 @@ def test_retrievals_leave_no_views_in_duckdb(store):
     import ibis
 
     con = ibis.get_backend().con
-
-    def views() -> int:
-        return con.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal").fetchone()[0]
-
-    before = views()
+    before = _views(con)
     for at in (day(45), day(80), day(90)):
         assert len(historical_features(store, entities(at))) == len(PAIRS)
-    assert views() == before
+    assert _views(con) == before
     with ThreadPoolExecutor(3) as pool:  # threads of one process (a dask worker) share the connection
         frames = list(pool.map(lambda at: historical_features(store, entities(at)), [day(45), day(80), day(90)] * 2))
-    assert [len(f) for f in frames] == [len(PAIRS)] * 6 and views() == before
+    assert [len(f) for f in frames] == [len(PAIRS)] * 6 and _views(con) == before
 
 
 def test_joined_once_per_key_as_feast_joins_every_row(store):
