@@ -2,10 +2,13 @@
 ranks, the Feast features and context (pipelines/ranking_data.py).
 
 Trained on the candidates of the training cutoffs (labels: purchases in the window after each),
-with early stopping on the validation cutoff. Customers with no positive among their candidates
-are left out of training and early stopping: LambdaRank has nothing to learn from a list with no
-relevant item (they are still scored and evaluated). Deterministic for a given seed on the local
-backend; on dask (lightgbm.dask, data-parallel) the trees also depend on how rows fall on workers.
+with early stopping on the validation cutoff; with `ranker.refit_factor`, then trained again on the
+training and validation cutoffs together with that many times the trees early stopping chose (the
+validation window is the newest before the test: its labels are the most like the test's).
+Customers with no positive among their candidates are left out of training and early stopping:
+LambdaRank has nothing to learn from a list with no relevant item (they are still scored and
+evaluated). Deterministic for a given seed on the local backend; on dask (lightgbm.dask,
+data-parallel) the trees also depend on how rows fall on workers.
 Nothing is assumed about which source wins: the model learns it from the data at hand.
 """
 
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 KIND = "lightgbm_lambdarank"
 RRF_K = 60.0
-TRAINING_KEYS = ("k", "n_estimators", "early_stopping_rounds", "seed", "max_customers")
+TRAINING_KEYS = ("k", "n_estimators", "early_stopping_rounds", "seed", "max_customers", "refit_factor")
 RANK_CUSTOMERS = 2_000  # customers ranked per partition: bounds the feature table held (~600k rows)
 
 
@@ -94,7 +97,8 @@ def fit(
     ranker_params: dict[str, Any],
     backend: Backend = LOCAL,
 ) -> tuple[lgb.Booster, dict[str, Any]]:
-    """Fit on (candidates, features, labels) of the training cutoffs; stop early on the validation one.
+    """Fit on (candidates, features, labels) of the training cutoffs; stop early on the validation one;
+    with `refit_factor`, fit again on both with round(best iteration x factor) trees.
 
     On the dask backend, `lightgbm.dask` trains data-parallel on the workers (the training rows split
     at customer boundaries) in chunks of trees, and `ValidationCurve` applies LightGBM's early
@@ -117,10 +121,26 @@ def fit(
     else:
         booster = _boost_local(params, (x_train, y_train, g_train), (x_valid, y_valid, g_valid), rounds, patience)
         best_score = float(booster.best_score["valid"][f"ndcg@{k}"])
+    stopped_at = int(booster.best_iteration)
+    factor = ranker_params.get("refit_factor")
+    if factor:  # the newest labels matter most: learn from the validation cutoff too, with as many trees as it chose
+        trees = max(1, round(stopped_at * float(factor)))
+        rows = (
+            pd.concat([x_train, x_valid], ignore_index=True),
+            np.concatenate([y_train, y_valid]),
+            np.concatenate([g_train, g_valid]),
+        )
+        if isinstance(backend, DaskBackend):
+            booster = _boost_dask(backend, params, rows, ValidationCurve(x_valid, y_valid, g_valid, k, 0), trees)
+        else:
+            booster = _boost_local(params, rows, None, trees, 0)
+        booster.best_iteration = trees
     info = {
         "kind": KIND,
         "features": list(x_train.columns),
         "best_iteration": int(booster.best_iteration),
+        "early_stopping_iteration": stopped_at,
+        "refit_on_valid": bool(factor),
         f"valid_ndcg@{k}_positive_lists": best_score,
         "train_rows": len(x_train),
         "train_customers": len(g_train),
@@ -130,11 +150,13 @@ def fit(
     return booster, info
 
 
-def _boost_local(params: dict[str, Any], train: tuple, valid: tuple, rounds: int, patience: int) -> lgb.Booster:
-    """lightgbm.train in this process, early stopping on NDCG@k of the validation lists."""
+def _boost_local(params: dict[str, Any], train: tuple, valid: tuple | None, rounds: int, patience: int) -> lgb.Booster:
+    """lightgbm.train in this process, early stopping on NDCG@k of the validation lists (`rounds` trees without)."""
     import lightgbm as lgb
 
     dtrain = lgb.Dataset(train[0], train[1], group=train[2], free_raw_data=False)
+    if valid is None:
+        return lgb.train({k: v for k, v in params.items() if k not in ("metric", "eval_at")}, dtrain, rounds)
     dvalid = lgb.Dataset(valid[0], valid[1], group=valid[2], reference=dtrain)
     return lgb.train(
         params,

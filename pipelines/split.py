@@ -25,8 +25,9 @@ WINDOWS = ("train", "valid", "test")
 class Windows:
     """Window boundaries; each window is [start, end).
 
-    `train_cutoffs` (oldest first) start the ranker's training label windows, each as long as
-    the validation window and ending where the next one starts; the last ends at valid_start.
+    `train_cutoffs` (oldest first) start the ranker's training label windows, each `label_days`
+    long (the validation window's length); the newest ends at valid_start. Cutoffs closer than
+    `label_days` give overlapping label windows: more training lists from the same history.
     """
 
     train_start: pd.Timestamp
@@ -34,6 +35,10 @@ class Windows:
     test_start: pd.Timestamp
     as_of: pd.Timestamp
     train_cutoffs: tuple[pd.Timestamp, ...] = ()
+
+    @property
+    def label_days(self) -> pd.Timedelta:
+        return self.test_start - self.valid_start
 
     def bounds(self, name: str) -> tuple[pd.Timestamp, pd.Timestamp]:
         edges = {
@@ -45,8 +50,7 @@ class Windows:
 
     def label_windows(self) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
         """Every cutoff's label window by name: train_1 (oldest) ... train_n, valid, test."""
-        ends = [*self.train_cutoffs[1:], self.valid_start] if self.train_cutoffs else []
-        out = {f"train_{i}": (c, e) for i, (c, e) in enumerate(zip(self.train_cutoffs, ends, strict=True), start=1)}
+        out = {f"train_{i}": (c, c + self.label_days) for i, c in enumerate(self.train_cutoffs, start=1)}
         return {**out, "valid": self.bounds("valid"), "test": self.bounds("test")}
 
     def as_dict(self) -> dict[str, Any]:
@@ -64,15 +68,19 @@ def make_windows(timestamps: pd.Series, split_params: dict[str, Any]) -> Windows
     test_start = as_of - pd.Timedelta(days=int(split_params["test_days"]))
     valid_days = int(split_params.get("valid_days", 0))
     valid_start = test_start - pd.Timedelta(days=valid_days)
+    n_cutoffs, step = int(split_params.get("train_cutoffs", 0)), int(split_params.get("cutoff_step_days") or valid_days)
+    if n_cutoffs and step < 1:
+        raise InputError(f"params: split.cutoff_step_days must be at least 1, not {step}")
+    newest = valid_start - pd.Timedelta(days=valid_days)
     cutoffs = tuple(
-        valid_start - pd.Timedelta(days=valid_days * i) for i in range(int(split_params.get("train_cutoffs", 0)), 0, -1)
+        newest - pd.Timedelta(days=step * i) for i in range(n_cutoffs - 1, -1, -1)
     )
     earliest = cutoffs[0] if cutoffs else valid_start
     if earliest <= first:
         raise InputError(
             f"split: the train window is empty: data starts {first.date()} but the first cutoff is {earliest.date()} "
             f"(as_of {as_of.date()}, test_days {split_params['test_days']}, valid_days {valid_days}, "
-            f"train_cutoffs {split_params.get('train_cutoffs', 0)})"
+            f"train_cutoffs {split_params.get('train_cutoffs', 0)}, cutoff_step_days {step})"
         )
     return Windows(first.normalize(), valid_start, test_start, as_of, cutoffs)
 

@@ -624,3 +624,16 @@ def test_phrase_unknown_features_become_words():
     assert phrase("foo_bar", float("nan")) == "foo bar"
     assert phrase("unknown_source_score", 0.5) == "unknown source score"
     assert phrase("a_rank", 1.0) == "a rank"
+
+
+def test_refit_learns_from_validation_too_with_factor_times_the_trees(data, fitted):
+    booster, info = fitted
+    refitted, refit_info = fit([data["train"]], data["valid"], {**PARAMS, "refit_factor": 1.5})
+    trees = round(info["best_iteration"] * 1.5)
+    assert refit_info["early_stopping_iteration"] == info["best_iteration"]
+    assert refit_info["best_iteration"] == refitted.best_iteration == refitted.num_trees() == trees
+    assert refit_info["refit_on_valid"] and not info["refit_on_valid"]
+    # the same trees on the training rows alone would not be this model: the validation rows were learnt from
+    alone, _ = fit([data["train"]], data["valid"], {**PARAMS, "n_estimators": trees, "early_stopping_rounds": 0})
+    x_test = data["test"][1]
+    assert not np.allclose(refitted.predict(x_test), alone.predict(x_test))

@@ -111,3 +111,22 @@ def test_warm_customers_are_those_in_both_sorted():
     assert got.tolist() == ["a", "c"]
     assert got.name == "customer_id"
     assert warm_customers(history, interactions([])).empty
+
+
+def test_weekly_cutoffs_give_overlapping_label_windows_of_the_validation_length():
+    ts = pd.Series([day(0), day(199)])
+    w = make_windows(ts, {"test_days": 30, "valid_days": 30, "train_cutoffs": 3, "cutoff_step_days": 7})
+    labels = w.label_windows()
+    assert [labels[f"train_{i}"][0] for i in (1, 2, 3)] == [day(200 - 104), day(200 - 97), day(200 - 90)]
+    assert all(end - start == pd.Timedelta(days=30) for start, end in labels.values())
+    assert labels["train_3"][1] == w.valid_start  # the newest training labels end where validation starts
+
+
+def test_cutoff_step_defaults_to_the_validation_length():
+    ts = pd.Series([day(0), day(199)])
+    base = {"test_days": 30, "valid_days": 30, "train_cutoffs": 2}
+    w = make_windows(ts, base)
+    assert w.label_windows()["train_1"] == (day(200 - 120), day(200 - 90))
+    assert make_windows(ts, {**base, "cutoff_step_days": 30}) == w
+    with pytest.raises(InputError, match="cutoff_step_days"):
+        make_windows(ts, {**base, "cutoff_step_days": -1})
