@@ -9,7 +9,9 @@ with purchases both before and inside it; relevant = the distinct items they bou
 of the top-10 lists. shoprec runs `shoprec backtest` (candidates + LightGBM ranker); each source
 alone ranks the same candidates; the peers fit on the same history: popularity, buy-again,
 implicit's ALS, BPR, cosine and BM25 item-kNN (with and without filtering items the customer
-already bought) and EASE.
+already bought) and EASE; and the next-basket peers of bench/peers.py (buy-again filled with
+popularity, TIFU-KNN, UP-CF@r), each with its parameters tuned on the validation window (the
+`split.valid_days` before the test window) and refitted on the whole history before the test.
 
 `--variant first-purchases` keeps only each customer's first purchase of each item and drops the
 item text: a dataset of a different nature (no repeat purchases, no content), where buy-again
@@ -29,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from peers import tuned_peers
 from threadpoolctl import threadpool_limits
 
 from pipelines import schema as s
@@ -68,8 +71,11 @@ def top_lists(scores: np.ndarray, users: np.ndarray, items: pd.Index, k: int = K
     return frame[np.isfinite(frame["score"])]
 
 
-def peers(history: pd.DataFrame, customers: pd.Index) -> dict[str, pd.DataFrame]:
-    """Top-K lists of every peer baseline for `customers`, fitted on `history`."""
+def peers(
+    history: pd.DataFrame, customers: pd.Index, valid_start: pd.Timestamp, test_start: pd.Timestamp
+) -> dict[str, pd.DataFrame]:
+    """Top-K lists of every peer baseline for `customers`, fitted on `history` (the rows before `test_start`);
+    the next-basket peers are tuned on [valid_start, test_start) first."""
     from implicit.bpr import BayesianPersonalizedRanking
     from implicit.cpu.als import AlternatingLeastSquares
     from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
@@ -128,6 +134,7 @@ def peers(history: pd.DataFrame, customers: pd.Index) -> dict[str, pd.DataFrame]
     ease = binary[target] @ b
     out["EASE (all items)"] = top_lists(np.asarray(ease), customers.to_numpy(), items)
     out["EASE (unseen only)"] = top_lists(np.where(seen, -np.inf, ease), customers.to_numpy(), items)
+    out.update(tuned_peers(history, customers, valid_start, test_start))
     return out
 
 
@@ -171,7 +178,7 @@ def main() -> None:
     truth = test[test[s.CUSTOMER].isin(customers)]
     n_items = cleaned[s.ITEM].nunique()
     started = time.perf_counter()
-    for name, recs in peers(history, customers).items():
+    for name, recs in peers(history, customers, w.valid_start, w.test_start).items():
         m = {**ranking_metrics(recs, truth, 10), **ranking_metrics(recs, truth, 20)}
         rows[name] = {**m, "coverage@10": catalogue_coverage(recs, 10, n_items)}
     peers_s = time.perf_counter() - started

@@ -12,6 +12,8 @@ from pipelines.candidates import (  # noqa: F401  (importing a source registers 
     content,
     item_cf,
     popularity,
+    tifu_knn,
+    up_cf,
     user_cf,
 )
 from pipelines.candidates.base import SOURCES, CandidateSource, build_sources, register

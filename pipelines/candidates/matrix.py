@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +14,7 @@ from pipelines import schema as s
 from pipelines.candidates.base import SCORE, CandidateSource, no_candidates
 
 BATCH = 1024  # customers scored at once: bounds the dense batch x items block
+BLOCK = 1 << 24  # entries of a customers x customers similarity block computed at once (rows x all customers)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,13 @@ def keep_top_k(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
     return sp.csr_matrix(
         (np.concatenate(data) if data else [], np.concatenate(indices) if indices else [], indptr), shape=m.shape
     )
+
+
+def row_blocks(rows: np.ndarray, n_customers: int) -> Iterator[np.ndarray]:
+    """`rows` in consecutive slices whose similarity to all `n_customers` holds at most `BLOCK` entries."""
+    step = max(1, BLOCK // max(n_customers, 1))
+    for lo in range(0, len(rows), step):
+        yield rows[lo : lo + step]
 
 
 def top_n(
