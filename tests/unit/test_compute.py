@@ -211,6 +211,14 @@ def test_dask_training_ends_without_patience_and_without_splits(ranking_data, da
         fit(*data, {**PARAMS, "n_estimators": 0}, dask_backend)
 
 
+def test_dask_refit_trains_again_on_training_and_validation_rows(ranking_data, dask_backend):
+    data = [ranking_data["train"]], ranking_data["valid"]
+    booster, info = fit(*data, {**PARAMS, "refit_factor": 2.0}, dask_backend)
+    assert info["refit_on_valid"] and info["train_rows"] > 0
+    trees = 2 * info["early_stopping_iteration"]
+    assert booster.num_trees() == booster.best_iteration == info["best_iteration"] == trees
+
+
 def test_the_ranker_trains_and_scores_on_dask_as_well_as_locally(ranking_data, dask_backend):
     train, valid, (cands, x, y) = ranking_data["train"], ranking_data["valid"], ranking_data["test"]
     local, local_info = fit([train], valid, PARAMS, LOCAL)
