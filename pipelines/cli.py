@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from pipelines.errors import InputError
+from pipelines.errors import ERROR_PREFIX, InputError
 
 app = typer.Typer(
     help="shoprec: explained, monitored recommendations from purchase history.",
@@ -34,7 +34,7 @@ def step(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except InputError as exc:
-            typer.echo(f"shoprec: error: {exc}", err=True)
+            typer.echo(f"{ERROR_PREFIX} {exc}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -377,12 +377,13 @@ def backtest(
     test_days: int = typer.Option(30, min=1, help="Length of the test window at the end of the data."),
     k: int = typer.Option(10, min=1, help="Recommendations per customer."),
     out: Path = typer.Option(..., help="Output directory."),
+    as_of: str = typer.Option(None, help="Cut the data here first (e.g. at the real test start, to score a validation window)."),
     params: Path = ParamsOpt,
 ) -> None:
     """Train on all but the last N days; write DIR/recommendations.parquet and DIR/metrics.json."""
     from pipelines.backtest import backtest as run
 
-    metrics = run(data, test_days, k, out, _params(params))
+    metrics = run(data, test_days, k, out, _params(params), as_of)
     typer.echo(f"{metrics['customers']} customers evaluated in {metrics['seconds']} s -> {out}/recommendations.parquet")
     _show(metrics["ranker"])
 

@@ -9,3 +9,7 @@ class InputError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.split()))
+
+
+# How the CLI reports an InputError on stderr (with exit code 2), and how the Airflow tasks recognise it.
+ERROR_PREFIX = "shoprec: error:"

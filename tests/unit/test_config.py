@@ -3,7 +3,7 @@
 import pytest
 
 from pipelines.candidates import build_sources
-from pipelines.config import load_params, section
+from pipelines.config import load_params, override, section
 from pipelines.errors import InputError
 from tests.conftest import ROOT
 
@@ -32,3 +32,19 @@ def test_missing_invalid_and_non_mapping_files(tmp_path):
 def test_missing_section_is_named():
     with pytest.raises(InputError, match="section 'ranker' is missing"):
         section({"data": {}}, "ranker")
+
+
+def test_override_sets_nested_keys_as_yaml_and_leaves_the_original():
+    params = {"ranker": {"num_leaves": 31}, "candidates": {"sources": {"popularity": {"n": 300}}}}
+    out = override(params, ["ranker.num_leaves=63", "candidates.sources.tifu_knn={n: 100, alpha: 0.7}", "split.as_of=null"])
+    assert out["ranker"]["num_leaves"] == 63
+    assert out["candidates"]["sources"] == {"popularity": {"n": 300}, "tifu_knn": {"n": 100, "alpha": 0.7}}
+    assert out["split"] == {"as_of": None}
+    assert params["ranker"]["num_leaves"] == 31 and "tifu_knn" not in params["candidates"]["sources"]
+
+
+def test_override_names_a_bad_assignment():
+    with pytest.raises(InputError, match="'ranker' is not key=value"):
+        override({}, ["ranker"])
+    with pytest.raises(InputError, match="'num_leaves' is not a section"):
+        override({"ranker": {"num_leaves": 31}}, ["ranker.num_leaves.x=1"])
