@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pipelines.config import tool, venv_path
+
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/shoprec_airflow"
 
@@ -53,7 +55,7 @@ def set_password(home: str | Path, password: str) -> Path:
 
 def standalone(home: str | Path = PROJECT / ".airflow", port: int = 8081) -> None:
     """Replace this process with `airflow standalone` over the project's DAGs (`make airflow`)."""
-    env = {**os.environ, **airflow_env(home, port)}
+    env = {**os.environ, **airflow_env(home, port), "PATH": venv_path()}  # standalone starts `airflow ...` itself
     password = os.environ.get("SHOPREC_AIRFLOW_PASSWORD")
     if password:
         set_password(home, password)
@@ -67,7 +69,7 @@ def standalone(home: str | Path = PROJECT / ".airflow", port: int = 8081) -> Non
         ),
         flush=True,
     )
-    os.execvpe("airflow", ["airflow", "standalone"], env)
+    os.execve(tool("airflow"), ["airflow", "standalone"], env)
 
 
 def cli_json(stdout: str) -> Any:

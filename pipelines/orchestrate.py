@@ -1,8 +1,9 @@
-"""The Airflow side of scheduled runs: task settings, the failure callback, the trigger form and
-the tasks, each a thin wrapper over `pipelines.runs` (which calls the steps' own functions).
+"""The Airflow side of scheduled runs: task settings, the failure callback, the trigger form, and
+`wire`, which builds a DAG's tasks and edges from dvc.yaml (`pipelines.stages`): one task per stage,
+running the stage's own command in the run's directory (`pipelines.runs.run_stage`).
 
-Only the standard library and airflow.sdk are imported here: parsing a DAG file stays fast, and the
-pipeline's heavy modules load inside the tasks.
+Only the standard library, yaml and airflow.sdk are imported here: parsing a DAG file stays fast,
+and the pipeline's heavy modules load inside the tasks.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Asset, Param, get_current_context, task
+
+from pipelines import stages
 
 log = logging.getLogger("shoprec")
 # The project the runs work in (its params.yaml, feature_repo/, runs/, published/): this checkout,
@@ -72,16 +75,13 @@ def asset(name: str) -> Asset:
     return Asset(name=f"shoprec/{name}", uri=f"file://{PROJECT}/{name}")
 
 
-OUTLETS = {
-    "ingest": [asset("runs/clean_interactions")],
-    "features": [asset("runs/features")],
-    "candidates": [asset("runs/candidates")],
-    "train": [asset("runs/model")],
-    "evaluate": [asset("runs/metrics")],
-    "report": [asset("reports/workspace")],
-    "gate": [asset("runs/gate_decision")],
-    "publish": [asset("published")],
-}
+# The dvc.yaml stages each DAG leaves out: daily scores with the published model, weekly trains one.
+LEFT_OUT = {"shoprec_daily": ("generate", "train"), "shoprec_weekly_retrain": ("generate",)}
+
+
+def dag_stages(dag_id: str) -> list[str]:
+    """The stages a DAG runs, in dvc.yaml's order."""
+    return [name for name in stages.load() if name not in LEFT_OUT[dag_id]]
 
 
 def as_of(context: dict[str, Any]) -> datetime:
@@ -115,33 +115,42 @@ def prepare() -> str:
     return str(run.root)
 
 
-def step(name: str) -> Any:
-    """The task of one pipeline step (task id = the DVC stage's name)."""
+def stage_task(stage: stages.Stage, names: list[str]) -> Any:
+    """The task of one dvc.yaml stage (task id = the stage's name; its outputs are its assets)."""
 
-    @task(task_id=name, outlets=OUTLETS.get(name, []))
+    @task(task_id=stage.name, outlets=[asset(out) for out in stage.outs])
     def run(root: str) -> Any:
-        from pipelines.runs import Run, run_step
+        from pipelines.runs import Run, run_stage, stage_json
 
         with no_retry_on_bad_input():
-            result = run_step(Run(Path(root)), name)
-        if name == "publish":
-            return published(Run(Path(root)), result)
-        return summary(result)
+            result = run_stage(Run(Path(root)), stage.name)
+        if stage.name == "publish":
+            return published(Run(Path(root)), stage_json(Run(Path(root)), "publish", "outs"), names)
+        return result
 
     return run
 
 
-def published(run: Any, result: dict[str, Any]) -> dict[str, Any]:
+def wire(dag_id: str) -> None:
+    """Inside a @dag function: the prepare task, then one task per stage of the DAG, with dvc.yaml's edges."""
+    spec, names = stages.load(), dag_stages(dag_id)
+    root = prepare()
+    tasks = {name: stage_task(spec[name], names)(root) for name in names}
+    for upstream, downstream in sorted(stages.edges(spec, set(names))):
+        tasks[upstream] >> tasks[downstream]
+
+
+def published(run: Any, result: dict[str, Any], names: list[str]) -> dict[str, Any]:
     """Record the run; a blocked gate skips publishing and says why (the task shows as skipped)."""
     from airflow.sdk.exceptions import AirflowSkipException
 
     from pipelines.runs import record
 
     context = get_current_context()
-    record(run, context["dag"].dag_id, context["run_id"])
+    record(run, context["dag"].dag_id, context["run_id"], names)
     if not result["published"] and result["reason"].startswith("gate blocked"):
         raise AirflowSkipException(f"shoprec: not published: {result['reason']}")
-    return result
+    return summary(result)
 
 
 def summary(result: Any) -> Any:

@@ -246,17 +246,20 @@ def report_stage(
     out_dir: str | Path,
     metrics_path: str | Path,
     params: dict[str, Any],
-    timestamp: datetime | None = None,
-    run_key: str | None = None,
 ) -> dict[str, Any]:
     """The report step: quality and drift reports (HTML, JSON), the drift summary (a DVC metric) and
-    three runs (quality, drift, ingest) in the Evidently workspace, stamped `timestamp` (default: now)."""
+    three runs (quality, drift, ingest) in the Evidently workspace. The runs are stamped with the data's
+    as-of date, so DVC and scheduled runs share one time axis; re-running the same directory at the
+    same date replaces its earlier runs instead of adding more."""
     from pipelines.evaluate import holdout
     from pipelines.ranking_data import labels
+    from pipelines.split import read_windows
 
     monitor, out_dir = params["monitor"], Path(out_dir)
     k, recall_k = int(monitor["k"]), int(monitor["recall_k"])
-    timestamp = timestamp or datetime.now()
+    as_of = read_windows(Path(split_dir) / "windows.json").as_of
+    timestamp = as_of.to_pydatetime()
+    run_key = f"{out_dir.resolve().parent}@{as_of.date()}"
     history, truth, _ = holdout(split_dir)
     current = pd.read_parquet(current_path)
     current["label"] = labels(current, truth)  # the scored rows are the evaluated customers' candidates

@@ -1,8 +1,8 @@
 """Scheduled runs: what the Airflow tasks call (dags/ only wires them).
 
 Each run works in its own directory, `runs/<dag_id>/<as_of>/`, laid out like the project
-(params.yaml, feature_repo/, data/, models/, metrics/, plots/, reports/), and every step calls the
-same function as its DVC stage, with the paths of dvc.yaml under that directory. So runs of other
+(params.yaml, feature_repo/, data/, models/, metrics/, plots/, reports/), and each task runs its
+dvc.yaml stage's own command there (`run_stage`), rendered with the run's params. So runs of other
 dates never touch each other's files, re-running a date rewrites its own directory with the same
 outputs, and a data scientist reproduces a run from its params.yaml with `dvc repro` (or `dvc exp
 run -S split.as_of=<date> -S data.raw=<file>`). What runs share is what they publish to: the
@@ -14,8 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shlex
 import shutil
-from collections.abc import Callable
+import subprocess
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,18 +26,13 @@ from typing import Any
 
 import yaml
 
-from pipelines.config import load_params
-from pipelines.errors import InputError
+from pipelines import stages
+from pipelines.config import load_params, tool, venv_path
+from pipelines.errors import ERROR_PREFIX, InputError
 from pipelines.files import write_json
 
 log = logging.getLogger(__name__)
-PROJECT = Path(__file__).resolve().parents[1]
 RUNS = "runs"
-# The steps of each DAG, in the order of dvc.yaml; daily scores with the published model, weekly trains one.
-DAILY = ("ingest", "split", "features", "materialize", "candidates", "recommend", "evaluate", "report", "gate")
-DAILY += ("score", "publish")
-WEEKLY = ("ingest", "split", "features", "materialize", "candidates", "train", "recommend", "evaluate", "report")
-WEEKLY += ("gate", "score", "publish")
 
 
 @dataclass(frozen=True)
@@ -92,207 +90,76 @@ def prepare(project: str | Path, dag_id: str, as_of: datetime, data: str | None 
 
 
 def take_published_model(run: Run, publish_dir: Path) -> None:
-    """Copy the live model (publish.dir/current/model) into the run: the daily run scores with it."""
-    model = publish_dir / "current" / "model"
+    """Copy the live model (publish.dir/current/model) to where the train stage writes its model:
+    the daily run scores with it."""
+    model, models = publish_dir / "current" / "model", run / stages.load()["train"].outs[0]
     if not (model / "ranker.lgb").is_file():
         raise InputError(f"{model}: no published model yet: trigger shoprec_weekly_retrain first")
-    shutil.rmtree(run / "models", ignore_errors=True)
-    shutil.copytree(model, run / "models")
+    shutil.rmtree(models, ignore_errors=True)
+    shutil.copytree(model, models)
 
 
-def _ingest(run: Run, p: dict) -> Any:
-    from pipelines.ingest import ingest
+def run_stage(run: Run, name: str) -> dict[str, Any]:
+    """Run the stage's own dvc.yaml command, rendered with the run's params, in the run's directory.
 
-    return ingest(p["data"]["raw"], run / "data/clean", p, run / "metrics/ingest.json")
-
-
-def _split(run: Run, p: dict) -> Any:
-    from pipelines.split import split
-
-    return split(run / "data/clean/interactions.parquet", run / "data/split", p["split"], run / "metrics/split.json")
-
-
-def _features(run: Run, p: dict) -> Any:
-    from pipelines.features.build import features_stage
-    from pipelines.split import read_windows
-
-    windows = read_windows(run / "data/split/windows.json")
-    return features_stage(
-        run / "data/clean/interactions.parquet",
-        windows,
-        run / "data/features",
-        p["features"],
-        run / "metrics/features.json",
-    )
-
-
-def _materialize(run: Run, p: dict) -> Any:
-    from pipelines.features.store import materialize_stage
-    from pipelines.split import read_windows
-
-    as_of = read_windows(run / "data/split/windows.json").as_of
-    return materialize_stage(
-        p["features"], as_of, run / "metrics/feature_store.json", run / "data/feast/materialized.json"
-    )
+    Its output goes to the log line by line. Exit code 2 (bad input) raises InputError with the
+    command's one-line message; any other failure raises RuntimeError (the task is retried).
+    """
+    stage = stages.load().get(name)
+    if stage is None:
+        raise InputError(f"run: no stage {name!r} in {stages.CHECKOUT / stages.DVC_YAML}")
+    command = stage.command(run.params)
+    argv = shlex.split(command)
+    env = {**os.environ, "PATH": venv_path(), "DVC_NO_ANALYTICS": "1"}
+    log.info("run %s: %s", run.root, command)
+    started, error, last = time.perf_counter(), None, ""
+    with subprocess.Popen(
+        [tool(argv[0]), *argv[1:]], cwd=run.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        for line in proc.stdout or []:
+            log.info("%s: %s", name, line.rstrip())
+            last = line.strip() or last
+            if line.startswith(ERROR_PREFIX):
+                error = line.removeprefix(ERROR_PREFIX).strip()
+    if proc.returncode == 2:
+        raise InputError(error or f"{name}: bad input ({last})")
+    if proc.returncode:
+        raise RuntimeError(f"stage {name}: `{command}` exited with {proc.returncode}: {last}")
+    return {"stage": name, "command": command, "seconds": round(time.perf_counter() - started, 2)}
 
 
-def _candidates(run: Run, p: dict) -> Any:
-    from pipelines.candidates.union import candidates_stage
-
-    return candidates_stage(
-        run / "data/split", run / "data/candidates", p["candidates"], run / "metrics/candidates.json", p.get("compute")
-    )
-
-
-def _train(run: Run, p: dict) -> Any:
-    from pipelines.ranker import train_stage
-
-    return train_stage(run / "data/candidates", run / "data/split", run / "models", run / "plots", p)
+def stage_json(run: Run, name: str, kind: str = "metrics") -> Any:
+    """The first JSON file among a stage's `kind` ("metrics" or "outs") in the run, or None if absent."""
+    stage = stages.load()[name]
+    rel = next(p for p in getattr(stage, kind) if p.endswith(".json"))
+    path = run / rel
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _recommend(run: Run, p: dict) -> Any:
-    from pipelines.ranker import recommend_stage
-
-    recs = recommend_stage(
-        run / "data/candidates",
-        run / "data/split",
-        run / "models",
-        run / "data/recommendations/test.parquet",
-        run / "data/monitor/current.parquet",
-        p,
-    )
-    return {"recommendations": len(recs), "customers": int(recs["customer_id"].nunique())}
-
-
-def _evaluate(run: Run, p: dict) -> Any:
-    from pipelines.evaluate import evaluate_stage
-
-    out = {"metrics": run / "metrics/evaluate.json", "segments": run / "metrics/segments.json", "plots": run / "plots"}
-    result = evaluate_stage(
-        run / "data/recommendations/test.parquet",
-        run / "data/candidates/test.parquet",
-        run / "data/split",
-        run / "data/features/customer.parquet",
-        out,
-        p["candidates"]["sources"],
-        p["evaluate"],
-        int(p["recommend"]["k"]),
-    )
-    return {"customers": result["customers"], "ndcg@10": result["ranker"].get("ndcg@10")}
-
-
-def _report(run: Run, p: dict) -> Any:
-    from pipelines.reports import report_stage
-
-    stamp = datetime.fromisoformat(run.as_of)
-    return report_stage(
-        run / "data/recommendations/test.parquet",
-        run / "data/split",
-        run / "models/reference.parquet",
-        run / "data/monitor/current.parquet",
-        run / "data/clean/interactions.parquet",
-        run / "reports",
-        run / "metrics/drift.json",
-        p,
-        timestamp=stamp,
-        run_key=str(run.root.relative_to(run.root.parents[2])),
-    )
-
-
-def _gate(run: Run, p: dict) -> Any:
-    from pipelines.gate import gate_stage
-
-    evaluation = json.loads((run / "metrics/evaluate.json").read_text())
-    drift = json.loads((run / "metrics/drift.json").read_text())
-    return gate_stage(
-        evaluation,
-        drift,
-        run / "models",
-        run / "data/candidates/test.parquet",
-        run / "data/split",
-        run / "reports/gate.json",
-        p,
-    )
-
-
-def _score(run: Run, p: dict) -> Any:
-    from pipelines.score import score_stage
-
-    return score_stage(
-        run / "data/split",
-        run / "data/candidates",
-        run / "data/features/customer.parquet",
-        run / "models",
-        run / "data/serving",
-        p,
-    )
-
-
-def _publish(run: Run, p: dict) -> Any:
-    from pipelines.publish import publish_stage
-
-    return publish_stage(
-        run / "data/serving",
-        run / "models",
-        run / "reports/gate.json",
-        run / "data/split",
-        run / "metrics/evaluate.json",
-        run / "reports/publish.json",
-        p,
-    )
-
-
-STEPS: dict[str, Callable[[Run, dict], Any]] = {
-    "ingest": _ingest,
-    "split": _split,
-    "features": _features,
-    "materialize": _materialize,
-    "candidates": _candidates,
-    "train": _train,
-    "recommend": _recommend,
-    "evaluate": _evaluate,
-    "report": _report,
-    "gate": _gate,
-    "score": _score,
-    "publish": _publish,
-}
-
-
-def run_step(run: Run, name: str) -> Any:
-    """Run one step in the run's directory with the run's params."""
-    if name not in STEPS:
-        raise InputError(f"run: no step {name!r} (steps: {', '.join(STEPS)})")
-    return STEPS[name](run, run.params)
-
-
-def record(run: Run, dag_id: str, run_id: str) -> dict[str, Any]:
-    """`run.json`: what this run used and produced, and how to reproduce it with DVC."""
+def record(run: Run, dag_id: str, run_id: str, names: list[str]) -> dict[str, Any]:
+    """`run.json`: what this run used and produced, the commands its stages `names` ran, and how to
+    reproduce it."""
     from pipelines.publish import sha256
 
-    p = run.params
-
-    def read(rel: str) -> Any:
-        path = run / rel
-        return json.loads(path.read_text()) if path.is_file() else None
-
-    model = run / "models/ranker.lgb"
-    evaluation = read("metrics/evaluate.json")
-    gate = read("reports/gate.json")
-    drift = read("metrics/drift.json")
+    p, spec = run.params, stages.load()
+    commands = [spec[n].command(p) for n in names]
+    model = run / spec["train"].outs[0] / "ranker.lgb"
+    windows = run / spec["split"].outs[0] / "windows.json"
+    evaluation, drift, gate = (stage_json(run, n) for n in ("evaluate", "report", "gate"))
     out = {
         "dag_id": dag_id,
         "run_id": run_id,
         "as_of": run.as_of,
         "data": p["data"]["raw"],
-        "data_window": read("data/split/windows.json"),
+        "data_window": json.loads(windows.read_text()) if windows.is_file() else None,
         "params_sha256": hashlib.sha256((run / "params.yaml").read_bytes()).hexdigest(),
         "model_sha256": sha256([model]) if model.is_file() else None,
         "metrics": {m: evaluation["ranker"][m] for m in ("ndcg@10", "recall@20")} if evaluation else None,
         "drift_share": drift["share"] if drift else None,
         "gate": gate["decision"] if gate else None,
-        "published": read("reports/publish.json"),
-        "reproduce": f"cp {run / 'params.yaml'} params.yaml && dvc repro"
-        + ("" if "train" in dag_id else "  (the daily run scores with the published model in models/)"),
+        "published": stage_json(run, "publish", "outs"),
+        "commands": commands,
+        "reproduce": f"cd {run.root} && " + " && ".join(commands),
     }
     write_json(out, run / "run.json")
     return out

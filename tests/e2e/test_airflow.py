@@ -95,7 +95,10 @@ def test_weekly_retrain_then_daily_and_a_rerun_changes_nothing(scheduled):
     assert json.loads((run / "reports/publish.json").read_text())["reason"] == "already live"
     assert Releases(root / "published").current() == live
     runs = json.loads((root / "reports/workspace/shoprec-runs.json").read_text())
-    assert set(runs) == {f"runs/shoprec_weekly_retrain/{WEEK}", f"runs/shoprec_daily/{DAY}"}  # replaced, not added
+    assert set(runs) == {  # replaced, not added
+        f"{root.resolve()}/runs/shoprec_weekly_retrain/{WEEK}@{WEEK}", f"{root.resolve()}/runs/shoprec_daily/{DAY}@{DAY}"
+    }
+    assert record["commands"][0].startswith("shoprec ingest --data /")  # the rendered dvc.yaml commands that ran
 
 
 @pytest.mark.services

@@ -11,6 +11,7 @@ import sys
 import pytest
 import yaml
 
+from pipelines import stages
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
@@ -42,26 +43,6 @@ def dagbag(tmp_path_factory) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def dvc_edges(shared: set[str]) -> set[tuple[str, str]]:
-    """Stage A -> stage B in dvc.yaml when B depends on something A writes, between `shared` stages."""
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-
-    def outs(stage: dict) -> list[str]:
-        return [
-            o if isinstance(o, str) else next(iter(o)) for k in ("outs", "metrics", "plots") for o in stage.get(k, [])
-        ]
-
-    def overlap(a: str, b: str) -> bool:
-        return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
-
-    return {
-        (a, b)
-        for b, sb in stages.items()
-        for a, sa in stages.items()
-        if a != b and a in shared and b in shared and any(overlap(d, o) for d in sb.get("deps", []) for o in outs(sa))
-    }
-
-
 def test_the_dags_load_without_errors_quickly_and_light(dagbag):
     assert dagbag["errors"] == {}
     assert set(dagbag["edges"]) == {"shoprec_daily", "shoprec_weekly_retrain"}
@@ -71,22 +52,15 @@ def test_the_dags_load_without_errors_quickly_and_light(dagbag):
 
 @pytest.mark.parametrize("dag_id", ["shoprec_daily", "shoprec_weekly_retrain"])
 def test_the_task_graph_is_the_dvc_stage_graph(dagbag, dag_id):
-    from pipelines.runs import DAILY, WEEKLY
-
-    steps = set(DAILY if dag_id == "shoprec_daily" else WEEKLY)
+    spec = stages.load()
+    left_out = {"shoprec_daily": {"generate", "train"}, "shoprec_weekly_retrain": {"generate"}}[dag_id]
+    steps = set(spec) - left_out
     edges = {tuple(e) for e in dagbag["edges"][dag_id]}
-    tasks = {t for e in edges for t in e}
-    assert tasks == steps | {"prepare"}
+    assert {t for e in edges for t in e} == steps | {"prepare"}
     assert {("prepare", s) for s in steps} <= edges  # every step works in the run's directory
-    assert {e for e in edges if "prepare" not in e} == dvc_edges(steps)
-
-
-def test_daily_is_weekly_without_training():
-    from pipelines.runs import DAILY, STEPS, WEEKLY
-
-    stages = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
-    assert list(WEEKLY) == [s for s in stages if s != "generate"] and set(WEEKLY) == set(STEPS)
-    assert list(DAILY) == [s for s in WEEKLY if s != "train"]
+    assert {e for e in edges if "prepare" not in e} == stages.edges(spec, steps)
+    assert ("candidates", "train") in edges or dag_id == "shoprec_daily"
+    assert ("split", "features") in edges and ("gate", "publish") in edges
 
 
 def test_the_local_and_production_airflow_environments(tmp_path):
