@@ -28,7 +28,7 @@ import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
 
-from pipelines.airflow_env import airflow_env, cli_json
+from pipelines.orchestration.airflow_env import airflow_env, cli_json
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -27,9 +27,9 @@ from threadpoolctl import threadpool_limits
 from pipelines.candidates.matrix import user_items
 from pipelines.candidates.selection import budgets
 from pipelines.candidates.union import candidates_at_cutoffs, fit_sources, window_candidates
-from pipelines.config import load_params
-from pipelines.ingest import clean, load_canonical
-from pipelines.split import make_windows, warm_customers, window
+from pipelines.core.config import load_params
+from pipelines.data.ingest import clean, load_canonical
+from pipelines.data.split import make_windows, warm_customers, window
 
 
 def implicit_side_by_side(history, as_of, customers, sources: dict) -> dict[str, float]:

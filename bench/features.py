@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.config import load_params
+from pipelines.core.config import load_params
+from pipelines.data.ingest import ingest
+from pipelines.data.split import make_windows, warm_customers, window
+from pipelines.data.synthetic import generate
 from pipelines.features.build import features_stage
 from pipelines.features.store import apply, historical_features, materialize, online_features, open_store
-from pipelines.ingest import ingest
-from pipelines.split import make_windows, warm_customers, window
-from pipelines.synth import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATES_PER_CUSTOMER = 300

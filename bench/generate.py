@@ -11,7 +11,7 @@ import resource
 import time
 from pathlib import Path
 
-from pipelines.synth import generate
+from pipelines.data.synthetic import generate
 
 
 def main() -> None:

@@ -25,15 +25,15 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from pipelines import schema as s
 from pipelines.candidates import matrix
 from pipelines.candidates.base import SCORE, CandidateSource, rank_within_groups
 from pipelines.candidates.baskets import before
 from pipelines.candidates.popularity import recent_buyers
 from pipelines.candidates.tifu_knn import TifuKnn
 from pipelines.candidates.up_cf import UpCF
-from pipelines.metrics import ranking_metrics
-from pipelines.split import warm_customers, window
+from pipelines.core import schema as s
+from pipelines.data.split import warm_customers, window
+from pipelines.evaluation.metrics import ranking_metrics
 
 K = 20
 Peer = Callable[[pd.DataFrame, pd.Index, pd.Timestamp, dict[str, Any]], pd.DataFrame]

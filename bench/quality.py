@@ -34,12 +34,12 @@ import scipy.sparse as sp
 from peers import tuned_peers
 from threadpoolctl import threadpool_limits
 
-from pipelines import schema as s
-from pipelines.backtest import backtest
-from pipelines.config import load_params, override
-from pipelines.ingest import clean, load_canonical
-from pipelines.metrics import catalogue_coverage, ranking_metrics
-from pipelines.split import make_windows, warm_customers, window
+from pipelines.core import schema as s
+from pipelines.core.config import load_params, override
+from pipelines.data.ingest import clean, load_canonical
+from pipelines.data.split import make_windows, warm_customers, window
+from pipelines.evaluation.backtest import backtest
+from pipelines.evaluation.metrics import catalogue_coverage, ranking_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 20

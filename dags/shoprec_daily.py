@@ -2,13 +2,13 @@
 
 ingest -> split -> features (-> materialize) -> candidates -> recommend (the last test window) ->
 evaluate -> report (drift) -> gate -> score (every customer at the run's date) -> publish.
-The tasks and their edges are dvc.yaml's stages (`wire`, pipelines/orchestrate.py); each task runs
-its stage's own command in the run's directory (pipelines/runs.py).
+The tasks and their edges are dvc.yaml's stages (`wire`, pipelines/orchestration/tasks.py); each task runs
+its stage's own command in the run's directory (pipelines/orchestration/runs.py).
 """
 
 from airflow.sdk import dag
 
-from pipelines.orchestrate import DAG_ARGS, wire
+from pipelines.orchestration.tasks import DAG_ARGS, wire
 
 
 @dag(dag_id="shoprec_daily", schedule="@daily", doc_md=__doc__, **DAG_ARGS)

@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from pipelines.errors import ERROR_PREFIX, InputError
+from pipelines.core.errors import ERROR_PREFIX, InputError
 
 app = typer.Typer(
     help="shoprec: explained, monitored recommendations from purchase history.",
@@ -52,7 +52,7 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logg
 
 
 def _params(path: Path) -> dict[str, Any]:
-    from pipelines.config import load_params
+    from pipelines.core.config import load_params
 
     return load_params(path)
 
@@ -70,8 +70,8 @@ def generate(
     params: Path = ParamsOpt,
 ) -> None:
     """Write seeded synthetic raw data in the Online Retail layout."""
-    from pipelines.config import section
-    from pipelines.synth import generate as run
+    from pipelines.core.config import section
+    from pipelines.data.synthetic import generate as run
 
     settings = dict(section(_params(params), "synthetic"))
     settings.update({k: v for k, v in (("rows", rows), ("seed", seed)) if v is not None})
@@ -87,7 +87,7 @@ def ingest(
     params: Path = ParamsOpt,
 ) -> None:
     """Validate, clean and pseudonymise a raw export into canonical Parquet."""
-    from pipelines.ingest import ingest as run
+    from pipelines.data.ingest import ingest as run
 
     _show(run(data, out, _params(params), metrics))
 
@@ -101,8 +101,8 @@ def split(
     params: Path = ParamsOpt,
 ) -> None:
     """Cut the clean data into train / validation / test windows by the as-of date."""
-    from pipelines.config import section
-    from pipelines.split import split as run
+    from pipelines.core.config import section
+    from pipelines.data.split import split as run
 
     _show(run(clean, out, section(_params(params), "split"), metrics))
 
@@ -121,9 +121,9 @@ def features_build(
     params: Path = ParamsOpt,
 ) -> None:
     """Customer, product and customer x product sources, point-in-time correct."""
-    from pipelines.config import section
+    from pipelines.core.config import section
+    from pipelines.data.split import read_windows
     from pipelines.features.build import features_stage
-    from pipelines.split import read_windows
 
     _show(features_stage(clean, read_windows(windows), out, section(_params(params), "features"), metrics))
 
@@ -140,9 +140,9 @@ def features_materialize(
     """Apply the feature repo and load the online store incrementally up to the as-of date."""
     import pandas as pd
 
-    from pipelines.config import section
+    from pipelines.core.config import section
+    from pipelines.data.split import read_windows
     from pipelines.features.store import materialize_stage
-    from pipelines.split import read_windows
 
     end = pd.Timestamp(as_of) if as_of else read_windows(windows).as_of if windows else pd.Timestamp.now(tz="UTC")
     _show(materialize_stage(section(_params(params), "features"), end, metrics, state))
@@ -159,7 +159,7 @@ def features_online(
     """Print a customer's online profile, or the ranker's features for customer x item pairs."""
     import pandas as pd
 
-    from pipelines.config import section
+    from pipelines.core.config import section
     from pipelines.features.store import online_features, open_store
 
     store = open_store(section(_params(params), "features"))
@@ -181,7 +181,7 @@ def candidates(
 ) -> None:
     """Generate candidates from every configured source, at the validation and test cutoffs."""
     from pipelines.candidates.union import candidates_stage
-    from pipelines.config import section
+    from pipelines.core.config import section
 
     p = _params(params)
     _show(candidates_stage(split_dir, out, section(p, "candidates"), metrics, p.get("compute")))
@@ -197,7 +197,7 @@ def train(
     params: Path = ParamsOpt,
 ) -> None:
     """Fit the LightGBM ranker on the training cutoffs, early stopping on the validation one."""
-    from pipelines.ranker import train_stage
+    from pipelines.ranking.train import train_stage
 
     _show(train_stage(candidates_dir, split_dir, model, plots, _params(params)))
 
@@ -213,7 +213,7 @@ def recommend(
     params: Path = ParamsOpt,
 ) -> None:
     """Rank the test cutoff's candidates and keep the top k per customer, with reasons."""
-    from pipelines.ranker import recommend_stage
+    from pipelines.ranking.recommend import recommend_stage
 
     recs = recommend_stage(candidates_dir, split_dir, model, out, sample, _params(params))
     typer.echo(f"{len(recs)} recommendations for {recs['customer_id'].nunique()} customers -> {out}")
@@ -232,8 +232,8 @@ def evaluate(
     params: Path = ParamsOpt,
 ) -> None:
     """Score recommendations and each source alone on the test window, overall and by segment."""
-    from pipelines.config import section
-    from pipelines.evaluate import evaluate_stage
+    from pipelines.core.config import section
+    from pipelines.evaluation.evaluate import evaluate_stage
 
     p = _params(params)
     result = evaluate_stage(
@@ -263,7 +263,7 @@ def report(
     params: Path = ParamsOpt,
 ) -> None:
     """Evidently reports (quality, drift) as HTML and JSON, and runs in the Evidently workspace."""
-    from pipelines.reports import report_stage
+    from pipelines.monitoring.reports import report_stage
 
     p = _params(params)
     if workspace is not None:
@@ -283,7 +283,7 @@ def gate(
     params: Path = ParamsOpt,
 ) -> None:
     """Decide whether the new model and recommendations may be published; log the decision and why."""
-    from pipelines.gate import gate_stage
+    from pipelines.monitoring.gate import gate_stage
 
     gate_stage(
         json.loads(evaluation.read_text()),
@@ -307,7 +307,7 @@ def score(
     params: Path = ParamsOpt,
 ) -> None:
     """Today's top k for every known customer, the cold-start lists and the loyalty segments, at as_of."""
-    from pipelines.score import score_stage
+    from pipelines.serving.score import score_stage
 
     _show(score_stage(split_dir, candidates_dir, customer_features, model, out, _params(params)))
 
@@ -325,8 +325,8 @@ def publish(
     params: Path = ParamsOpt,
 ) -> None:
     """Publish the scored recommendations as a new version if the gate passed (or roll back one version)."""
-    from pipelines.publish import publish_stage
-    from pipelines.publish import rollback as roll_back
+    from pipelines.serving.publish import publish_stage
+    from pipelines.serving.publish import rollback as roll_back
 
     p = _params(params)
     if rollback:
@@ -354,7 +354,12 @@ def serve(
 
     os.environ["SHOPREC_PARAMS"] = str(params.resolve())
     uvicorn.run(
-        "pipelines.serve:app_from_params", factory=True, host=host, port=port, workers=workers, log_level="warning"
+        "pipelines.serving.api:app_from_params",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
     )
 
 
@@ -365,7 +370,7 @@ def airflow(
 ) -> None:
     """Airflow standalone with shoprec's DAGs and no examples (`make airflow`); the admin's password is
     SHOPREC_AIRFLOW_PASSWORD or one generated and printed once."""
-    from pipelines.airflow_env import standalone
+    from pipelines.orchestration.airflow_env import standalone
 
     standalone(home, port)
 
@@ -377,11 +382,11 @@ def backtest(
     test_days: int = typer.Option(30, min=1, help="Length of the test window at the end of the data."),
     k: int = typer.Option(10, min=1, help="Recommendations per customer."),
     out: Path = typer.Option(..., help="Output directory."),
-    as_of: str = typer.Option(None, help="Cut the data here first (e.g. at the real test start, to score a validation window)."),
+    as_of: str = typer.Option(None, help="Cut the data here first (e.g. at the test start: a validation window)."),
     params: Path = ParamsOpt,
 ) -> None:
     """Train on all but the last N days; write DIR/recommendations.parquet and DIR/metrics.json."""
-    from pipelines.backtest import backtest as run
+    from pipelines.evaluation.backtest import backtest as run
 
     metrics = run(data, test_days, k, out, _params(params), as_of)
     typer.echo(f"{metrics['customers']} customers evaluated in {metrics['seconds']} s -> {out}/recommendations.parquet")
@@ -392,7 +397,7 @@ def backtest(
 @step
 def summary(metrics: Path = typer.Option(Path("metrics"), help="Directory of the stages' metrics files.")) -> None:
     """Print what the last pipeline run produced and where its outputs are."""
-    from pipelines.summary import summarize
+    from pipelines.orchestration.summary import summarize
 
     try:
         typer.echo(summarize(metrics))

@@ -49,7 +49,7 @@ def services() -> dict[str, tuple[str, int]]:
 @pytest.fixture(scope="session")
 def synthetic_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic raw file in the Online Retail layout (about 20k rows)."""
-    from pipelines.synth import generate
+    from pipelines.data.synthetic import generate
 
     path = tmp_path_factory.mktemp("synthetic") / "raw.parquet"
     generate(path, {"seed": 7, "rows": 20_000})

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from pipelines import schema as s
-from pipelines.errors import InputError
+from pipelines.core import schema as s
+from pipelines.core.errors import InputError
 
 SCORE = "score"
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from pipelines import schema as s
 from pipelines.candidates.matrix import UserItems
+from pipelines.core import schema as s
 
 AGE = "basket_age"  # 0 = the customer's newest basket, 1 = the one before, ...
 COUNT = "baskets"  # how many baskets the customer has

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines import schema as s
 from pipelines.candidates.base import SCORE, CandidateSource, register, top_n
+from pipelines.core import schema as s
 
 
 @register("buy_again")

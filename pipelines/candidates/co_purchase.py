@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from pipelines import schema as s
 from pipelines.candidates.base import register
 from pipelines.candidates.matrix import MatrixSource, keep_top_k
+from pipelines.core import schema as s
 
 
 @register("co_purchase")

@@ -13,10 +13,10 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from pipelines import schema as s
 from pipelines.candidates.base import no_candidates, register
 from pipelines.candidates.matrix import MatrixSource, keep_top_k, l2_rows
-from pipelines.errors import InputError
+from pipelines.core import schema as s
+from pipelines.core.errors import InputError
 
 log = logging.getLogger(__name__)
 

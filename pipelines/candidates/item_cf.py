@@ -12,7 +12,7 @@ from implicit.utils import ParameterWarning
 
 from pipelines.candidates.base import register
 from pipelines.candidates.matrix import MatrixSource
-from pipelines.errors import InputError
+from pipelines.core.errors import InputError
 
 MODELS = {"cosine": CosineRecommender, "bm25": BM25Recommender, "tfidf": TFIDFRecommender}
 

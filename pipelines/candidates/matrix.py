@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from pipelines import schema as s
 from pipelines.candidates.base import SCORE, CandidateSource, no_candidates
+from pipelines.core import schema as s
 
 BATCH = 1024  # customers scored at once: bounds the dense batch x items block
 BLOCK = 1 << 24  # entries of a customers x customers similarity block computed at once (rows x all customers)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines import schema as s
 from pipelines.candidates.base import SCORE, CandidateSource, register
-from pipelines.segments import latest_country
+from pipelines.core import schema as s
+from pipelines.evaluation.segments import latest_country
 
 
 def recent_buyers(history: pd.DataFrame, as_of: pd.Timestamp, days: int) -> pd.Series:

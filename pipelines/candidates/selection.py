@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines import schema as s
 from pipelines.candidates.base import rank_within_groups
-from pipelines.tuning import coordinate_ascent
+from pipelines.candidates.tuning import coordinate_ascent
+from pipelines.core import schema as s
 
 KEYS = [s.CUSTOMER, s.ITEM]
 

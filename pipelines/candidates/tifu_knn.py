@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from pipelines.candidates.base import register
 from pipelines.candidates.baskets import AGE, COUNT, basket_lines, before, weighted
 from pipelines.candidates.matrix import MatrixSource, keep_top_k, l2_rows, row_blocks
-from pipelines.errors import InputError
+from pipelines.core.errors import InputError
 
 
 @register("tifu_knn")

@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines import schema as s
 from pipelines.candidates.base import SCORE, CandidateSource, build_sources, rank_within_groups
 from pipelines.candidates.matrix import MatrixSource, SharedMatrices
 from pipelines.candidates.selection import budgets, fit_weights, select
-from pipelines.compute import LOCAL, Backend, open_backend
-from pipelines.files import parquet_parts, write_json
-from pipelines.split import Windows, read_split, read_windows, warm_customers, window
+from pipelines.core import schema as s
+from pipelines.core.compute import LOCAL, Backend, open_backend
+from pipelines.core.files import parquet_parts, write_json
+from pipelines.data.split import Windows, read_split, read_windows, warm_customers, window
 
 KEYS = [s.CUSTOMER, s.ITEM]
 CHUNK = 1000  # customers per union pass: bounds memory at any data size (union also holds chunk x items bytes)

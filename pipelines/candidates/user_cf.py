@@ -9,7 +9,7 @@ from implicit.nearest_neighbours import bm25_weight, tfidf_weight
 
 from pipelines.candidates.base import register
 from pipelines.candidates.matrix import MatrixSource, keep_top_k, l2_rows
-from pipelines.errors import InputError
+from pipelines.core.errors import InputError
 
 WEIGHTINGS = {"bm25": lambda m: bm25_weight(m, K1=1.2, B=0.75), "tfidf": tfidf_weight, "cosine": lambda m: m}
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines import schema as s
+from pipelines.core import schema as s
+from pipelines.core.files import write_json, write_parquet
+from pipelines.data.split import Windows
 from pipelines.features.customer import customer_features
 from pipelines.features.customer_product import customer_product_features
 from pipelines.features.history import EVENT_TS, History, snapshot_dates
 from pipelines.features.product import product_features
-from pipelines.files import write_json, write_parquet
-from pipelines.split import Windows
 
 log = logging.getLogger(__name__)
 SOURCES = ("customer", "product", "customer_product")

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from sklearn.cluster import KMeans
 from sklearn.feature_extraction.text import CountVectorizer
 
-from pipelines import schema as s
+from pipelines.core import schema as s
 from pipelines.features.history import DAY_COL, EVENT_TS, REVENUE, History
 
 WINDOWS = (30, 90, 365)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipelines import schema as s
+from pipelines.core import schema as s
 from pipelines.features.history import DAY, DAY_COL, EVENT_TS, History
 
 

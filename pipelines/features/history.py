@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines import schema as s
+from pipelines.core import schema as s
 
 DAY = pd.Timedelta(days=1)
 DAY_COL = "day"

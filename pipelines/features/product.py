@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines import schema as s
+from pipelines.core import schema as s
 from pipelines.features.history import DAY_COL, EVENT_TS, History
 
 WINDOWS = (7, 30, 90)

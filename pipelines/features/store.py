@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import yaml
 
-from pipelines import schema as s
-from pipelines.errors import InputError
+from pipelines.core import schema as s
+from pipelines.core.errors import InputError
 from pipelines.features.history import EVENT_TS
 
 if TYPE_CHECKING:
@@ -223,7 +223,7 @@ def scratch_store(
     """
     import shutil
 
-    from pipelines.files import write_parquet
+    from pipelines.core.files import write_parquet
 
     root = Path(root)
     repo = root / "feature_repo"
@@ -339,7 +339,7 @@ def materialize_stage(
     The summary goes to `metrics_path` (tracked in git) and to `state_path`, a DVC output beside the
     store: on a fresh clone, where the store is empty, its absence makes DVC run the stage.
     """
-    from pipelines.files import write_json
+    from pipelines.core.files import write_json
 
     store = applied_store(params)
     report = materialize(store, as_of)

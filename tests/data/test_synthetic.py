@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from pipelines.errors import InputError
-from pipelines.synth import generate
+from pipelines.core.errors import InputError
+from pipelines.data.synthetic import generate
 
 pytestmark = pytest.mark.data
 UCI_COLUMNS = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]

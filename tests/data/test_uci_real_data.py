@@ -5,10 +5,10 @@ import json
 import pandas as pd
 import pytest
 
-from pipelines import schema as s
-from pipelines.backtest import backtest
-from pipelines.config import load_params
-from pipelines.ingest import clean, load_canonical
+from pipelines.core import schema as s
+from pipelines.core.config import load_params
+from pipelines.data.ingest import clean, load_canonical
+from pipelines.evaluation.backtest import backtest
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.data

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.airflow_env import airflow_env, cli_json
-from pipelines.publish import Releases
+from pipelines.orchestration.airflow_env import airflow_env, cli_json
+from pipelines.serving.publish import Releases
 from tests.e2e.conftest import BIN, free_port, http_json, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -96,7 +96,8 @@ def test_weekly_retrain_then_daily_and_a_rerun_changes_nothing(scheduled):
     assert Releases(root / "published").current() == live
     runs = json.loads((root / "reports/workspace/shoprec-runs.json").read_text())
     assert set(runs) == {  # replaced, not added
-        f"{root.resolve()}/runs/shoprec_weekly_retrain/{WEEK}@{WEEK}", f"{root.resolve()}/runs/shoprec_daily/{DAY}@{DAY}"
+        f"{root.resolve()}/runs/shoprec_weekly_retrain/{WEEK}@{WEEK}",
+        f"{root.resolve()}/runs/shoprec_daily/{DAY}@{DAY}",
     }
     assert record["commands"][0].startswith("shoprec ingest --data /")  # the rendered dvc.yaml commands that ran
 

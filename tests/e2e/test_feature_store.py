@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.data.split import Windows
 from pipelines.features.history import EVENT_TS
 from pipelines.features.store import _inside, _views, historical_features, materialize, online_features, scratch_store
-from pipelines.split import Windows
 from tests.conftest import feature_project, interactions
 
 pytestmark = pytest.mark.e2e

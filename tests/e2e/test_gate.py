@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.publish import Releases
+from pipelines.serving.publish import Releases
 from tests.e2e.conftest import shoprec
 
 pytestmark = pytest.mark.e2e

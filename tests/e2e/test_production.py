@@ -125,7 +125,7 @@ def test_features_are_served_from_redis_and_the_registry_lives_in_postgresql(pro
 
 
 def test_published_recommendations_are_served_from_redis(production):
-    from pipelines.serving_store import RedisStore
+    from pipelines.serving.store import RedisStore
 
     _, copy, _ = production
     published = pd.read_parquet(copy / "data/serving/recommendations.parquet")

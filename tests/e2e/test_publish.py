@@ -19,9 +19,9 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from pipelines.publish import Releases
-from pipelines.serve import create_app
-from pipelines.serving_store import SqliteStore
+from pipelines.serving.api import create_app
+from pipelines.serving.publish import Releases
+from pipelines.serving.store import SqliteStore
 from tests.e2e.conftest import BIN, free_port, shoprec, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 
-from pipelines import schema as s
-from pipelines.adapters import ONLINE_RETAIL, resolve_format, to_canonical
-from pipelines.errors import InputError
+from pipelines.core import schema as s
+from pipelines.core.errors import InputError
+from pipelines.data.adapters import ONLINE_RETAIL, resolve_format, to_canonical
 
 pytestmark = pytest.mark.unit
 

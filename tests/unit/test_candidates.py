@@ -8,8 +8,8 @@ from pipelines.candidates.base import top_n
 from pipelines.candidates.buy_again import BuyAgain
 from pipelines.candidates.popularity import Popularity
 from pipelines.candidates.union import coverage
-from pipelines.errors import InputError
-from pipelines.split import window
+from pipelines.core.errors import InputError
+from pipelines.data.split import window
 from tests.conftest import interactions
 
 pytestmark = pytest.mark.unit

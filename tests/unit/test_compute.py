@@ -8,13 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import compute
 from pipelines.candidates.union import candidates_at_cutoffs
-from pipelines.compute import LOCAL, DaskBackend, open_backend, settings
-from pipelines.errors import InputError
-from pipelines.metrics import ranking_metrics
-from pipelines.ranker import ListNdcg, ValidationCurve, _boost_local, fit, lgb_params, score, top_k
-from pipelines.split import make_windows
+from pipelines.core import compute
+from pipelines.core.compute import LOCAL, DaskBackend, open_backend, settings
+from pipelines.core.errors import InputError
+from pipelines.data.split import make_windows
+from pipelines.evaluation.metrics import ranking_metrics
+from pipelines.ranking.dask_training import ListNdcg, ValidationCurve
+from pipelines.ranking.lists import top_k
+from pipelines.ranking.model import boost_local, fit, lgb_params, predict
 from tests.unit.test_ranker import PARAMS, synthetic, truth_of
 
 pytestmark = pytest.mark.unit
@@ -28,8 +30,8 @@ def dask_backend():
 
 @pytest.fixture(scope="module")
 def clean_interactions(tmp_path_factory) -> pd.DataFrame:
-    from pipelines.ingest import clean, load_canonical
-    from pipelines.synth import generate
+    from pipelines.data.ingest import clean, load_canonical
+    from pipelines.data.synthetic import generate
 
     raw = Path(tmp_path_factory.mktemp("synthetic")) / "raw.parquet"
     generate(raw, {"seed": 7, "rows": 12_000})
@@ -125,7 +127,7 @@ def ranking_data():
 
 
 def _valid_lists(valid):
-    from pipelines.ranker import _with_positives
+    from pipelines.ranking.model import _with_positives
 
     cands, x, y = valid
     return _with_positives(x, y, cands)
@@ -173,9 +175,9 @@ def test_list_ndcg_equals_sorting_every_list():
 def test_validation_curve_keeps_the_iteration_lightgbm_early_stopping_keeps(ranking_data):
     parts = [_valid_lists(ranking_data["train"]), _valid_lists(ranking_data["valid"])]
     params = lgb_params(PARAMS)
-    stopped = _boost_local(params, parts[0], parts[1], rounds=200, patience=10)
+    stopped = boost_local(params, parts[0], parts[1], rounds=200, patience=10)
     assert stopped.best_iteration < 200  # early stopping did stop
-    full = _boost_local(params, parts[0], parts[1], rounds=200, patience=200)
+    full = boost_local(params, parts[0], parts[1], rounds=200, patience=200)
     curve = ValidationCurve(*parts[1], k=10, patience=10)
     curve.extend(full)
     assert curve.best == stopped.best_iteration
@@ -227,7 +229,7 @@ def test_the_ranker_trains_and_scores_on_dask_as_well_as_locally(ranking_data, d
     assert 1 <= remote_info["best_iteration"] <= PARAMS["n_estimators"]
     truth = truth_of(cands, y)
     ndcg = {
-        name: ranking_metrics(top_k(cands, score(booster, x), 10, positive_only=False), truth, 10)["ndcg@10"]
+        name: ranking_metrics(top_k(cands, predict(booster, x), 10, positive_only=False), truth, 10)["ndcg@10"]
         for name, booster in (("local", local), ("dask", remote))
     }
     assert ndcg["dask"] == pytest.approx(ndcg["local"], abs=0.03)
@@ -237,7 +239,7 @@ def test_the_ranker_trains_and_scores_on_dask_as_well_as_locally(ranking_data, d
 
 
 def test_customer_partitions_hold_whole_customers_in_order(tmp_path):
-    from pipelines.ranker import customer_partitions
+    from pipelines.core.partitions import customer_partitions
 
     cands = pd.DataFrame({"customer_id": list("aaabccddde"), "item_id": list("xyzxyxyzwx"), "score": range(10)})
     cands.to_parquet(tmp_path / "c.parquet", index=False)
@@ -266,7 +268,7 @@ def test_customer_partitions_hold_whole_customers_in_order(tmp_path):
 
 
 def test_cap_customers_keeps_a_seeded_sample_of_whole_customers(tmp_path):
-    from pipelines.ranking_data import cap_customers
+    from pipelines.ranking.dataset import cap_customers
 
     cands = pd.DataFrame({"customer_id": np.repeat([f"c{i}" for i in range(10)], 3), "item_id": list("xyz") * 10})
     assert cap_customers(cands, None, 0) is cands and cap_customers(cands, 10, 0) is cands

@@ -3,8 +3,8 @@
 import pytest
 
 from pipelines.candidates import build_sources
-from pipelines.config import load_params, override, section
-from pipelines.errors import InputError
+from pipelines.core.config import load_params, override, section
+from pipelines.core.errors import InputError
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
@@ -36,7 +36,8 @@ def test_missing_section_is_named():
 
 def test_override_sets_nested_keys_as_yaml_and_leaves_the_original():
     params = {"ranker": {"num_leaves": 31}, "candidates": {"sources": {"popularity": {"n": 300}}}}
-    out = override(params, ["ranker.num_leaves=63", "candidates.sources.tifu_knn={n: 100, alpha: 0.7}", "split.as_of=null"])
+    sets = ["ranker.num_leaves=63", "candidates.sources.tifu_knn={n: 100, alpha: 0.7}", "split.as_of=null"]
+    out = override(params, sets)
     assert out["ranker"]["num_leaves"] == 63
     assert out["candidates"]["sources"] == {"popularity": {"n": 300}, "tifu_knn": {"n": 100, "alpha": 0.7}}
     assert out["split"] == {"as_of": None}

@@ -9,9 +9,8 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
-from pipelines import stages
+from pipelines.orchestration import stages
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
@@ -64,7 +63,7 @@ def test_the_task_graph_is_the_dvc_stage_graph(dagbag, dag_id):
 
 
 def test_the_local_and_production_airflow_environments(tmp_path):
-    from pipelines.airflow_env import airflow_env, set_password
+    from pipelines.orchestration.airflow_env import airflow_env, set_password
 
     local = airflow_env(tmp_path, port=8099)
     assert local["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False" and local["AIRFLOW__CORE__DAGS_FOLDER"].endswith("dags")

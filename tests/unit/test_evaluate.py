@@ -4,9 +4,9 @@ segments are known at the cutoff and split the evaluated customers."""
 import pandas as pd
 import pytest
 
-from pipelines.evaluate import Catalogue, by_segment, evaluate, metric_curves, metric_table, model_lists
-from pipelines.metrics import ItemVectors
-from pipelines.segments import customer_segments, latest_snapshot, loyalty_tier
+from pipelines.evaluation.evaluate import Catalogue, by_segment, evaluate, metric_curves, metric_table, model_lists
+from pipelines.evaluation.metrics import ItemVectors
+from pipelines.evaluation.segments import customer_segments, latest_snapshot, loyalty_tier
 from tests.conftest import interactions
 
 pytestmark = pytest.mark.unit
@@ -153,7 +153,7 @@ def test_metric_table_only_the_named_metrics_with_the_full_tables_values():
 
 
 def test_metric_table_only_computes_what_it_is_asked_for(monkeypatch):
-    from pipelines import evaluate as evaluate_module
+    from pipelines.evaluation import evaluate as evaluate_module
 
     def boom(lists, k, catalogue):
         raise AssertionError("diversity computed though not asked for")

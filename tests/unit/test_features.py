@@ -5,12 +5,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.data.split import Windows
 from pipelines.features.build import build_features
 from pipelines.features.customer import CLUSTER_INPUTS, Keywords, Segmenter, customer_features, rfm_scores, rfm_tier
 from pipelines.features.customer_product import customer_product_features
 from pipelines.features.history import History, item_category, snapshot_dates
 from pipelines.features.product import product_features
-from pipelines.split import Windows
 from tests.conftest import interactions
 
 pytestmark = pytest.mark.unit

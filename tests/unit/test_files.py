@@ -4,8 +4,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.errors import InputError
-from pipelines.files import parquet_parts, read_table, write_json, write_parquet
+from pipelines.core.errors import InputError
+from pipelines.core.files import parquet_parts, read_table, write_json, write_parquet
 
 pytestmark = pytest.mark.unit
 FRAME = pd.DataFrame({"CustomerID": ["17850", "13047"], "StockCode": ["85123A", "71053"]})

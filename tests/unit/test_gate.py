@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipelines.gate import decide, render
+from pipelines.monitoring.gate import decide, render
 
 pytestmark = pytest.mark.unit
 

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipelines import schema as s
-from pipelines.adapters import ONLINE_RETAIL, to_canonical
 from pipelines.cli import app
-from pipelines.config import load_params
-from pipelines.ingest import clean, ingest
+from pipelines.core import schema as s
+from pipelines.core.config import load_params
+from pipelines.data.adapters import ONLINE_RETAIL, to_canonical
+from pipelines.data.ingest import clean, ingest
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from pipelines.metrics import (
+from pipelines.evaluation.metrics import (
     ItemVectors,
     average_popularity,
     catalogue_coverage,

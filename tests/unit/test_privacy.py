@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from pipelines.errors import InputError
-from pipelines.privacy import DEV_KEY, pseudonym_key, pseudonymise
+from pipelines.core.errors import InputError
+from pipelines.data.privacy import DEV_KEY, pseudonym_key, pseudonymise
 
 pytestmark = pytest.mark.unit
 

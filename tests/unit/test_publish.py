@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from pipelines.errors import InputError
-from pipelines.publish import Releases, publish, rollback, sha256
-from pipelines.serve import create_app
-from pipelines.serving_store import SqliteStore
+from pipelines.core.errors import InputError
+from pipelines.serving.api import create_app
+from pipelines.serving.publish import Releases, publish, rollback, sha256
+from pipelines.serving.store import SqliteStore
 
 pytestmark = pytest.mark.unit
 
@@ -253,7 +253,7 @@ def test_the_openapi_spec_describes_the_endpoints_and_their_limits(tmp_path, mod
 def test_the_production_store_redis_serves_and_rolls_back(services, tmp_path, model, params):
     import uuid
 
-    from pipelines.serving_store import RedisStore
+    from pipelines.serving.store import RedisStore
 
     namespace = f"shoprec-test:{uuid.uuid4()}"
     params["publish"].update(store="redis", redis_url="redis://127.0.0.1:6379/0", redis_namespace=namespace)

@@ -7,9 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import explain as explain_module
-from pipelines.errors import InputError
-from pipelines.explain import (
+from pipelines.core.errors import InputError
+from pipelines.evaluation.metrics import ranking_metrics
+from pipelines.ranking import explain as explain_module
+from pipelines.ranking.dataset import feature_table, groups, labels, source_columns
+from pipelines.ranking.explain import (
     CUSTOMER_LEVEL,
     FEATURE_WORDS,
     SOURCE_WORDS,
@@ -18,9 +20,9 @@ from pipelines.explain import (
     path_contributions,
     phrase,
 )
-from pipelines.metrics import ranking_metrics
-from pipelines.ranker import KIND, fit, importance, rank_features, recommend, score, source_sizes, top_k
-from pipelines.ranking_data import feature_table, groups, labels, source_columns
+from pipelines.ranking.inference import recommend
+from pipelines.ranking.lists import rank_features, source_sizes, top_k
+from pipelines.ranking.model import KIND, fit, importance, predict
 
 pytestmark = pytest.mark.unit
 
@@ -279,7 +281,7 @@ def test_fit_ranks_positives_above_negatives_on_held_out_customers(data, fitted)
     booster, _ = fitted
     cands, x, y = data["test"]
     truth = truth_of(cands, y)
-    model = ranking_metrics(top_k(cands, score(booster, x), 10, positive_only=False), truth, 10)["ndcg@10"]
+    model = ranking_metrics(top_k(cands, predict(booster, x), 10, positive_only=False), truth, 10)["ndcg@10"]
     rng = np.random.default_rng(0)
     chance = np.mean(
         [ranking_metrics(top_k(cands, rng.random(len(cands)), 10), truth, 10)["ndcg@10"] for _ in range(5)]
@@ -304,17 +306,17 @@ def test_fit_is_deterministic(data, fitted):
     booster, info = fitted
     again, info2 = fit([data["train"]], data["valid"], dict(PARAMS))
     x = data["test"][1]
-    np.testing.assert_array_equal(score(booster, x), score(again, x))
+    np.testing.assert_array_equal(predict(booster, x), predict(again, x))
     assert {k: v for k, v in info.items() if k != "seconds"} == {k: v for k, v in info2.items() if k != "seconds"}
 
 
 def test_fit_with_feature_fraction_is_deterministic_per_seed(data):
     x = data["test"][1]
     params = {**PARAMS, "feature_fraction": 0.5}
-    a = score(fit([data["train"]], data["valid"], params)[0], x)
-    b = score(fit([data["train"]], data["valid"], params)[0], x)
+    a = predict(fit([data["train"]], data["valid"], params)[0], x)
+    b = predict(fit([data["train"]], data["valid"], params)[0], x)
     np.testing.assert_array_equal(a, b)
-    c = score(fit([data["train"]], data["valid"], {**params, "seed": 2})[0], x)
+    c = predict(fit([data["train"]], data["valid"], {**params, "seed": 2})[0], x)
     assert c.shape == a.shape and np.isfinite(c).all()  # another seed may differ: not asserted
 
 
@@ -323,7 +325,7 @@ def test_fit_does_not_depend_on_the_candidates_index(data, fitted):
     cands, x, y = data["train"]
     moved = cands.set_axis(np.arange(len(cands)) + 1000)
     other, _ = fit([(moved, x, y)], data["valid"], PARAMS)
-    np.testing.assert_array_equal(score(booster, data["test"][1]), score(other, data["test"][1]))
+    np.testing.assert_array_equal(predict(booster, data["test"][1]), predict(other, data["test"][1]))
 
 
 # --- recommend ---------------------------------------------------------------------------------
@@ -344,7 +346,7 @@ def test_recommend_k_rows_per_customer_best_first(data, fitted, recs):
     assert recs["customer_id"].nunique() == cands["customer_id"].nunique()
     assert recs.groupby("customer_id")["rank"].apply(list).map(lambda r: r == [1, 2, 3, 4, 5]).all()
     assert recs.groupby("customer_id")["score"].apply(lambda v: v.is_monotonic_decreasing).all()
-    expected = top_k(cands, score(booster, x), 5, positive_only=False).reset_index(drop=True)
+    expected = top_k(cands, predict(booster, x), 5, positive_only=False).reset_index(drop=True)
     pd.testing.assert_frame_equal(recs[["customer_id", "item_id", "rank", "score"]], expected)
 
 

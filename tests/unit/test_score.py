@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from pipelines.score import GLOBAL, cold_start, customer_profiles
+from pipelines.serving.score import GLOBAL, cold_start, customer_profiles
 from tests.conftest import interactions
 
 pytestmark = pytest.mark.unit

@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from pipelines.errors import InputError
-from pipelines.serving_store import RedisStore, SqliteStore
+from pipelines.core.errors import InputError
+from pipelines.serving.store import RedisStore, SqliteStore
 
 
 def entries(version: str, n: int = 3) -> list[tuple[str, str]]:

@@ -15,7 +15,7 @@ from pipelines.candidates.content import Content, item_texts
 from pipelines.candidates.item_cf import ItemCF
 from pipelines.candidates.popularity import CountryPopularity, Trending
 from pipelines.candidates.user_cf import UserCF
-from pipelines.errors import InputError
+from pipelines.core.errors import InputError
 from tests.conftest import interactions
 
 pytestmark = pytest.mark.unit

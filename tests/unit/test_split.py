@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 
-from pipelines.errors import InputError
-from pipelines.files import write_json
-from pipelines.split import WINDOWS, Windows, make_windows, read_windows, warm_customers, window
+from pipelines.core.errors import InputError
+from pipelines.core.files import write_json
+from pipelines.data.split import WINDOWS, Windows, make_windows, read_windows, warm_customers, window
 from tests.conftest import interactions
 
 pytestmark = pytest.mark.unit

@@ -1,4 +1,4 @@
-"""dvc.yaml read by pipelines.stages: commands rendered from the params, the edges, and deps that
+"""dvc.yaml read by pipelines.orchestration.stages: commands rendered from the params, the edges, and deps that
 cover every pipelines module a stage's code imports (so `dvc repro` never skips changed code)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import stages
-from pipelines.errors import InputError
+from pipelines.core.errors import InputError
+from pipelines.orchestration import stages
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
@@ -64,7 +64,13 @@ def closure(start: set[str]) -> set[Path]:
             continue
         seen.add(name)
         todo += imported(ast.parse(module_file(name).read_text()))
-    return {module_file(m) for m in seen}
+    return {module_file(m) for m in seen if not docstring_only(module_file(m))}
+
+
+def docstring_only(path: Path) -> bool:
+    """A package's __init__ that only documents it: nothing in it can change what a stage does."""
+    body = ast.parse(path.read_text()).body
+    return all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in body)
 
 
 def entry_imports() -> dict[str, set[str]]:

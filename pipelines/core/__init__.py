@@ -1,0 +1,1 @@
+"""Basics every step uses: parameters, errors, files, the canonical schema, the compute backend."""

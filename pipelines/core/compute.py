@@ -1,0 +1,126 @@
+"""Compute backends: where the per-customer work of a step runs (`compute` in params.yaml).
+
+`local` runs every partition in this process, one after the other. `dask` runs them as tasks on a
+`dask.distributed` cluster: a `LocalCluster` of `workers` processes, or the scheduler at
+`scheduler` (a real cluster whose workers have shoprec installed and see the project's files at the
+same paths). Steps hand a backend the same function and the same customer partitions either way, so
+mapped work gives the same results on both; large shared inputs (fitted candidate sources, the
+ranker) go to each worker once, not per task. (Ranker training on dask is `lightgbm.dask`'s
+data-parallel training, see ranker.fit: close to, not identical with, the local model.)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pipelines.core.errors import InputError
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+DEFAULTS: dict[str, Any] = {
+    "backend": "local",
+    "scheduler": None,
+    "workers": 2,
+    "threads_per_worker": 1,
+    "memory_limit": "auto",
+}
+CONNECT_TIMEOUT = "30s"  # to a remote scheduler
+
+
+class LocalBackend:
+    """Every partition in this process, in order."""
+
+    def map(self, fn: Callable[..., T], parts: Iterable[Any], **shared: Any) -> Iterator[T]:
+        """fn(part, **shared) for each part, lazily and in order."""
+        return (fn(part, **shared) for part in parts)
+
+
+class DaskBackend:
+    """Partitions as tasks on a dask.distributed cluster; results come back in the order of `parts`."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    @property
+    def workers(self) -> int:
+        return max(len(self.client.scheduler_info(n_workers=-1)["workers"]), 1)
+
+    def map(self, fn: Callable[..., T], parts: Iterable[Any], **shared: Any) -> Iterator[T]:
+        """fn(part, **shared) for each part, on the workers, in order; `shared` goes to each worker once.
+
+        Parts are read from `parts` only as workers free up (at most two tasks per worker in flight), so
+        neither the inputs nor the results of every partition are ever held at once.
+        """
+        # each argument whole (scatter would split a list or dict into one future per element or key)
+        kwargs = {key: self.client.scatter([value], broadcast=True, hash=False)[0] for key, value in shared.items()}
+        in_flight = 2 * self.workers
+        pending: deque[Future] = deque()
+        try:
+            for part in parts:
+                pending.append(self.client.submit(fn, part, pure=False, **kwargs))
+                if len(pending) >= in_flight:
+                    yield _take(pending.popleft())
+            while pending:
+                yield _take(pending.popleft())
+        finally:
+            self.client.cancel([*pending, *kwargs.values()])
+
+
+def _take(future: Future) -> Any:
+    try:
+        return future.result()
+    finally:
+        future.release()
+
+
+Backend = LocalBackend | DaskBackend
+LOCAL = LocalBackend()
+
+
+def settings(compute_params: dict[str, Any] | None) -> dict[str, Any]:
+    """The `compute` section with defaults, checked."""
+    out = {**DEFAULTS, **(compute_params or {})}
+    if out["backend"] not in ("local", "dask"):
+        raise InputError(f"params: compute.backend must be 'local' or 'dask', not {out['backend']!r}")
+    for key in ("workers", "threads_per_worker"):
+        if not isinstance(out[key], int) or out[key] < 1:
+            raise InputError(f"params: compute.{key} must be a positive integer, not {out[key]!r}")
+    return out
+
+
+@contextmanager
+def open_backend(compute_params: dict[str, Any] | None) -> Iterator[Backend]:
+    """The configured backend for the duration of a step (a dask cluster is started and stopped here)."""
+    cfg = settings(compute_params)
+    if cfg["backend"] == "local":
+        yield LOCAL
+        return
+    from distributed import Client, LocalCluster
+
+    if cfg["scheduler"]:
+        try:
+            client = Client(cfg["scheduler"], timeout=CONNECT_TIMEOUT)
+        except OSError as exc:
+            raise InputError(f"params: compute.scheduler {cfg['scheduler']!r}: no scheduler answers ({exc})") from None
+        with client:
+            yield DaskBackend(client)
+        return
+    with (
+        LocalCluster(
+            n_workers=cfg["workers"],
+            threads_per_worker=cfg["threads_per_worker"],
+            memory_limit=cfg["memory_limit"],
+            processes=True,
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        log.info("compute: dask LocalCluster with %d workers", cfg["workers"])
+        yield DaskBackend(client)

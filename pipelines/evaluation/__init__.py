@@ -1,0 +1,1 @@
+"""Offline evaluation: ranking metrics, customer segments, the evaluate step and the backtest."""

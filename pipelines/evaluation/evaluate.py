@@ -1,0 +1,169 @@
+"""Evaluate step: ranking and beyond-accuracy metrics of the fused recommendations and of each
+source alone, overall and by customer segment (loyalty tier, new vs returning, country group)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.candidates.content import item_texts
+from pipelines.core import schema as s
+from pipelines.core.errors import InputError
+from pipelines.core.files import write_csv, write_json
+from pipelines.core.partitions import customer_partitions
+from pipelines.data.split import read_split, read_windows, warm_customers
+from pipelines.evaluation.metrics import (
+    ItemVectors,
+    average_popularity,
+    catalogue_coverage,
+    exposure_gini,
+    intra_list_diversity,
+    item_popularity,
+    novelty,
+    personalisation,
+    ranking_metrics,
+)
+from pipelines.evaluation.segments import customer_segments
+from pipelines.ranking.lists import rank_features, source_sizes, top_k
+
+SEGMENT_DIMENSIONS = ("tier", "lifecycle", "country")
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What the beyond-accuracy metrics measure lists against: the catalogue size, each item's
+    popularity among the training customers, and the items' text vectors."""
+
+    n_items: int
+    popularity: pd.Series
+    vectors: ItemVectors
+
+    @classmethod
+    def of(cls, history: pd.DataFrame, n_items: int) -> Catalogue:
+        items = pd.Index(history[s.ITEM].unique())
+        return cls(n_items, item_popularity(history), ItemVectors.of_texts(item_texts(history, items)))
+
+
+BEYOND_ACCURACY: dict[str, Callable[[pd.DataFrame, int, Catalogue], float]] = {
+    "coverage": lambda lists, k, c: catalogue_coverage(lists, k, c.n_items),
+    "diversity": lambda lists, k, c: intra_list_diversity(lists, k, c.vectors),
+    "novelty": lambda lists, k, c: novelty(lists, k, c.popularity),
+    "personalisation": lambda lists, k, c: personalisation(lists, k),
+    "popularity": lambda lists, k, c: average_popularity(lists, k, c.popularity),
+    "gini": lambda lists, k, c: exposure_gini(lists, k, c.n_items),
+}
+
+
+def metric_table(
+    recs: pd.DataFrame, truth: pd.DataFrame, ks: list[int], catalogue: Catalogue, only: Collection[str] | None = None
+) -> dict[str, float]:
+    """Ranking metrics at every k over the customers in `truth`, and the beyond-accuracy metrics of their
+    lists; with `only` (names such as "ndcg@10"), just those."""
+    lists = recs[recs[s.CUSTOMER].isin(truth[s.CUSTOMER].unique())]
+    out: dict[str, float] = {}
+    for k in ks:
+        wanted = None if only is None else {m.split("@")[0] for m in only if m.endswith(f"@{k}")}
+        if wanted is None or wanted - set(BEYOND_ACCURACY):
+            out.update(ranking_metrics(lists, truth, k))
+        for name, metric in BEYOND_ACCURACY.items():
+            if wanted is None or name in wanted:
+                out[f"{name}@{k}"] = metric(lists, k, catalogue)
+    return out if only is None else {m: out[m] for m in only}
+
+
+def model_lists(
+    recs: pd.DataFrame, parts: Iterable[pd.DataFrame], sizes: dict[str, int], k: int
+) -> dict[str, pd.DataFrame]:
+    """The ranker's lists and each source's own top k (by its rank) over the same candidates, given in
+    partitions of whole customers (only the lists are kept, not the candidates)."""
+    own: dict[str, list[pd.DataFrame]] = {name: [] for name in sizes}
+    for cands in parts:
+        feats = rank_features(cands, sizes)
+        for i, name in enumerate(sizes):
+            own[name].append(top_k(cands, feats[:, i], k).reset_index(drop=True))
+    return {"ranker": recs, **{name: pd.concat(frames, ignore_index=True) for name, frames in own.items()}}
+
+
+def evaluate(
+    lists: dict[str, pd.DataFrame], truth: pd.DataFrame, ks: list[int], catalogue: Catalogue
+) -> dict[str, Any]:
+    """Metrics of the ranker's lists and of every source's own lists (`model_lists`) on the same customers."""
+    tables = {name: metric_table(model_recs, truth, ks, catalogue) for name, model_recs in lists.items()}
+    ranker = tables.pop("ranker")
+    return {"customers": int(truth[s.CUSTOMER].nunique()), "ranker": ranker, "sources": tables}
+
+
+def by_segment(
+    lists: dict[str, pd.DataFrame],
+    truth: pd.DataFrame,
+    segments: pd.DataFrame,
+    ks: list[int],
+    catalogue: Catalogue,
+    headline: list[str],
+) -> dict[str, Any]:
+    """Per dimension and segment: its customer count and the `headline` metrics of every model."""
+    out: dict[str, Any] = {}
+    for dim in SEGMENT_DIMENSIONS:
+        out[dim] = {}
+        for value, members in segments.groupby(dim).groups.items():
+            part = truth[truth[s.CUSTOMER].isin(members)]
+            row: dict[str, Any] = {"customers": int(part[s.CUSTOMER].nunique())}
+            for name, model_recs in lists.items():
+                row[name] = metric_table(model_recs, part, ks, catalogue, headline)
+            out[dim][str(value)] = row
+    return out
+
+
+def metric_curves(result: dict[str, Any], ks: list[int]) -> dict[str, pd.DataFrame]:
+    """Per metric, a table: one row per k, one column for the ranker and each source (DVC plots)."""
+    models = {"ranker": result["ranker"], **result["sources"]}
+    return {
+        metric: pd.DataFrame({"k": ks, **{name: [m[f"{metric}@{k}"] for k in ks] for name, m in models.items()}})
+        for metric in ("ndcg", "recall")
+    }
+
+
+def holdout(split_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """(history before the test window, the evaluated customers' test purchases, catalogue size)."""
+    history, test = read_split(split_dir, ("train", "valid")), read_split(split_dir, ("test",))
+    truth = test[test[s.CUSTOMER].isin(warm_customers(history, test))]
+    return history, truth, pd.concat([history[s.ITEM], test[s.ITEM]]).nunique()
+
+
+def evaluate_stage(
+    recs_path: str | Path,
+    cands_path: str | Path,
+    split_dir: str | Path,
+    customer_features_path: str | Path | None,
+    out: dict[str, str | Path],
+    source_params: dict[str, Any],
+    params: dict[str, Any],
+    list_length: int,
+) -> dict[str, Any]:
+    """Read the test window's recommendations (`list_length` per customer), candidates and purchases;
+    write the metrics (`out["metrics"]`),
+    the segment breakdown (`out["segments"]`) and the metric@k curves (`out["plots"]`)."""
+    ks = [int(k) for k in params["ks"]]
+    if max(ks) > list_length:
+        raise InputError(
+            f"params: evaluate.ks goes up to {max(ks)} but recommend.k keeps {list_length} items per customer: "
+            "the ranker would be cut shorter than the sources"
+        )
+    history, truth, n_items = holdout(split_dir)
+    catalogue = Catalogue.of(history, n_items)
+    sizes = source_sizes(source_params)
+    parts, _ = customer_partitions(cands_path, columns=[s.CUSTOMER, s.ITEM, *(f"{name}_rank" for name in sizes)])
+    lists = model_lists(pd.read_parquet(recs_path), parts, sizes, max(ks))
+    result = evaluate(lists, truth, ks, catalogue)
+    write_json(result, out["metrics"])
+    for metric, table in metric_curves(result, ks).items():
+        write_csv(table, Path(out["plots"]) / f"{metric}_at_k.csv")
+    cutoff = read_windows(Path(split_dir) / "windows.json").test_start
+    customers = pd.Index(truth[s.CUSTOMER].unique())
+    segments = customer_segments(history, customers, cutoff, customer_features_path, params["segments"])
+    write_json(by_segment(lists, truth, segments, ks, catalogue, list(params["segments"]["metrics"])), out["segments"])
+    return result

@@ -1,0 +1,1 @@
+"""Monitoring: Evidently reports, drift samples and the publishing gate."""

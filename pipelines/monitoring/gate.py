@@ -1,0 +1,152 @@
+"""The publish gate: a new model or new recommendations go out only when quality and drift are acceptable.
+
+Checks, each with its threshold from the `gate` params:
+- quality: every metric in `min_metrics` reaches its floor on the holdout;
+- sources: the ranker beats every single candidate source on `beat_sources_on` (what fusion is for);
+- drift: the share of the ranker's input features that drifted is at most `max_drift_share`;
+- champion: on the same holdout, the challenger loses at most `max_regression` (relative) against the
+  published model on each metric in `compare_on`. Without a published model there is nothing to lose to.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from pipelines.core.errors import InputError
+from pipelines.core.files import write_json
+
+log = logging.getLogger(__name__)
+
+
+def _names(names: list[str], shown: int = 6) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f": {', '.join(names[:shown])}{more}" if names else ""
+
+
+def check(name: str, passed: bool, detail: str, **figures: Any) -> dict[str, Any]:
+    return {"check": name, "passed": bool(passed), "detail": detail, **figures}
+
+
+def decide(
+    challenger: dict[str, float],
+    sources: dict[str, dict[str, float]],
+    drift: dict[str, Any],
+    champion: dict[str, float] | None,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """The gate's decision: every check with its figures, and `passed` when all of them pass."""
+    named = [*params.get("min_metrics", {}), *params.get("compare_on", []), params.get("beat_sources_on")]
+    unknown = sorted({m for m in named if m and m not in challenger})
+    if unknown:
+        raise InputError(f"params: gate names metric(s) {', '.join(unknown)} that evaluate did not compute")
+    checks = []
+    for metric, floor in params.get("min_metrics", {}).items():
+        value = challenger[metric]
+        checks.append(
+            check(
+                f"quality {metric}",
+                value >= floor,
+                f"{metric} {value:.4f} vs floor {floor:.4f}",
+                value=value,
+                threshold=floor,
+            )
+        )
+    metric = params.get("beat_sources_on")
+    if metric and sources:
+        best = max(sources, key=lambda name: sources[name][metric])
+        value, rival = challenger[metric], sources[best][metric]
+        checks.append(
+            check(
+                "beats every source",
+                value > rival,
+                f"{metric} {value:.4f} vs best source {best} {rival:.4f}",
+                value=value,
+                threshold=rival,
+            )
+        )
+    share, limit = float(drift["share"]), float(params["max_drift_share"])
+    checks.append(
+        check(
+            "feature drift",
+            share <= limit,
+            f"{drift['drifted']} of {drift['features']} features drifted ({share:.0%}, limit {limit:.0%})"
+            + _names(drift.get("drifted_features", [])),
+            value=share,
+            threshold=limit,
+        )
+    )
+    if champion is None:
+        checks.append(check("vs published model", True, "no published model yet: nothing to compare with"))
+    else:
+        tolerance = float(params["max_regression"])
+        for metric in params.get("compare_on", []):
+            value, old = challenger[metric], champion[metric]
+            floor = old * (1 - tolerance)
+            checks.append(
+                check(
+                    f"vs published {metric}",
+                    value >= floor,
+                    f"{metric} {value:.4f} vs published {old:.4f} (may drop to {floor:.4f})",
+                    value=value,
+                    threshold=floor,
+                )
+            )
+    passed = all(c["passed"] for c in checks)
+    return {"passed": passed, "decision": "publish" if passed else "blocked", "checks": checks}
+
+
+def render(decision: dict[str, Any]) -> str:
+    """The decision as one readable block: the verdict, then a line per check."""
+    lines = [f"GATE: {decision['decision'].upper()}"]
+    lines += [f"  [{'pass' if c['passed'] else 'FAIL'}] {c['check']}: {c['detail']}" for c in decision["checks"]]
+    return "\n".join(lines)
+
+
+def champion_metrics(
+    publish_dir: str | Path, cands_path: str | Path, split_dir: str | Path, params: dict[str, Any]
+) -> tuple[dict[str, float], str] | None:
+    """The published model's metrics on this holdout and its version (None before the first publish):
+    it ranks the same test candidates with the same features."""
+    from pipelines.core.partitions import customer_partitions
+    from pipelines.data.split import read_windows
+    from pipelines.evaluation.evaluate import Catalogue, holdout, metric_table
+    from pipelines.ranking.inference import rank
+    from pipelines.serving.publish import Releases
+
+    releases = Releases(publish_dir)
+    version = releases.current()
+    if version is None:
+        return None
+    model_dir = releases.root / "current" / "model"
+    if not (model_dir / "ranker.lgb").is_file():
+        raise InputError(f"{model_dir}: the published version {version} has no model (ranker.lgb)")
+    ks = [int(k) for k in params["evaluate"]["ks"]]
+    cutoff = read_windows(Path(split_dir) / "windows.json").test_start
+    parts, rows = customer_partitions(cands_path)
+    recs = rank(model_dir, parts, rows, cutoff, params["features"], max(ks), reasons=None)[0]
+    history, truth, n_items = holdout(split_dir)
+    return metric_table(recs, truth, ks, Catalogue.of(history, n_items)), version
+
+
+def gate_stage(
+    evaluation: dict[str, Any],
+    drift: dict[str, Any],
+    model_dir: str | Path,
+    cands_path: str | Path,
+    split_dir: str | Path,
+    out_path: str | Path,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """The gate step: decide about the model in `model_dir`, write the decision and its reasons to
+    `out_path` (with the model's hash, which publish checks), log it as one block."""
+    from pipelines.serving.publish import sha256
+
+    champion = champion_metrics(params["publish"]["dir"], cands_path, split_dir, params)
+    decision = decide(evaluation["ranker"], evaluation["sources"], drift, champion and champion[0], params["gate"])
+    decision["model_sha256"] = sha256([Path(model_dir) / "ranker.lgb"])
+    decision["champion"] = champion[1] if champion else None
+    write_json(decision, out_path)
+    log.info("%s", render(decision))
+    return decision

@@ -1,0 +1,286 @@
+"""Evidently reports: recommendation quality and drift of the ranker's inputs, scores and labels.
+
+Each report is saved as HTML and JSON under `reports/` and added, with a run of the ingested rows,
+to a local Evidently workspace whose dashboard plots NDCG@10, recall@20, the share of drifted
+features and the rows ingested over runs (`make evidently-ui`). The ranking figures that decide
+anything are ours (pipelines/evaluation/metrics.py); Evidently renders them and tests the drift share.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from pipelines.core import schema as s
+from pipelines.core.files import write_json
+
+if TYPE_CHECKING:
+    from evidently.core.report import Snapshot
+
+os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's UI and collector send usage data unless told not to
+log = logging.getLogger(__name__)
+PROJECT = "shoprec"
+NOT_RECOMMENDED = 10**6  # the rank a bought item that was not recommended gets in Evidently's table
+KEY_COLUMNS = (s.CUSTOMER, s.ITEM, "score", "label")
+MAX_CATEGORY_CODES = 10  # integer-valued features with at most this many values are categories (tier, cluster)
+
+
+def recsys_table(recs: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Evidently's recsys layout: one row per recommendation (rank, target) and one per bought item
+    that was not recommended (target 1, a rank past every list), sorted by customer and rank."""
+    bought = truth[[s.CUSTOMER, s.ITEM]].drop_duplicates().assign(target=1)
+    lists = recs[recs[s.CUSTOMER].isin(bought[s.CUSTOMER].unique())][[s.CUSTOMER, s.ITEM, "rank"]]
+    table = lists.merge(bought, on=[s.CUSTOMER, s.ITEM], how="outer")
+    table["rank"] = table["rank"].fillna(NOT_RECOMMENDED).astype("int64")
+    table["target"] = table["target"].fillna(0).astype("int64")
+    return table.sort_values([s.CUSTOMER, "rank"], kind="stable").reset_index(drop=True)
+
+
+def quality_report(
+    recs: pd.DataFrame,
+    truth: pd.DataFrame,
+    history: pd.DataFrame,
+    k: int,
+    recall_k: int,
+    timestamp: datetime | None = None,
+) -> Snapshot:
+    """Evidently's recommendation-quality metrics, with the training purchases for novelty and popularity bias."""
+    from evidently import DataDefinition, Dataset, Recsys, Report
+    from evidently.metrics import (
+        MAP,
+        MRR,
+        NDCG,
+        HitRate,
+        Novelty,
+        Personalization,
+        PopularityBiasMetric,
+        PrecisionTopK,
+        RecallTopK,
+    )
+
+    ids = [s.CUSTOMER, s.ITEM]
+    ranking = Recsys(
+        user_id=s.CUSTOMER, item_id=s.ITEM, target="target", prediction="rank", recommendations_type="rank"
+    )
+    current = Dataset.from_pandas(
+        recsys_table(recs, truth),
+        data_definition=DataDefinition(
+            numerical_columns=["rank", "target"], categorical_columns=ids, ranking=[ranking]
+        ),
+    )
+    train = Dataset.from_pandas(
+        history[ids].drop_duplicates().astype(str), data_definition=DataDefinition(categorical_columns=ids)
+    )
+    metrics = [
+        NDCG(k=k),
+        RecallTopK(k=recall_k),
+        PrecisionTopK(k=k),
+        MAP(k=k),
+        MRR(k=k),
+        HitRate(k=k),
+        Personalization(k=k),
+        Novelty(k=k),
+        PopularityBiasMetric(k=k, normalize_arp=True),  # its widget also shows catalogue coverage and Gini
+    ]
+    return Report(metrics, tags=["quality"]).run(
+        current, None, additional_data={"current_train_data": train}, timestamp=timestamp, name="Recommendation quality"
+    )
+
+
+def drift_columns(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(numerical features, categorical features, features that lost every value in the current sample:
+    drifted, features without values in the reference: not measured)."""
+    features = [c for c in reference.columns if c not in KEY_COLUMNS]
+    unmeasured = [c for c in features if reference[c].notna().sum() == 0]
+    lost = [c for c in features if c not in unmeasured and (c not in current or current[c].notna().sum() == 0)]
+    kept = [c for c in features if c not in unmeasured and c not in lost]
+
+    def is_code(col: pd.Series) -> bool:
+        values = col.dropna()
+        return bool((values == values.round()).all() and values.nunique() <= MAX_CATEGORY_CODES)
+
+    categorical = [c for c in kept if is_code(reference[c])]
+    return [c for c in kept if c not in categorical], categorical, lost, unmeasured
+
+
+def drift_report(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    max_share: float,
+    method: dict[str, Any],
+    timestamp: datetime | None = None,
+) -> tuple[Snapshot, dict[str, Any]]:
+    """DataDriftPreset over the ranker's input features (current vs the training reference), score
+    drift and label-rate drift; and a summary: share and names of the drifted features, rates.
+
+    `method` ({"method": "psi", "threshold": 0.2}) sets the test of every column; empty lets Evidently choose.
+    """
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataDriftPreset
+
+    numerical, categorical, lost, unmeasured = drift_columns(reference, current)
+    features = numerical + categorical
+    extra = [c for c in ("label",) if c in current]
+    definition = DataDefinition(numerical_columns=[*numerical, "score"], categorical_columns=[*categorical, *extra])
+    keep = [*features, "score", *extra]
+    metrics = [  # the preset tests each column and the share (Evidently's test is share < max_share)
+        DataDriftPreset(columns=features, drift_share=max_share, **method),
+        *[ValueDrift(column=c, **method) for c in ("score", *extra)],
+    ]
+    floats = {c: "float64" for c in [*features, "score"]}
+    snapshot = Report(metrics, tags=["drift"], include_tests=True).run(
+        Dataset.from_pandas(current[keep].astype(floats), definition),
+        Dataset.from_pandas(reference[keep].astype(floats), definition),
+        timestamp=timestamp,
+        name="Drift of the ranker's inputs",
+    )
+    verdict = drifted_columns(snapshot)
+    drifted = [c for c in features if c in verdict] + lost  # a feature gone empty has drifted
+    n = len(features) + len(lost)
+    summary = {
+        "features": n,
+        "drifted": len(drifted),
+        "share": len(drifted) / n if n else 0.0,
+        "drifted_features": sorted(drifted),
+        "lost_features": lost,
+        "not_measured": unmeasured,
+        "score_drift": {"drifted": "score" in verdict, "value": column_drift(snapshot, "score")},
+        "reference_rows": len(reference),
+        "current_rows": len(current),
+        "reference_label_rate": float(reference["label"].mean()) if "label" in reference else None,
+        "current_label_rate": float(current["label"].mean()) if "label" in current else None,
+    }
+    if "label" in current:
+        summary["label_drift"] = {"drifted": "label" in verdict, "value": column_drift(snapshot, "label")}
+    return snapshot, summary
+
+
+def column_drift(snapshot: Snapshot, column: str) -> float:
+    """The drift score Evidently measured for one column."""
+    for result in snapshot.metric_results.values():
+        params = result.metric_value_location.metric.params
+        if params.get("type", "").endswith(":ValueDrift") and params.get("column") == column:
+            return float(result.value)
+    raise KeyError(column)
+
+
+def drifted_columns(snapshot: Snapshot) -> set[str]:
+    """Columns whose value-drift test failed (Evidently's own verdict for its chosen method)."""
+    return {
+        test["metric_config"]["params"]["column"]
+        for test in snapshot.dict()["tests"]
+        if test["status"] == "FAIL" and "Value Drift" in test.get("name", "")
+    }
+
+
+def ingest_report(clean: pd.DataFrame, timestamp: datetime | None = None) -> Snapshot:
+    """The rows ingested (clean interactions): a run of the dashboard."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import RowCount
+
+    ids = [s.CUSTOMER, s.ITEM]
+    data = Dataset.from_pandas(clean[ids].astype(str), data_definition=DataDefinition(categorical_columns=ids))
+    return Report([RowCount()], tags=["ingest"]).run(data, None, timestamp=timestamp, name="Ingested rows")
+
+
+def dashboard(k: int, recall_k: int) -> Any:
+    """Panels over runs: NDCG@k, recall@recall_k, share of drifted features, rows ingested."""
+    from evidently.sdk.models import DashboardModel, DashboardTabModel, PanelMetric
+    from evidently.sdk.panels import counter_panel, line_plot_panel
+
+    series = {
+        f"NDCG@{k}": PanelMetric(legend=f"ndcg@{k}", metric="NDCG", metric_labels={"k": str(k), "column": "value"}),
+        f"Recall@{recall_k}": PanelMetric(
+            legend=f"recall@{recall_k}", metric="RecallTopK", metric_labels={"k": str(recall_k), "column": "value"}
+        ),
+        "Share of drifted features": PanelMetric(
+            legend="share", tags=["drift"], metric="DriftedColumnsCount", metric_labels={"value_type": "share"}
+        ),
+        "Rows ingested": PanelMetric(legend="rows", tags=["ingest"], metric="RowCount"),
+    }
+    counters = [counter_panel(f"Last {title}", [m], aggregation="last", size="half") for title, m in series.items()]
+    lines = [line_plot_panel(title, [m], size="half") for title, m in series.items()]
+    panels = counters + lines
+    return DashboardModel(tabs=[DashboardTabModel(title="Monitoring", panels=[p.id for p in panels])], panels=panels)
+
+
+def add_runs(
+    workspace_dir: str | Path, snapshots: list[Snapshot], k: int, recall_k: int, run_key: str | None = None
+) -> dict[str, Any]:
+    """Add the snapshots to the local workspace's shoprec project (created once); rewrite its dashboard.
+
+    With a `run_key` (a scheduled run's directory), the snapshots an earlier try of the same run added
+    are replaced, so re-running a date leaves one set of runs on the dashboard.
+    """
+    from evidently.ui.workspace import Workspace
+
+    ws = Workspace(str(workspace_dir))
+    found = ws.search_project(PROJECT)
+    project = found[0] if found else ws.create_project(PROJECT, description="shoprec: quality, drift, ingest")
+    ws.save_dashboard(project.id, dashboard(k, recall_k))
+    index_path = Path(workspace_dir) / "shoprec-runs.json"
+    index = json.loads(index_path.read_text()) if index_path.is_file() else {}
+    existing = {str(s) for s in ws.list_runs(project.id)}
+    for old in index.pop(run_key, []) if run_key else []:
+        if old in existing:
+            ws.delete_run(project.id, old)
+    added = [str(ws.add_run(project.id, snapshot, include_data=False).id) for snapshot in snapshots]
+    if run_key:
+        write_json({**index, run_key: added}, index_path)
+    return {"project": str(project.id), "snapshots": len(ws.list_runs(project.id))}
+
+
+def report_stage(
+    recs_path: str | Path,
+    split_dir: str | Path,
+    reference_path: str | Path,
+    current_path: str | Path,
+    clean_path: str | Path,
+    out_dir: str | Path,
+    metrics_path: str | Path,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """The report step: quality and drift reports (HTML, JSON), the drift summary (a DVC metric) and
+    three runs (quality, drift, ingest) in the Evidently workspace. The runs are stamped with the data's
+    as-of date, so DVC and scheduled runs share one time axis; re-running the same directory at the
+    same date replaces its earlier runs instead of adding more."""
+    from pipelines.data.split import read_windows
+    from pipelines.evaluation.evaluate import holdout
+    from pipelines.ranking.dataset import labels
+
+    monitor, out_dir = params["monitor"], Path(out_dir)
+    k, recall_k = int(monitor["k"]), int(monitor["recall_k"])
+    as_of = read_windows(Path(split_dir) / "windows.json").as_of
+    timestamp = as_of.to_pydatetime()
+    run_key = f"{out_dir.resolve().parent}@{as_of.date()}"
+    history, truth, _ = holdout(split_dir)
+    current = pd.read_parquet(current_path)
+    current["label"] = labels(current, truth)  # the scored rows are the evaluated customers' candidates
+    quality = quality_report(pd.read_parquet(recs_path), truth, history, k, recall_k, timestamp)
+    method = {
+        key: monitor[f"drift_{key}"] for key in ("method", "threshold") if monitor.get(f"drift_{key}") is not None
+    }
+    reference = pd.read_parquet(reference_path)
+    drift, summary = drift_report(reference, current, float(params["gate"]["max_drift_share"]), method, timestamp)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, snapshot in (("quality", quality), ("drift", drift)):
+        snapshot.save_html(str(out_dir / f"{name}.html"))
+        snapshot.save_json(str(out_dir / f"{name}.json"))
+    write_json(summary, metrics_path)
+    ingest = ingest_report(pd.read_parquet(clean_path, columns=[s.CUSTOMER, s.ITEM]), timestamp)
+    summary["workspace"] = add_runs(monitor["workspace"], [quality, drift, ingest], k, recall_k, run_key)
+    log.info(
+        "reports: %d of %d features drifted (%.0f%%) -> %s",
+        summary["drifted"],
+        summary["features"],
+        100 * summary["share"],
+        out_dir,
+    )
+    return summary

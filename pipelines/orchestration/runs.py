@@ -1,0 +1,165 @@
+"""Scheduled runs: what the Airflow tasks call (dags/ only wires them).
+
+Each run works in its own directory, `runs/<dag_id>/<as_of>/`, laid out like the project
+(params.yaml, feature_repo/, data/, models/, metrics/, plots/, reports/), and each task runs its
+dvc.yaml stage's own command there (`run_stage`), rendered with the run's params. So runs of other
+dates never touch each other's files, re-running a date rewrites its own directory with the same
+outputs, and a data scientist reproduces a run from its params.yaml with `dvc repro` (or `dvc exp
+run -S split.as_of=<date> -S data.raw=<file>`). What runs share is what they publish to: the
+published versions and serving store (`publish.dir`) and the Evidently workspace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipelines.core.config import load_params, tool, venv_path
+from pipelines.core.errors import ERROR_PREFIX, InputError
+from pipelines.core.files import write_json
+from pipelines.orchestration import stages
+
+log = logging.getLogger(__name__)
+RUNS = "runs"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run's directory; `run / "data/clean"` is a path inside it."""
+
+    root: Path
+
+    def __truediv__(self, rel: str) -> Path:
+        return self.root / rel
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return load_params(self.root / "params.yaml")
+
+    @property
+    def as_of(self) -> str:
+        return str(self.params["split"]["as_of"])
+
+
+def run_dir(project: Path, dag_id: str, as_of: str) -> Run:
+    return Run(Path(project) / RUNS / dag_id / as_of)
+
+
+def prepare(project: str | Path, dag_id: str, as_of: datetime, data: str | None = None, k: int | None = None) -> Run:
+    """Lay out the run's directory: its params (the project's, with split.as_of = the run's date,
+    the data file and k from the trigger form, the shared publish and workspace paths made absolute)
+    and a copy of the feature repo. The daily run also takes a copy of the published model."""
+    project = Path(project).resolve()
+    params = load_params(project / "params.yaml")
+    day = as_of.strftime("%Y-%m-%d")
+    run = run_dir(project, dag_id, day)
+    raw = Path(data or params["data"]["raw"])
+    raw = raw if raw.is_absolute() else project / raw
+    if not raw.is_file():
+        raise InputError(f"{raw}: the raw export for the run of {day} is not there (data path in the trigger form)")
+    params["data"]["raw"] = str(raw)
+    params["split"]["as_of"] = day
+    params["features"]["repo"] = str(run / "feature_repo")
+    params["features"]["store"] = "local"  # each run's own Feast store (SQLite takes one writer)
+    for key, rel in (("publish", "dir"), ("monitor", "workspace")):
+        path = Path(params[key][rel])
+        params[key][rel] = str(path if path.is_absolute() else project / path)
+    if k is not None:
+        params["publish"]["k"] = int(k)
+    run.root.mkdir(parents=True, exist_ok=True)
+    (run / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for own in ("feature_repo", "data/feast"):  # the run's Feast repo and store start afresh on every try
+        shutil.rmtree(run / own, ignore_errors=True)
+    shutil.copytree(project / "feature_repo", run / "feature_repo", ignore=shutil.ignore_patterns("__pycache__"))
+    if dag_id.endswith("daily"):
+        take_published_model(run, Path(params["publish"]["dir"]))
+    log.info("run %s: prepared for as_of %s on %s", run.root, day, raw)
+    return run
+
+
+def take_published_model(run: Run, publish_dir: Path) -> None:
+    """Copy the live model (publish.dir/current/model) to where the train stage writes its model:
+    the daily run scores with it."""
+    model, models = publish_dir / "current" / "model", run / stages.load()["train"].outs[0]
+    if not (model / "ranker.lgb").is_file():
+        raise InputError(f"{model}: no published model yet: trigger shoprec_weekly_retrain first")
+    shutil.rmtree(models, ignore_errors=True)
+    shutil.copytree(model, models)
+
+
+def run_stage(run: Run, name: str) -> dict[str, Any]:
+    """Run the stage's own dvc.yaml command, rendered with the run's params, in the run's directory.
+
+    Its output goes to the log line by line. Exit code 2 (bad input) raises InputError with the
+    command's one-line message; any other failure raises RuntimeError (the task is retried).
+    """
+    stage = stages.load().get(name)
+    if stage is None:
+        raise InputError(f"run: no stage {name!r} in {stages.CHECKOUT / stages.DVC_YAML}")
+    command = stage.command(run.params)
+    argv = shlex.split(command)
+    env = {**os.environ, "PATH": venv_path(), "DVC_NO_ANALYTICS": "1"}
+    log.info("run %s: %s", run.root, command)
+    started, error, last = time.perf_counter(), None, ""
+    with subprocess.Popen(
+        [tool(argv[0]), *argv[1:]], cwd=run.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        for line in proc.stdout or []:
+            log.info("%s: %s", name, line.rstrip())
+            last = line.strip() or last
+            if line.startswith(ERROR_PREFIX):
+                error = line.removeprefix(ERROR_PREFIX).strip()
+    if proc.returncode == 2:
+        raise InputError(error or f"{name}: bad input ({last})")
+    if proc.returncode:
+        raise RuntimeError(f"stage {name}: `{command}` exited with {proc.returncode}: {last}")
+    return {"stage": name, "command": command, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def stage_json(run: Run, name: str, kind: str = "metrics") -> Any:
+    """The first JSON file among a stage's `kind` ("metrics" or "outs") in the run, or None if absent."""
+    stage = stages.load()[name]
+    rel = next(p for p in getattr(stage, kind) if p.endswith(".json"))
+    path = run / rel
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def record(run: Run, dag_id: str, run_id: str, names: list[str]) -> dict[str, Any]:
+    """`run.json`: what this run used and produced, the commands its stages `names` ran, and how to
+    reproduce it."""
+    from pipelines.serving.publish import sha256
+
+    p, spec = run.params, stages.load()
+    commands = [spec[n].command(p) for n in names]
+    model = run / spec["train"].outs[0] / "ranker.lgb"
+    windows = run / spec["split"].outs[0] / "windows.json"
+    evaluation, drift, gate = (stage_json(run, n) for n in ("evaluate", "report", "gate"))
+    out = {
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "as_of": run.as_of,
+        "data": p["data"]["raw"],
+        "data_window": json.loads(windows.read_text()) if windows.is_file() else None,
+        "params_sha256": hashlib.sha256((run / "params.yaml").read_bytes()).hexdigest(),
+        "model_sha256": sha256([model]) if model.is_file() else None,
+        "metrics": {m: evaluation["ranker"][m] for m in ("ndcg@10", "recall@20")} if evaluation else None,
+        "drift_share": drift["share"] if drift else None,
+        "gate": gate["decision"] if gate else None,
+        "published": stage_json(run, "publish", "outs"),
+        "commands": commands,
+        "reproduce": f"cd {run.root} && " + " && ".join(commands),
+    }
+    write_json(out, run / "run.json")
+    return out

@@ -1,0 +1,1 @@
+"""The LightGBM ranker: its dataset, training (local and dask), inference and explanations."""

@@ -1,0 +1,114 @@
+"""Ranker training on the dask backend: lightgbm.dask in chunks of trees, with LightGBM's early-stopping
+rule applied between them on the validation lists (lightgbm.dask has no early stopping of its own)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.core.compute import DaskBackend
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
+
+
+def boost_dask(
+    backend: DaskBackend, params: dict[str, Any], train: tuple, curve: ValidationCurve, rounds: int
+) -> lgb.Booster:
+    """lightgbm.dask on the cluster: one partition per worker, each a whole number of customers' lists.
+
+    lightgbm.dask has no early stopping, so the trees come in chunks of `curve.patience`, each chunk
+    continuing the previous booster (`init_model`, a seed of its own), until the validation curve
+    stops (LightGBM's rule), `rounds` trees are built or a chunk adds none (no split left). Without
+    patience (early stopping off, as LightGBM reads `early_stopping_rounds <= 0`), one chunk of `rounds`.
+    """
+    import dask.array as da
+    import dask.dataframe as dd
+    from lightgbm.dask import DaskLGBMRanker
+
+    x, y, g = train
+    bounds = np.searchsorted(np.cumsum(g), np.linspace(0, len(y), backend.workers + 1)[1:-1], side="right")
+    group_parts = [part for part in np.split(g, bounds) if len(part)]
+    ends = np.cumsum([part.sum() for part in group_parts])
+    rows = list(zip(np.r_[0, ends[:-1]], ends, strict=True))
+    scatter = backend.client.scatter  # the parts go to the workers directly, not through the task graph
+    x_dask = dd.from_delayed(scatter([x.iloc[a:b] for a, b in rows]), meta=x.iloc[:0], verify_meta=False)
+    y_parts, g_parts = scatter([y[a:b] for a, b in rows]), scatter(group_parts)
+    y_dask = da.concatenate([da.from_delayed(f, (b - a,), y.dtype) for f, (a, b) in zip(y_parts, rows, strict=True)])
+    g_dask = da.concatenate([da.from_delayed(f, (len(p),), g.dtype) for f, p in zip(g_parts, group_parts, strict=True)])
+    settings = {key: v for key, v in params.items() if key not in ("num_threads", "eval_at", "metric", "seed")}
+    chunk = curve.patience if curve.patience > 0 else rounds
+    booster: lgb.Booster | None = None
+    while booster is None or (not curve.stopped and curve.trees < rounds):
+        model = DaskLGBMRanker(
+            client=backend.client,
+            n_estimators=min(chunk, rounds - curve.trees),
+            seed=int(params["seed"]) + curve.trees,
+            **settings,
+        )
+        with warnings.catch_warnings():  # each worker's threads replace num_threads; lightgbm.dask says so for n_jobs
+            warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored")
+            model.fit(x_dask, y_dask, group=g_dask, init_model=booster)
+        booster, before = model.booster_, curve.trees
+        curve.extend(booster)
+        if curve.trees == before:  # no tree added: nothing left to split
+            break
+    return booster
+
+
+class ListNdcg:
+    """LightGBM's ndcg@k of lists (labels y, list sizes g) for any scores: gains 2**label - 1, ties in
+    score kept in row order, a list without gain scores 1.
+
+    What does not depend on the scores (ideal DCG, discounts) is computed once. Each call sorts by
+    score, then stably by list (a radix sort for up to 65,536 lists), the order a lexsort gives.
+    """
+
+    def __init__(self, y: np.ndarray, g: np.ndarray, k: int) -> None:
+        g = np.asarray(g, dtype=np.int64)
+        self.lists = len(g)
+        self.gain = np.power(2.0, np.asarray(y, dtype=np.float64)) - 1.0
+        self.qid = np.repeat(np.arange(len(g)), g).astype(np.min_scalar_type(max(len(g) - 1, 0)))
+        position = np.arange(len(self.gain)) - np.repeat(np.cumsum(g) - g, g)
+        self.discount = np.where(position < k, 1.0 / np.log2(position + 2.0), 0.0)
+        self.idcg = self._dcg(np.lexsort((-self.gain, self.qid)))
+
+    def _dcg(self, order: np.ndarray) -> np.ndarray:
+        """Per list, the DCG of the rows in `order` (grouped by list)."""
+        return np.bincount(self.qid, weights=self.gain[order] * self.discount, minlength=self.lists)
+
+    def __call__(self, scores: np.ndarray) -> float:
+        if self.lists == 0:
+            return 0.0
+        order = np.argsort(-scores, kind="stable")
+        dcg = self._dcg(order[np.argsort(self.qid[order], kind="stable")])
+        found = self.idcg > 0
+        return float(np.mean(np.where(found, dcg / np.where(found, self.idcg, 1.0), 1.0)))
+
+
+class ValidationCurve:
+    """NDCG@k of validation lists (x, y, g) tree by tree, under LightGBM's early-stopping rule: the best
+    iteration so far, until `patience` trees in a row bring no improvement (never with patience <= 0)."""
+
+    def __init__(self, x: pd.DataFrame, y: np.ndarray, g: np.ndarray, k: int, patience: int) -> None:
+        self.x, self.ndcg, self.patience = x, ListNdcg(y, g, k), patience
+        self.values: np.ndarray | None = None  # x as the booster reads it, built once
+        self.raw = np.zeros(len(y))
+        self.trees, self.best, self.best_score, self.stopped = 0, 0, -np.inf, False
+
+    def extend(self, booster: lgb.Booster) -> None:
+        """Add the booster's trees after the ones already seen (the booster continues the earlier ones)."""
+        if self.values is None:
+            self.values = self.x[booster.feature_name()].to_numpy(dtype=np.float64)
+        for i in range(self.trees, booster.num_trees()):
+            self.raw += booster.predict(self.values, start_iteration=i, num_iteration=1, raw_score=True)
+            self.trees = i + 1
+            current = self.ndcg(self.raw)
+            if current > self.best_score:
+                self.best, self.best_score = i + 1, current
+            elif self.patience > 0 and i + 1 - self.best >= self.patience:
+                self.stopped = True
+                return

@@ -1,0 +1,150 @@
+"""`shoprec serve`: the HTTP API over the published recommendations (FastAPI).
+
+GET /recommendations/{customer_id}?k=10[&country=...]  the customer's list with score and a short reason;
+    a customer without one (new, unknown) gets the cold-start list of the country, else the global one
+GET /customers/{customer_id}/segment                   the loyalty tier and segment published for the customer
+GET /health, GET /version                              liveness of the store; which version is live
+Bad input is a 4xx with a one-line message, never a 500; an unreachable store is a 503. Lookups are
+sub-millisecond key reads made on the event loop (scale out with --workers). The OpenAPI spec is at
+/openapi.json.
+"""
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from pipelines.serving.score import GLOBAL
+from pipelines.serving.store import ServingStore
+
+CUSTOMER_ID = r"^[A-Za-z0-9_.:\-]{1,128}$"
+COUNTRY = r"^[A-Za-z .'\-]{1,64}$"
+
+
+class FastJSON(JSONResponse):
+    """JSON rendered by orjson, for the hot path: the store's entries are plain JSON already, so the
+    documented response model (below) is not re-validated on every request."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class Item(BaseModel):
+    item_id: str
+    score: float
+    reason: str
+    sources: list[str]
+
+
+class Recommendations(BaseModel):
+    customer_id: str
+    version: str
+    cold_start: bool
+    items: list[Item]
+
+
+class Segment(BaseModel):
+    customer_id: str
+    version: str
+    tier: str
+    segment: int | None = None
+    rfm_score: int | None = None
+    profile_keywords: str | None = None
+    recency_days: float | None = None
+    orders_365d: int | None = None
+
+
+def create_app(store: ServingStore, publish_dir: str | Path, max_k: int) -> FastAPI:
+    """The API over `store`; `publish_dir` holds the versions' manifests (for /version)."""
+    app = FastAPI(
+        title="shoprec",
+        version="1",
+        description="Published, explained recommendations and loyalty segments.",
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def one_line(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"][1:]) or str(first["loc"][0])
+        return JSONResponse({"detail": f"{where}: {first['msg']}"}, status_code=422)
+
+    def unreachable(exc: Exception) -> HTTPException:
+        return HTTPException(503, f"serving store unreachable: {type(exc).__name__}: {exc}")
+
+    def lookup(kind: str, key: str, version: str | None = None) -> tuple[str | None, Any]:
+        try:
+            return store.get(kind, key, version)
+        except Exception as exc:  # the store's client raises its own types: all mean unreachable
+            raise unreachable(exc) from None
+
+    def live_or_503() -> str:
+        try:
+            version = store.live()
+        except Exception as exc:
+            raise unreachable(exc) from None
+        if version is None:
+            raise HTTPException(503, "nothing published yet: run the pipeline (dvc repro) or `shoprec publish`")
+        return version
+
+    @app.get("/recommendations/{customer_id}", response_class=FastJSON, responses={200: {"model": Recommendations}})
+    async def recommendations(
+        customer_id: Annotated[str, PathParam(pattern=CUSTOMER_ID, description="Pseudonymised customer id.")],
+        k: Annotated[int, Query(ge=1, le=max_k, description="How many items.")] = min(10, max_k),
+        country: Annotated[str | None, Query(pattern=COUNTRY, description="For a new customer's list.")] = None,
+    ) -> FastJSON:
+        version, items = lookup("rec", customer_id)
+        if version is None:
+            live_or_503()
+        cold = items is None
+        if cold and country:
+            items = lookup("cold", country, version)[1]
+        if items is None:
+            items = lookup("cold", GLOBAL, version)[1]
+        return FastJSON(
+            {"customer_id": customer_id, "version": version, "cold_start": cold, "items": (items or [])[:k]}
+        )
+
+    @app.get("/customers/{customer_id}/segment", response_model=Segment)
+    def segment(
+        customer_id: Annotated[str, PathParam(pattern=CUSTOMER_ID, description="Pseudonymised customer id.")],
+    ) -> dict[str, Any]:
+        version, seg = lookup("segment", customer_id)
+        if version is None:
+            live_or_503()
+        if seg is None:
+            raise HTTPException(404, f"customer {customer_id}: not in the published version {version}")
+        return {**seg, "version": version}
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": live_or_503()}
+
+    @app.get("/version")
+    def version() -> dict[str, Any]:
+        live = live_or_503()
+        path = Path(publish_dir) / "versions" / live / "manifest.json"
+        m = json.loads(path.read_text()) if path.is_file() else {}
+        return {
+            "version": live,
+            "model_sha256": m.get("model", {}).get("sha256"),
+            "as_of": m.get("data_window", {}).get("as_of"),
+            "ndcg@10": m.get("metrics", {}).get("ranker", {}).get("ndcg@10"),
+            "gate": m.get("gate", {}).get("decision"),
+        }
+
+    return app
+
+
+def app_from_params() -> FastAPI:
+    """The app over the store configured in the parameters file (`$SHOPREC_PARAMS`): `shoprec serve`."""
+    from pipelines.core.config import load_params
+    from pipelines.serving.store import open_store
+
+    p = load_params()["publish"]
+    return create_app(open_store(p), p["dir"], int(p["k"]))

@@ -1,0 +1,251 @@
+"""Publish step: after a passing gate, the scored recommendations, cold-start lists and loyalty
+segments go out as a new version; serving switches to it atomically; the last versions are kept.
+
+Layout under `publish.dir` (default `published/`):
+  versions/<version>/  model/, recommendations.parquet, cold_start.parquet, segments.parquet, manifest.json
+  current -> versions/<version>   (a symlink, switched with one rename: the published model for the gate)
+  index.json                     the kept versions in the order they were first published
+  serving.db                     the SQLite serving store (or Redis in production, pipelines/serving/store.py)
+
+A version id is the as-of date and a hash of what is published, so publishing the same thing twice
+is a no-op and a publish killed half-way is finished by running it again. Order of a publish: the
+version directory (written beside, renamed into place), the store entries, the index, then the
+store's live pointer and the `current` link. A reader sees the old version until the pointer moves.
+The gate's decision names the model it judged; publishing another model is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.core import schema as s
+from pipelines.core.errors import InputError
+from pipelines.core.files import write_json
+from pipelines.serving.store import ServingStore, open_store
+
+log = logging.getLogger(__name__)
+FILES = ("recommendations.parquet", "cold_start.parquet", "segments.parquet")
+MODEL_FILES = ("ranker.lgb", "ranker.json", "reference.parquet")
+
+
+def sha256(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def payloads(recs: pd.DataFrame, cold: pd.DataFrame, segments: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:
+    """Store entries (key, JSON) per kind: a customer's list, a country's cold-start list, a customer's segment."""
+
+    def items(frame: pd.DataFrame) -> list[dict[str, Any]]:
+        return [
+            {
+                "item_id": str(r.item_id),
+                "score": round(float(r.score), 4),
+                "reason": str(r.reason),
+                "sources": [x for x in str(r.sources).split(",") if x],
+            }
+            for r in frame.itertuples(index=False)
+        ]
+
+    recs = recs.sort_values([s.CUSTOMER, "rank"]).assign(reason=recs["reasons"].str.split("; ").str[0].fillna(""))
+    cold = cold.sort_values(["country", "rank"]).assign(sources="country_popularity")
+    seg = segments.astype(object).where(segments.notna(), None)
+    return {
+        "rec": [(c, json.dumps(items(g))) for c, g in recs.groupby(s.CUSTOMER, sort=False)],
+        "cold": [(c, json.dumps(items(g))) for c, g in cold.groupby("country", sort=False)],
+        "segment": [(r[s.CUSTOMER], json.dumps(r, default=str)) for r in seg.to_dict("records")],
+    }
+
+
+class Releases:
+    """The versions on disk, the `current` link and the index of kept versions."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.versions_dir = self.root / "versions"
+
+    def index(self) -> list[dict[str, str]]:
+        path = self.root / "index.json"
+        return json.loads(path.read_text()) if path.is_file() else []
+
+    def as_of(self, version: str) -> pd.Timestamp | None:
+        """The as-of date of a version's data (from its manifest), None if unknown."""
+        path = self.versions_dir / version / "manifest.json"
+        return pd.Timestamp(json.loads(path.read_text())["data_window"]["as_of"]) if path.is_file() else None
+
+    def current(self) -> str | None:
+        link = self.root / "current"
+        return Path(os.readlink(link)).name if link.is_symlink() else None
+
+    def stage(self, version: str, files: dict[str, Path], manifest: dict[str, Any]) -> Path:
+        """Write the version directory beside its place, then rename it in (a no-op if it is there)."""
+        final = self.versions_dir / version
+        if (final / "manifest.json").is_file():
+            return final
+        tmp = self.versions_dir / f".tmp-{version}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "model").mkdir(parents=True)
+        for name, path in files.items():
+            shutil.copy2(path, tmp / name)
+        write_json(manifest, tmp / "manifest.json")
+        shutil.rmtree(final, ignore_errors=True)  # a directory without a manifest is a killed write
+        os.rename(tmp, final)
+        return final
+
+    def switch(self, version: str) -> None:
+        """Point `current` at the version with one atomic rename of a new link over the old one."""
+        tmp = self.root / f".current-{os.getpid()}"
+        if tmp.is_symlink():
+            tmp.unlink()
+        os.symlink(Path("versions") / version, tmp)
+        os.replace(tmp, self.root / "current")
+
+    def record(self, version: str) -> None:
+        """Add the version to the index (once), before it goes live: what is live is always indexed."""
+        index = self.index()
+        if version not in [v["version"] for v in index]:
+            index.append({"version": version, "published_at": datetime.now(UTC).isoformat(timespec="seconds")})
+            write_json(index, self.root / "index.json")
+
+    def prune(self, keep: int, store: ServingStore) -> list[str]:
+        """Keep the newest `keep` indexed versions and the live one; drop everything else from the index
+        first, then from the store and disk (so a killed prune never leaves an indexed, emptied version)."""
+        index, live = self.index(), store.live()
+        kept = [v for i, v in enumerate(index) if i >= len(index) - keep or v["version"] == live]
+        names = {v["version"] for v in kept}
+        if len(kept) < len(index):
+            write_json(kept, self.root / "index.json")
+        dropped = sorted({v["version"] for v in index} - names)
+        for version in sorted(set(store.versions()) - names):  # also orphans of killed publishes
+            store.drop(version)
+        for path in self.versions_dir.iterdir() if self.versions_dir.is_dir() else []:
+            if path.name not in names:  # also .tmp-* left by killed publishes
+                shutil.rmtree(path, ignore_errors=True)
+        return dropped
+
+
+def manifest(
+    version: str, model_sha: str, model_info: dict, windows: dict, params: dict, evaluation: dict, gate: dict
+) -> dict[str, Any]:
+    """What a version is: model hash, data window, params, metrics and the gate's decision."""
+    params_text = json.dumps(params, sort_keys=True, default=str)
+    return {
+        "version": version,
+        "model": {"sha256": model_sha, **{k: model_info[k] for k in ("kind", "best_iteration", "sources")}},
+        "data_window": windows,
+        "params": params,
+        "params_sha256": hashlib.sha256(params_text.encode()).hexdigest(),
+        "metrics": {"customers": evaluation["customers"], "ranker": evaluation["ranker"]},
+        "gate": gate,
+    }
+
+
+def publish(
+    scored_dir: str | Path,
+    model_dir: str | Path,
+    gate: dict[str, Any],
+    windows: dict[str, Any],
+    evaluation: dict[str, Any],
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Publish a new version if the gate passed; returns what happened (published, version, reason).
+
+    Order, each step safe to interrupt and finished by a rerun: the version directory, the store
+    entries, the index, the store's live pointer, the `current` link, then pruning.
+    """
+    p = params["publish"]
+    keep = int(p["keep"])
+    if keep < 1:
+        raise InputError(f"params: publish.keep must be at least 1, not {keep}")
+    if not gate.get("passed"):
+        failed = [c["detail"] for c in gate.get("checks", []) if not c["passed"]]
+        log.warning("publish: skipped, the gate blocked it: %s", "; ".join(failed))
+        return {"published": False, "reason": "gate blocked: " + "; ".join(failed)}
+    scored_dir, model_dir = Path(scored_dir), Path(model_dir)
+    files = {name: scored_dir / name for name in FILES} | {f"model/{n}": model_dir / n for n in MODEL_FILES}
+    missing = [str(path) for path in files.values() if not path.is_file()]
+    if missing:
+        raise InputError(f"publish: missing input file(s): {', '.join(missing)}")
+    model_sha = sha256([model_dir / "ranker.lgb"])
+    if gate.get("model_sha256") != model_sha:
+        raise InputError(
+            f"publish: the gate's decision is about model {str(gate.get('model_sha256'))[:12]}, not {model_dir} "
+            f"({model_sha[:12]}): run `shoprec gate` on this model first"
+        )
+    content = sha256([files[name] for name in FILES] + [model_dir / "ranker.lgb"])
+    version = f"{pd.Timestamp(windows['as_of']):%Y%m%d}-{content[:10]}"
+    releases, store = Releases(p["dir"]), open_store(p)
+    indexed = version in [v["version"] for v in releases.index()]
+    live = store.live()
+    if live == version and releases.current() == version and indexed:
+        return {"published": False, "version": version, "reason": "already live"}
+    newer = releases.as_of(live) if live else None
+    if newer is not None and newer > pd.Timestamp(windows["as_of"]):
+        return {  # re-running an older date (a backfill) never replaces newer lists; a rollback can
+            "published": False,
+            "version": version,
+            "reason": f"a newer version is live: {live} (as of {newer.date()})",
+        }
+    info = json.loads((model_dir / "ranker.json").read_text())
+    published = {k: params[k] for k in ("candidates", "ranker", "features", "recommend", "publish") if k in params}
+    releases.stage(version, files, manifest(version, model_sha, info, windows, published, evaluation, gate))
+    if version not in store.versions():
+        frames = [pd.read_parquet(files[name]) for name in FILES]
+        for kind, entries in payloads(*frames).items():
+            store.write(version, kind, entries, int(p.get("write_batch_size", 500)))
+        store.complete(version)
+    releases.record(version)
+    store.set_live(version)
+    releases.switch(version)
+    dropped = releases.prune(keep, store)
+    log.info("publish: version %s is live (dropped: %s)", version, ", ".join(dropped) or "none")
+    return {"published": True, "version": version, "dropped": dropped}
+
+
+def rollback(params: dict[str, Any]) -> dict[str, Any]:
+    """Make the version published before the live one (in the index: first publication order) live again."""
+    p = params["publish"]
+    releases, store = Releases(p["dir"]), open_store(p)
+    order = [v["version"] for v in releases.index()]
+    current = store.live()
+    if current not in order or order.index(current) == 0:
+        raise InputError(f"publish: no version before {current or 'nothing'} to roll back to (kept: {order})")
+    previous = order[order.index(current) - 1]
+    store.set_live(previous)
+    releases.switch(previous)
+    log.info("publish: rolled back from %s to %s", current, previous)
+    return {"rolled_back_from": current, "live": previous}
+
+
+def publish_stage(
+    scored_dir: str | Path,
+    model_dir: str | Path,
+    gate_path: str | Path,
+    split_dir: str | Path,
+    evaluation_path: str | Path,
+    out_path: str | Path,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """The publish step: read the gate's decision and the run's records; publish; write what happened."""
+    result = publish(
+        scored_dir,
+        model_dir,
+        json.loads(Path(gate_path).read_text()),
+        json.loads((Path(split_dir) / "windows.json").read_text()),
+        json.loads(Path(evaluation_path).read_text()),
+        params,
+    )
+    write_json(result, out_path)
+    return result

@@ -1,0 +1,144 @@
+"""Score step: what goes out today. At the as-of date (the end of the data), with the current model:
+the top k for every known customer (with sources and reasons), the cold-start lists (per country,
+then global) and each customer's loyalty tier and segment for the membership side.
+
+The same functions as the test window: the sources fitted on everything before as_of, the
+budgeted selection with the tuned weights, Feast features joined at as_of, the LightGBM ranker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.candidates.base import SCORE, CandidateSource
+from pipelines.candidates.popularity import CountryPopularity
+from pipelines.candidates.selection import budgets
+from pipelines.candidates.union import KEYS, chunk_candidates, customer_parts, fit_sources
+from pipelines.core import schema as s
+from pipelines.core.compute import LOCAL, Backend, open_backend
+from pipelines.core.files import parquet_parts, write_parquet
+from pipelines.data.split import read_split, read_windows
+from pipelines.evaluation.segments import UNKNOWN, latest_snapshot
+from pipelines.ranking.explain import contribution_method
+
+log = logging.getLogger(__name__)
+GLOBAL = "*"  # the cold-start list for a country without its own
+NO_PAIRS = pd.DataFrame(columns=KEYS)  # serving has no future window to measure recall on
+PROFILE = ["rfm_tier", "rfm_score", "behaviour_cluster", "profile_keywords", "recency_days", "orders_365d"]
+
+
+def score_part(
+    part: tuple[int, pd.Index, pd.Series | None],
+    sources: list[CandidateSource],
+    selection: dict | None,
+    **ranking: Any,
+) -> pd.DataFrame:
+    """One partition (index, customers, their budgets): candidates cut to the budgets, then the ranker's
+    top k with reasons (`ranking`: `ranker.ranking_args` and `rank_part`'s `reasons`)."""
+    from pipelines.ranking.inference import rank_part
+
+    index, customers, budget = part
+    cands = chunk_candidates((customers, NO_PAIRS, budget), sources, selection)[0]
+    return rank_part((index, cands), **ranking)[0]
+
+
+def serving_sources(
+    history: pd.DataFrame, as_of: pd.Timestamp, customers: pd.Index, params: dict[str, Any], selection: dict | None
+) -> tuple[list[CandidateSource], pd.Series | None]:
+    """The sources fitted on everything before `as_of`, and the customers' candidate budgets (None
+    without a selection)."""
+    cand_params = params["candidates"]
+    sources = fit_sources(history, as_of, cand_params["sources"])
+    sel = cand_params.get("selection")
+    return sources, budgets(history, customers, sel) if sel and selection else None
+
+
+def recommendations(
+    sources: list[CandidateSource],
+    budget: pd.Series | None,
+    customers: pd.Index,
+    as_of: pd.Timestamp,
+    params: dict[str, Any],
+    selection: dict | None,
+    model_dir: str | Path,
+    reasons: str,
+    write: Callable[[pd.DataFrame], None],
+    backend: Backend = LOCAL,
+) -> dict[str, int]:
+    """The top `publish.k` for `customers` (`serving_sources`): candidates, features and the ranker
+    with `reasons` (`explain.contribution_method`), partition by partition of customers on `backend`.
+    Each partition's lists go to `write` as they come (e.g. a file's `parquet_parts`), so memory holds
+    a partition's, not every customer's; returns how many lists and rows were written."""
+    from pipelines.ranking.inference import ranking_args
+
+    ranking = ranking_args(model_dir, params["features"], as_of, int(params["publish"]["k"]))
+    parts = ((i, chunk, chunk_budget) for i, (chunk, chunk_budget) in enumerate(customer_parts(customers, budget)))
+    counts = {"customers_with_recommendations": 0, "recommendations": 0}
+    for lists in backend.map(score_part, parts, sources=sources, selection=selection, reasons=reasons, **ranking):
+        write(lists)
+        counts["customers_with_recommendations"] += lists[s.CUSTOMER].nunique()  # a customer is in one partition
+        counts["recommendations"] += len(lists)
+    return counts
+
+
+def cold_start(history: pd.DataFrame, as_of: pd.Timestamp, k: int, params: dict[str, Any]) -> pd.DataFrame:
+    """Best sellers of each country with enough recent buyers, and the global list (country `*`)."""
+    src = CountryPopularity(k, int(params["window_days"]), int(params["min_customers"])).fit(history, as_of)
+    frames = [src.global_.assign(country=GLOBAL, reason="a best seller right now")]
+    for country, top in src.per_country_.items():
+        frames.append(top.assign(country=country, reason=f"popular in {country} right now"))
+    out = pd.concat(frames, ignore_index=True)
+    out["rank"] = out.groupby("country").cumcount() + 1
+    return out[["country", "rank", s.ITEM, SCORE, "reason"]]
+
+
+def customer_profiles(
+    customer_features: str | Path | pd.DataFrame, customers: pd.Index, as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """Each customer's loyalty tier, RFM score, behavioural segment and keywords in their latest snapshot."""
+    latest = latest_snapshot(customer_features, customers, as_of, PROFILE)
+    out = latest.rename(columns={"rfm_tier": "tier", "behaviour_cluster": "segment"})
+    out["tier"] = out["tier"].fillna(UNKNOWN)
+    return out.rename_axis(s.CUSTOMER).reset_index()
+
+
+def score_stage(
+    split_dir: str | Path,
+    cands_dir: str | Path,
+    customer_features_path: str | Path,
+    model_dir: str | Path,
+    out_dir: str | Path,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """The score step: `recommendations.parquet`, `cold_start.parquet` and `segments.parquet` in `out_dir`."""
+    reasons = contribution_method(params)  # a bad setting fails now, not after the sources are fitted
+    split_dir, out_dir = Path(split_dir), Path(out_dir)
+    w = read_windows(split_dir / "windows.json")
+    history = read_split(split_dir)
+    customers = pd.Index(sorted(history[s.CUSTOMER].unique()), name=s.CUSTOMER)
+    selection = json.loads((Path(cands_dir) / "selection.json").read_text())["selection"]
+    cold = cold_start(history, w.as_of, int(params["publish"]["k"]), params["publish"]["cold_start"])
+    sources, budget = serving_sources(history, w.as_of, customers, params, selection)
+    del history  # the partitions need only the fitted sources: free the interactions before they run
+    with open_backend(params.get("compute")) as backend, parquet_parts(out_dir / "recommendations.parquet") as write:
+        counts = recommendations(
+            sources, budget, customers, w.as_of, params, selection, model_dir, reasons, write, backend
+        )
+    write_parquet(cold, out_dir / "cold_start.parquet")
+    profiles = customer_profiles(customer_features_path, customers, w.as_of)
+    write_parquet(profiles, out_dir / "segments.parquet")
+    summary = {
+        "as_of": w.as_of.isoformat(),
+        "customers": len(customers),
+        **counts,
+        "cold_start_countries": sorted(c for c in cold["country"].unique() if c != GLOBAL),
+        "tiers": profiles["tier"].value_counts().to_dict(),
+    }
+    log.info("score: %s", summary)
+    return summary
