@@ -62,7 +62,7 @@ def fit_weights(
     selector = Selector(cands, names, budget, float(p["rrf_k"]))
     n_pairs = max(len(pairs), 1)
     weights, recall = coordinate_ascent(
-        lambda w: hits[selector.keep(w)].sum() / n_pairs, len(names), p["grid"], int(p.get("rounds", 2))
+        lambda w: hits[selector.keep(w)].sum() / n_pairs, len(names), p["grid"], int(p["rounds"])
     )
     return dict(zip(names, weights.tolist(), strict=True)), float(recall)
 

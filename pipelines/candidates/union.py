@@ -179,7 +179,7 @@ def candidates_at_cutoffs(
         sources = fit_sources(history, start, source_params)
         budget = budgets(history, customers, sel) if sel else None
         if sel and out["selection"] is None:
-            n_tune = min(int(sel.get("tune_customers", 1000)), len(customers))
+            n_tune = min(int(sel["tune_customers"]), len(customers))
             sample = pd.Index(np.sort(np.random.default_rng(0).choice(customers, n_tune, replace=False)))
             weights, recall = fit_weights(union(sources, sample), future, list(source_params), budget, sel)
             out["selection"] = {"weights": weights, "rrf_k": float(sel["rrf_k"]), "valid_recall_tuning_sample": recall}

@@ -28,7 +28,9 @@ def load_params(path: str | Path | None = None) -> dict[str, Any]:
         raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(params, dict):
         raise InputError(f"{path}: expected a mapping of sections at the top level")
-    return params
+    from pipelines.core.params import validate  # pydantic: loaded only when params are
+
+    return validate(params, str(path))
 
 
 def tool(name: str) -> str:
@@ -59,7 +61,9 @@ def override(params: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
             if not isinstance(node, dict):
                 raise InputError(f"params: override '{assignment}': '{part}' is not a section")
         node[last] = yaml.safe_load(value)
-    return out
+    from pipelines.core.params import validate
+
+    return validate(out, "params (with overrides)")
 
 
 def section(params: dict[str, Any], name: str) -> dict[str, Any]:

@@ -33,7 +33,7 @@ ONLINE_RETAIL = {
 
 def resolve_format(data_params: dict[str, Any]) -> dict[str, Any]:
     """The column mapping and options for `data.format` (`online_retail` or `mapped`)."""
-    fmt = data_params.get("format", "online_retail")
+    fmt = data_params["format"]
     if fmt == "online_retail":
         return ONLINE_RETAIL
     if fmt == "mapped":

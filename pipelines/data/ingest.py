@@ -43,8 +43,8 @@ def clean(df: pd.DataFrame, ingest_params: dict[str, Any]) -> Cleaned:
     purchase still counts for recommendations), but the absurd amount must not dominate units
     and monetary features.
     """
-    max_qty = float(ingest_params.get("max_quantity", float("inf")))
-    excluded = set(map(str, ingest_params.get("exclude_items") or []))
+    max_qty = float(ingest_params["max_quantity"])
+    excluded = set(map(str, ingest_params["exclude_items"]))
     rules = {
         "missing_customer": df[s.CUSTOMER].isna(),
         "missing_item": df[s.ITEM].isna(),
@@ -77,8 +77,8 @@ def ingest(
 ) -> dict[str, Any]:
     """The ingest step; returns the data-quality summary it also writes as a metric."""
     raw_path, out_dir = Path(raw_path), Path(out_dir)
-    raw, absent, _ = load_canonical(raw_path, params.get("data", {}))
-    cleaned, dropped, capped = clean(raw, params.get("ingest", {}))
+    raw, absent, _ = load_canonical(raw_path, params["data"])
+    cleaned, dropped, capped = clean(raw, params["ingest"])
     if cleaned.empty:
         raise InputError(f"{raw_path}: no usable rows left after cleaning ({_reasons(dropped)})")
     cleaned[s.CUSTOMER] = pseudonymise(cleaned[s.CUSTOMER], pseudonym_key())

@@ -66,9 +66,9 @@ def make_windows(timestamps: pd.Series, split_params: dict[str, Any]) -> Windows
         pd.Timestamp(split_params["as_of"]) if split_params.get("as_of") else last.normalize() + pd.Timedelta(days=1)
     )
     test_start = as_of - pd.Timedelta(days=int(split_params["test_days"]))
-    valid_days = int(split_params.get("valid_days", 0))
+    valid_days = int(split_params["valid_days"])
     valid_start = test_start - pd.Timedelta(days=valid_days)
-    n_cutoffs, step = int(split_params.get("train_cutoffs", 0)), int(split_params.get("cutoff_step_days") or valid_days)
+    n_cutoffs, step = int(split_params["train_cutoffs"]), int(split_params["cutoff_step_days"] or valid_days)
     if n_cutoffs and step < 1:
         raise InputError(f"params: split.cutoff_step_days must be at least 1, not {step}")
     newest = valid_start - pd.Timedelta(days=valid_days)
@@ -80,7 +80,7 @@ def make_windows(timestamps: pd.Series, split_params: dict[str, Any]) -> Windows
         raise InputError(
             f"split: the train window is empty: data starts {first.date()} but the first cutoff is {earliest.date()} "
             f"(as_of {as_of.date()}, test_days {split_params['test_days']}, valid_days {valid_days}, "
-            f"train_cutoffs {split_params.get('train_cutoffs', 0)}, cutoff_step_days {step})"
+            f"train_cutoffs {split_params['train_cutoffs']}, cutoff_step_days {step})"
         )
     return Windows(first.normalize(), valid_start, test_start, as_of, cutoffs)
 

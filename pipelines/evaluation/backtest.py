@@ -49,8 +49,8 @@ def prepare(
     """Clean the export (cut at `as_of`, default: keep it all), split it, generate candidates, build the
     features into a scratch Feast store under `out_dir` and label every cutoff's candidates."""
     started = time.perf_counter()
-    raw, _, numeric_ids = load_canonical(data_path, params.get("data", {}))
-    cleaned = clean(raw, params.get("ingest", {})).frame
+    raw, _, numeric_ids = load_canonical(data_path, params["data"])
+    cleaned = clean(raw, params["ingest"]).frame
     cleaned = s.validate_clean(cleaned, str(data_path))
     if as_of is not None:
         cleaned = window(cleaned, None, pd.Timestamp(as_of))

@@ -87,10 +87,10 @@ def customer_segments(
     """One row per customer: `tier`, `lifecycle` (new: first purchase within `new_customer_days` of
     the cutoff) and `country` (the `countries` largest among `customers`, the rest `other`)."""
     first = history.groupby(s.CUSTOMER)[s.TS].min().reindex(customers)
-    new = first >= cutoff - pd.Timedelta(days=int(params.get("new_customer_days", 90)))
+    new = first >= cutoff - pd.Timedelta(days=int(params["new_customer_days"]))
     country = latest_country(history).reindex(customers)
     counts = country.value_counts().sort_index().sort_values(ascending=False, kind="stable")  # ties: by name
-    largest = counts.index[: int(params.get("countries", 3))]
+    largest = counts.index[: int(params["countries"])]
     group = country.where(country.isin(largest), OTHER).where(country.notna(), UNKNOWN)
     tier = (
         loyalty_tier(customer_features, customers, cutoff)

@@ -150,11 +150,11 @@ class Segmenter:
 
 def customer_features(h: History, dates: list[pd.Timestamp], params: dict) -> pd.DataFrame:
     """One row per customer and snapshot date: the Feast source of the `customer` feature view."""
-    keywords = Keywords(h.lines, top=int(params.get("keywords", 3)))
-    segmenter = Segmenter(int(params.get("clusters", 5)), int(params.get("seed", 42)))
+    keywords = Keywords(h.lines, top=int(params["keywords"]))
+    segmenter = Segmenter(int(params["clusters"]), int(params["seed"]))
     frames = []
     for date in dates:
-        f = customer_snapshot(h, date, int(params.get("active_days", 365)), keywords)
+        f = customer_snapshot(h, date, int(params["active_days"]), keywords)
         if f.empty:
             continue
         f["behaviour_cluster"] = segmenter.assign(f)

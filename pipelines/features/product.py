@@ -63,7 +63,7 @@ def product_features(h: History, dates: list[pd.Timestamp], params: dict) -> pd.
     """One row per item and snapshot date: the Feast source of the `product` feature view."""
     frames = []
     for date in dates:
-        f = product_snapshot(h, date, int(params.get("active_days", 365)))
+        f = product_snapshot(h, date, int(params["active_days"]))
         if not f.empty:
             f[EVENT_TS] = date
             frames.append(f.reset_index())

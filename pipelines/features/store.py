@@ -49,7 +49,7 @@ _FEAST_LOCK = threading.RLock()  # one thread at a time in Feast's process-wide 
 
 def store_kind(params: dict[str, Any], env: dict[str, str] | None = None) -> str:
     """`SHOPREC_FEATURE_STORE` (from `env`, default the environment) if set, else `features.store` (local)."""
-    kind = (os.environ if env is None else env).get("SHOPREC_FEATURE_STORE") or params.get("store", "local")
+    kind = (os.environ if env is None else env).get("SHOPREC_FEATURE_STORE") or params["store"]
     if kind not in KINDS:
         raise InputError(f"features.store / SHOPREC_FEATURE_STORE must be one of {sorted(KINDS)}, not {kind!r}")
     return kind
@@ -64,7 +64,7 @@ def open_store(params: dict[str, Any], env: dict[str, str] | None = None) -> Fea
     from feast import FeatureStore
     from feast.repo_config import MaterializationConfig, RepoConfig
 
-    repo = Path(params.get("repo", "feature_repo")).resolve()
+    repo = Path(params["repo"]).resolve()
     kind = store_kind(params, env)
     path = repo / KINDS[kind]
     if not path.is_file():
@@ -78,7 +78,7 @@ def open_store(params: dict[str, Any], env: dict[str, str] | None = None) -> Fea
         raw["registry"] = _anchored(repo, raw["registry"])
         raw["online_store"]["path"] = _anchored(repo, raw["online_store"]["path"])
     raw["materialization"] = MaterializationConfig(
-        pull_latest_features=True, online_write_batch_size=int(params.get("online_write_batch_size", 10000))
+        pull_latest_features=True, online_write_batch_size=int(params["online_write_batch_size"])
     )
     return FeatureStore(config=RepoConfig(repo_path=repo, **raw))
 
@@ -134,7 +134,7 @@ def store_spec(params: dict[str, Any]) -> dict[str, Any]:
     """The store's whole configuration as resolved here: params with an absolute repo, and the environment
     variables that choose and configure it (a dask worker may have another working directory and env)."""
     env = {k: v for k, v in os.environ.items() if k == "SHOPREC_FEATURE_STORE" or k.startswith("SHOPREC_FEAST_")}
-    return {"params": {**params, "repo": str(Path(params.get("repo", "feature_repo")).resolve())}, "env": env}
+    return {"params": {**params, "repo": str(Path(params["repo"]).resolve())}, "env": env}
 
 
 def process_store(spec: dict[str, Any]) -> FeatureStore:
@@ -227,9 +227,9 @@ def scratch_store(
 
     root = Path(root)
     repo = root / "feature_repo"
-    if repo.resolve() != Path(params.get("repo", "feature_repo")).resolve():
+    if repo.resolve() != Path(params["repo"]).resolve():
         shutil.rmtree(repo, ignore_errors=True)
-        shutil.copytree(Path(params.get("repo", "feature_repo")), repo, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(Path(params["repo"]), repo, ignore=shutil.ignore_patterns("__pycache__"))
     for name, frame in tables.items():
         write_parquet(frame, root / "data" / "features" / f"{name}.parquet")
     store = open_store({**params, "repo": str(repo)}, env={} if env is None else env)

@@ -37,12 +37,12 @@ def decide(
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """The gate's decision: every check with its figures, and `passed` when all of them pass."""
-    named = [*params.get("min_metrics", {}), *params.get("compare_on", []), params.get("beat_sources_on")]
+    named = [*params["min_metrics"], *params["compare_on"], params["beat_sources_on"]]
     unknown = sorted({m for m in named if m and m not in challenger})
     if unknown:
         raise InputError(f"params: gate names metric(s) {', '.join(unknown)} that evaluate did not compute")
     checks = []
-    for metric, floor in params.get("min_metrics", {}).items():
+    for metric, floor in params["min_metrics"].items():
         value = challenger[metric]
         checks.append(
             check(
@@ -53,7 +53,7 @@ def decide(
                 threshold=floor,
             )
         )
-    metric = params.get("beat_sources_on")
+    metric = params["beat_sources_on"]
     if metric and sources:
         best = max(sources, key=lambda name: sources[name][metric])
         value, rival = challenger[metric], sources[best][metric]
@@ -81,7 +81,7 @@ def decide(
         checks.append(check("vs published model", True, "no published model yet: nothing to compare with"))
     else:
         tolerance = float(params["max_regression"])
-        for metric in params.get("compare_on", []):
+        for metric in params["compare_on"]:
             value, old = challenger[metric], champion[metric]
             floor = old * (1 - tolerance)
             checks.append(

@@ -93,8 +93,8 @@ def labelled_windows(
     out = {}
     for name, (start, end) in w.label_windows().items():
         if name in cands:
-            cap = None if name == "test" else rp.get("max_customers")
-            window_cands = cap_customers(cands[name], cap, int(rp.get("seed", 42)))
+            cap = None if name == "test" else rp["max_customers"]
+            window_cands = cap_customers(cands[name], cap, int(rp["seed"]))
             future = frame[(frame[s.TS] >= start) & (frame[s.TS] < end)]
             out[name] = (
                 window_cands,

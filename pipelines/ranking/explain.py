@@ -177,7 +177,7 @@ CONTRIBUTIONS = {"path": path_contributions, "shap": shap_contributions}
 def contribution_method(params: dict[str, Any]) -> str:
     """`recommend.contributions` of the params (DEFAULT_METHOD if unset), checked: a one-line InputError
     if it names none of CONTRIBUTIONS. Steps call it first, before any work."""
-    method = (params.get("recommend") or {}).get("contributions", DEFAULT_METHOD)
+    method = params["recommend"]["contributions"]
     if method not in CONTRIBUTIONS:
         raise InputError(f"params: recommend.contributions must be one of {sorted(CONTRIBUTIONS)}, not {method!r}")
     return method

@@ -45,12 +45,12 @@ INFO_FILE = "ranker.json"
 def lgb_params(ranker_params: dict[str, Any]) -> dict[str, Any]:
     """LightGBM settings from `ranker` params (everything but our own keys), made deterministic."""
     params = {k: v for k, v in ranker_params.items() if k not in TRAINING_KEYS}
-    k = int(ranker_params.get("k", 10))
+    k = int(ranker_params["k"])
     params.update(
         objective="lambdarank",
         metric="ndcg",
         eval_at=[k],
-        seed=int(ranker_params.get("seed", 42)),
+        seed=int(ranker_params["seed"]),
         deterministic=True,
         force_row_wise=True,
         verbosity=-1,
@@ -81,8 +81,8 @@ def fit(
     y_train, g_train = np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
     x_valid, y_valid, g_valid = _with_positives(valid[1], valid[2], valid[0])
     params = lgb_params(ranker_params)
-    k = int(ranker_params.get("k", 10))
-    rounds, patience = int(ranker_params.get("n_estimators", 500)), int(ranker_params.get("early_stopping_rounds", 50))
+    k = int(ranker_params["k"])
+    rounds, patience = int(ranker_params["n_estimators"]), int(ranker_params["early_stopping_rounds"])
     if rounds < 1:
         raise InputError(f"params: ranker.n_estimators must be at least 1, not {rounds}")
     started = time.perf_counter()
@@ -94,7 +94,7 @@ def fit(
         booster = boost_local(params, (x_train, y_train, g_train), (x_valid, y_valid, g_valid), rounds, patience)
         best_score = float(booster.best_score["valid"][f"ndcg@{k}"])
     stopped_at = int(booster.best_iteration)
-    factor = ranker_params.get("refit_factor")
+    factor = ranker_params["refit_factor"]
     if factor:  # the newest labels matter most: learn from the validation cutoff too, with as many trees as it chose
         trees = max(1, round(stopped_at * float(factor)))
         rows = (

@@ -30,7 +30,7 @@ def recommend_stage(
     w = read_windows(Path(split_dir) / "windows.json")
     parts, rows = customer_partitions(Path(cands_dir) / "test.parquet")
     monitor = params["monitor"]
-    with open_backend(params.get("compute")) as backend:
+    with open_backend(params["compute"]) as backend:
         recs, sample = rank(
             model_dir,
             parts,

@@ -36,7 +36,7 @@ def train_stage(
     cands = {n: cands_dir / f"{n}.parquet" for n in w.label_windows() if n != "test"}
     labelled = labelled_windows(cands, frame, w, names, applied_store(params["features"]), params["ranker"])
     train = training_windows(labelled)
-    with open_backend(params.get("compute")) as backend:
+    with open_backend(params["compute"]) as backend:
         booster, info = fit(train, labelled["valid"], params["ranker"], backend)
     model_dir.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(model_dir / MODEL_FILE), num_iteration=booster.best_iteration)

@@ -204,7 +204,7 @@ def publish(
     if version not in store.versions():
         frames = [pd.read_parquet(files[name]) for name in FILES]
         for kind, entries in payloads(*frames).items():
-            store.write(version, kind, entries, int(p.get("write_batch_size", 500)))
+            store.write(version, kind, entries, int(p["write_batch_size"]))
         store.complete(version)
     releases.record(version)
     store.set_live(version)

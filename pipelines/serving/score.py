@@ -126,7 +126,7 @@ def score_stage(
     cold = cold_start(history, w.as_of, int(params["publish"]["k"]), params["publish"]["cold_start"])
     sources, budget = serving_sources(history, w.as_of, customers, params, selection)
     del history  # the partitions need only the fitted sources: free the interactions before they run
-    with open_backend(params.get("compute")) as backend, parquet_parts(out_dir / "recommendations.parquet") as write:
+    with open_backend(params["compute"]) as backend, parquet_parts(out_dir / "recommendations.parquet") as write:
         counts = recommendations(
             sources, budget, customers, w.as_of, params, selection, model_dir, reasons, write, backend
         )

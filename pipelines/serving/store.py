@@ -167,10 +167,10 @@ class RedisStore:
 
 def open_store(publish_params: dict[str, Any]) -> ServingStore:
     """The configured store: SQLite under the publish directory, or Redis (env overrides params)."""
-    kind = os.environ.get("SHOPREC_SERVING_STORE", publish_params.get("store", "sqlite"))
+    kind = os.environ.get("SHOPREC_SERVING_STORE", publish_params["store"])
     if kind == "sqlite":
         return SqliteStore(Path(publish_params["dir"]) / "serving.db")
     if kind == "redis":
-        url = os.environ.get("SHOPREC_REDIS_URL", publish_params.get("redis_url", "redis://127.0.0.1:6379/0"))
-        return RedisStore(url, publish_params.get("redis_namespace", "shoprec:serving"))
+        url = os.environ.get("SHOPREC_REDIS_URL", publish_params["redis_url"])
+        return RedisStore(url, publish_params["redis_namespace"])
     raise InputError(f"params: publish.store must be 'sqlite' or 'redis', not {kind!r}")

@@ -17,6 +17,7 @@ from pipelines.evaluation.metrics import ranking_metrics
 from pipelines.ranking.dask_training import ListNdcg, ValidationCurve
 from pipelines.ranking.lists import top_k
 from pipelines.ranking.model import boost_local, fit, lgb_params, predict
+from tests.helpers import shipped
 from tests.unit.test_ranker import PARAMS, synthetic, truth_of
 
 pytestmark = pytest.mark.unit
@@ -35,7 +36,7 @@ def clean_interactions(tmp_path_factory) -> pd.DataFrame:
 
     raw = Path(tmp_path_factory.mktemp("synthetic")) / "raw.parquet"
     generate(raw, {"seed": 7, "rows": 12_000})
-    return clean(load_canonical(raw, {"format": "online_retail"}).frame, {"max_quantity": 10_000}).frame
+    return clean(load_canonical(raw, shipped("data")).frame, shipped("ingest")).frame
 
 
 def test_settings_fill_defaults_and_refuse_bad_values():
@@ -89,7 +90,7 @@ def test_candidates_are_identical_on_both_backends(clean_interactions, dask_back
     import importlib
 
     monkeypatch.setattr(importlib.import_module("pipelines.candidates.union"), "CHUNK", 37)  # many partitions
-    w = make_windows(clean_interactions["timestamp"], {"test_days": 30, "valid_days": 30, "train_cutoffs": 1})
+    w = make_windows(clean_interactions["timestamp"], shipped("split", train_cutoffs=1))
     cand_params = {
         "sources": {
             "buy_again": {"n": 50},

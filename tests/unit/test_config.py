@@ -35,17 +35,18 @@ def test_missing_section_is_named():
 
 
 def test_override_sets_nested_keys_as_yaml_and_leaves_the_original():
-    params = {"ranker": {"num_leaves": 31}, "candidates": {"sources": {"popularity": {"n": 300}}}}
-    sets = ["ranker.num_leaves=63", "candidates.sources.tifu_knn={n: 100, alpha: 0.7}", "split.as_of=null"]
+    params = load_params(ROOT / "params.yaml")
+    sets = ["ranker.num_leaves=63", "candidates.sources.tifu_knn={n: 100, alpha: 0.7}", "split.test_days=14"]
     out = override(params, sets)
-    assert out["ranker"]["num_leaves"] == 63
-    assert out["candidates"]["sources"] == {"popularity": {"n": 300}, "tifu_knn": {"n": 100, "alpha": 0.7}}
-    assert out["split"] == {"as_of": None}
+    assert out["ranker"]["num_leaves"] == 63 and out["split"]["test_days"] == 14
+    assert out["candidates"]["sources"]["tifu_knn"] == {"n": 100, "alpha": 0.7}
     assert params["ranker"]["num_leaves"] == 31 and "tifu_knn" not in params["candidates"]["sources"]
+    with pytest.raises(InputError, match="unknown key ranker.num_leavs"):
+        override(params, ["ranker.num_leavs=63"])  # overrides are checked like the file
 
 
 def test_override_names_a_bad_assignment():
     with pytest.raises(InputError, match="'ranker' is not key=value"):
         override({}, ["ranker"])
     with pytest.raises(InputError, match="'num_leaves' is not a section"):
-        override({"ranker": {"num_leaves": 31}}, ["ranker.num_leaves.x=1"])
+        override(load_params(ROOT / "params.yaml"), ["ranker.num_leaves.x=1"])

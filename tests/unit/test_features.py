@@ -12,8 +12,10 @@ from pipelines.features.customer_product import customer_product_features
 from pipelines.features.history import History, item_category, snapshot_dates
 from pipelines.features.product import product_features
 from tests.conftest import interactions
+from tests.helpers import shipped
 
 pytestmark = pytest.mark.unit
+FEATURES = shipped("features")
 
 DAY0 = pd.Timestamp("2011-01-01")
 
@@ -110,7 +112,7 @@ def customer_table():
         price=[3.0, 4.0, 3.0, 5.0, 3.0, 100.0, 3.0, 3.0, 5.0],
         category=["MUG", "BAG", "MUG", "BAG", "MUG", "BAG", "MUG", "MUG", "BAG"],
     )
-    out = customer_features(History.of(df), [day(60), day(100)], {"active_days": 60})
+    out = customer_features(History.of(df), [day(60), day(100)], shipped("features", active_days=60))
     return out.set_index(["event_timestamp", "customer_id"])
 
 
@@ -230,7 +232,7 @@ def test_product_features_windows_price_repeat_and_category():
         price=[1.0, 2.0, 10.0, 4.0, 6.0, 100.0, 1.0, 3.0, np.nan, 1.0],
         category=["MUG", "MUG", "MUG", "MUG", "MUG", "BAG", "BAG", None, None, "BAG"],
     )
-    f = product_features(History.of(df), [day(100)], {"active_days": 60}).set_index("item_id")
+    f = product_features(History.of(df), [day(100)], shipped("features", active_days=60)).set_index("item_id")
     assert sorted(f.index) == ["x", "y", "z"]
     assert (f["event_timestamp"] == day(100)).all()
     x = f.loc["x"]
@@ -251,16 +253,16 @@ def test_product_features_same_four_weeks_last_year():
     rows = [("c1", "x", 35, 1), ("c1", "x", 36, 2), ("c2", "x", 50, 3), ("c3", "x", 63, 4), ("c4", "x", 64, 5)]
     rows.append(("c5", "x", 390, 6))
     df = clean(rows, quantity=[1.0, 1.0, 2.0, 1.0, 1.0, 1.0], category="MUG")
-    f = product_features(History.of(df), [day(400)], {}).set_index("item_id")
+    f = product_features(History.of(df), [day(400)], FEATURES).set_index("item_id")
     # [400 - 364, 400 - 336) = days [36, 64): c1 on 36, c2 (2 units) on 50, c3 on 63
     assert f.loc["x", "units_next4w_last_year"] == 4.0 and f.loc["x", "buyers_next4w_last_year"] == 3
     # a year before day 398 is day 34, before the data (day 35): unknown, not "sold nothing"
-    early = product_features(History.of(df), [day(398)], {}).set_index("item_id")
+    early = product_features(History.of(df), [day(398)], FEATURES).set_index("item_id")
     assert np.isnan(early.loc["x", "units_next4w_last_year"]) and np.isnan(early.loc["x", "buyers_next4w_last_year"])
 
 
 def test_product_features_without_any_category_or_description():
-    f = product_features(History.of(interactions([("a", "x", 0, 1), ("b", "x", 3, 2)])), [day(10)], {})
+    f = product_features(History.of(interactions([("a", "x", 0, 1), ("b", "x", 3, 2)])), [day(10)], FEATURES)
     assert f["category"].tolist() == [None] and f["units_30d"].tolist() == [2.0]
 
 
@@ -289,7 +291,7 @@ def test_build_features_utc_cutoffs_and_nothing_at_or_after_as_of():
     rows += [("b", "y", 30, 5), ("c", "z", 35, 6)]  # at and after as_of
     df = clean(rows, category=["MUG", "BAG", "MUG", "MUG", "BAG", "CUP"])
     windows = Windows(train_start=day(0), valid_start=day(20), test_start=day(25), as_of=day(30))
-    tables = build_features(df, windows, {"every_days": 7, "active_days": 365, "clusters": 2})
+    tables = build_features(df, windows, shipped("features", every_days=7, active_days=365, clusters=2))
     for name, cols in {
         "customer": ["event_timestamp"],
         "product": ["event_timestamp"],

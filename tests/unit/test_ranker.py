@@ -23,6 +23,7 @@ from pipelines.ranking.explain import (
 from pipelines.ranking.inference import recommend
 from pipelines.ranking.lists import rank_features, source_sizes, top_k
 from pipelines.ranking.model import KIND, fit, importance, predict
+from tests.helpers import shipped
 
 pytestmark = pytest.mark.unit
 
@@ -30,16 +31,17 @@ SOURCES = ("buy_again", "popularity")
 FAKE = ["a", "b"]  # the synthetic table's two sources
 PLANTED = "times_bought"  # the feature the synthetic labels depend on
 CUTOFF = pd.Timestamp("2011-09-01")
-PARAMS = {
-    "k": 10,
-    "n_estimators": 50,
-    "early_stopping_rounds": 10,
-    "seed": 1,
-    "learning_rate": 0.1,
-    "num_leaves": 7,
-    "min_data_in_leaf": 5,
-    "num_threads": 1,
-}
+PARAMS = shipped(
+    "ranker",
+    n_estimators=50,
+    early_stopping_rounds=10,
+    seed=1,
+    learning_rate=0.1,
+    num_leaves=7,
+    min_data_in_leaf=5,
+    num_threads=1,
+    refit_factor=None,
+)
 
 
 def cands_frame(rows: list[tuple], names: tuple[str, ...] = SOURCES) -> pd.DataFrame:
@@ -410,13 +412,13 @@ def test_recommend_with_shap_contributions_reads_treeshap(data, fitted, recs):
     assert got["contributions"].map(lambda t: len(json.loads(t)) > 0).any()
 
 
-def test_contribution_method_from_params_path_by_default_and_checked():
-    assert contribution_method({"recommend": {"contributions": "shap"}}) == "shap"
-    assert contribution_method({"recommend": {"k": 20}}) == contribution_method({}) == "path"
+def test_contribution_method_from_params_checked():
+    assert contribution_method({"recommend": shipped("recommend", contributions="shap")}) == "shap"
+    assert contribution_method({"recommend": shipped("recommend")}) == "path"
     with pytest.raises(
         InputError, match=r"^params: recommend.contributions must be one of \['path', 'shap'\], not 'lime'$"
     ):
-        contribution_method({"recommend": {"contributions": "lime"}})
+        contribution_method({"recommend": shipped("recommend", contributions="lime")})
 
 
 def test_recommend_contributions_are_the_path_contributions(data, fitted, recs):

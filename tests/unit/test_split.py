@@ -7,8 +7,10 @@ from pipelines.core.errors import InputError
 from pipelines.core.files import write_json
 from pipelines.data.split import WINDOWS, Windows, make_windows, read_windows, warm_customers, window
 from tests.conftest import interactions
+from tests.helpers import shipped
 
 pytestmark = pytest.mark.unit
+SPLIT = shipped("split", train_cutoffs=0)  # tests set the windows they need
 
 DAY0 = pd.Timestamp("2011-01-01")
 
@@ -19,7 +21,7 @@ def day(n: float) -> pd.Timestamp:
 
 def test_as_of_null_is_the_day_after_the_last_event():
     ts = pd.Series([day(0) + pd.Timedelta(hours=9), day(99) + pd.Timedelta(hours=15, minutes=30)])
-    w = make_windows(ts, {"as_of": None, "test_days": 7, "valid_days": 14})
+    w = make_windows(ts, {**SPLIT, "as_of": None, "test_days": 7, "valid_days": 14})
     assert w.as_of == day(100)  # 2011-04-10 15:30 -> 2011-04-11 00:00
     assert w.test_start == day(100 - 7)
     assert w.valid_start == day(100 - 7 - 14)
@@ -27,13 +29,13 @@ def test_as_of_null_is_the_day_after_the_last_event():
 
 
 def test_as_of_null_when_last_event_is_exactly_midnight():
-    w = make_windows(pd.Series([day(0), day(50)]), {"as_of": None, "test_days": 5, "valid_days": 5})
+    w = make_windows(pd.Series([day(0), day(50)]), {**SPLIT, "as_of": None, "test_days": 5, "valid_days": 5})
     assert w.as_of == day(51)  # the last event (day 50, 00:00) is still inside test
 
 
 def test_explicit_as_of():
     ts = pd.Series([day(0), day(200)])
-    w = make_windows(ts, {"as_of": "2011-03-01", "test_days": 10, "valid_days": 20})
+    w = make_windows(ts, {**SPLIT, "as_of": "2011-03-01", "test_days": 10, "valid_days": 20})
     assert w.as_of == pd.Timestamp("2011-03-01")
     assert w.test_start == pd.Timestamp("2011-02-19")
     assert w.valid_start == pd.Timestamp("2011-01-30")
@@ -44,10 +46,10 @@ def test_explicit_as_of():
 
 def test_window_lengths_and_missing_valid_days():
     ts = pd.Series([day(0), day(99)])
-    w = make_windows(ts, {"as_of": None, "test_days": 3, "valid_days": 4})
+    w = make_windows(ts, {**SPLIT, "as_of": None, "test_days": 3, "valid_days": 4})
     assert w.as_of - w.test_start == pd.Timedelta(days=3)
     assert w.test_start - w.valid_start == pd.Timedelta(days=4)
-    w = make_windows(ts, {"test_days": 3})  # valid_days defaults to 0: an empty validation window
+    w = make_windows(ts, shipped("split", test_days=3, valid_days=0, train_cutoffs=0))  # an empty validation window
     assert w.valid_start == w.test_start == day(97)
 
 
@@ -55,7 +57,7 @@ def test_windows_are_disjoint_half_open_and_nothing_at_or_after_as_of():
     df = interactions(
         [(f"c{d % 3}", f"i{d % 5}", d, d) for d in range(0, 60)] + [("c0", "late", 60, 100), ("c1", "late", 75, 101)]
     )  # rows after as_of = day 50
-    w = make_windows(df["timestamp"], {"as_of": str(day(50).date()), "test_days": 10, "valid_days": 10})
+    w = make_windows(df["timestamp"], {**SPLIT, "as_of": str(day(50).date()), "test_days": 10, "valid_days": 10})
     parts = {name: window(df, *w.bounds(name)) for name in WINDOWS}
     # [start, end): a row exactly at a boundary belongs to the later window only
     assert parts["train"]["timestamp"].max() == day(29) and parts["valid"]["timestamp"].min() == day(30)
@@ -90,11 +92,11 @@ def test_window_without_lower_bound():
 def test_empty_train_window_is_an_input_error(params):
     ts = pd.Series([day(0), day(5), day(30)])
     with pytest.raises(InputError, match="train window is empty"):
-        make_windows(ts, params)
+        make_windows(ts, {**SPLIT, **params})
 
 
 def test_train_window_with_one_day_is_fine():
-    w = make_windows(pd.Series([day(0), day(20)]), {"as_of": "2011-01-21", "test_days": 10, "valid_days": 9})
+    w = make_windows(pd.Series([day(0), day(20)]), {**SPLIT, "as_of": "2011-01-21", "test_days": 10, "valid_days": 9})
     assert w.valid_start == day(1) and w.train_start == day(0)
 
 
@@ -115,7 +117,7 @@ def test_warm_customers_are_those_in_both_sorted():
 
 def test_weekly_cutoffs_give_overlapping_label_windows_of_the_validation_length():
     ts = pd.Series([day(0), day(199)])
-    w = make_windows(ts, {"test_days": 30, "valid_days": 30, "train_cutoffs": 3, "cutoff_step_days": 7})
+    w = make_windows(ts, {**SPLIT, "test_days": 30, "valid_days": 30, "train_cutoffs": 3, "cutoff_step_days": 7})
     labels = w.label_windows()
     assert [labels[f"train_{i}"][0] for i in (1, 2, 3)] == [day(200 - 104), day(200 - 97), day(200 - 90)]
     assert all(end - start == pd.Timedelta(days=30) for start, end in labels.values())
@@ -124,7 +126,7 @@ def test_weekly_cutoffs_give_overlapping_label_windows_of_the_validation_length(
 
 def test_cutoff_step_defaults_to_the_validation_length():
     ts = pd.Series([day(0), day(199)])
-    base = {"test_days": 30, "valid_days": 30, "train_cutoffs": 2}
+    base = {**SPLIT, "test_days": 30, "valid_days": 30, "train_cutoffs": 2}
     w = make_windows(ts, base)
     assert w.label_windows()["train_1"] == (day(200 - 120), day(200 - 90))
     assert make_windows(ts, {**base, "cutoff_step_days": 30}) == w

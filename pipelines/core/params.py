@@ -1,0 +1,207 @@
+"""The shape of params.yaml: one pydantic model per section, checked when the file loads.
+
+Every key a step reads is declared here with its type and allowed range, and nothing else is
+accepted, so a misspelt key or a bad value fails at once, in one line naming the key, in the CLI,
+the DVC stage and the Airflow task alike (as bad input: no retry). The defaults live in
+params.yaml only: a key is optional here only where params.yaml leaves it out on purpose (the
+mapped format's `columns`, the commented-out sources). Two sections keep an open part, each
+checked where it is used: a source's settings (by the source's constructor, `build_sources`)
+and the LightGBM parameters under `ranker` (passed to LightGBM as they are).
+"""
+
+from __future__ import annotations
+
+import difflib
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipelines.core.errors import InputError
+
+PosInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Data(Section):
+    raw: str
+    format: Literal["online_retail", "mapped"]
+    columns: dict[str, str] | None = None
+    cancel_prefix: str | None = None
+
+
+class Synthetic(Section):
+    seed: int
+    rows: PosInt
+
+
+class Ingest(Section):
+    max_quantity: PosFloat
+    exclude_items: list[str]
+
+
+class Split(Section):
+    as_of: str | date | None  # YAML reads an unquoted 2011-11-10 as a date
+    test_days: PosInt
+    valid_days: PosInt
+    train_cutoffs: NonNegInt
+    cutoff_step_days: PosInt | None
+
+
+class Features(Section):
+    every_days: Annotated[int, Field(ge=1, lt=35)]  # below the feature views' 35-day TTL
+    active_days: PosInt
+    clusters: PosInt
+    keywords: NonNegInt
+    seed: int
+    repo: str
+    store: Literal["local", "production"]
+    online_write_batch_size: PosInt
+
+
+class Compute(Section):
+    backend: Literal["local", "dask"]
+    scheduler: str | None
+    workers: PosInt
+    threads_per_worker: PosInt
+    memory_limit: str
+
+
+class Selection(Section):
+    mean_per_customer: PosInt | None
+    activity_power: NonNegFloat
+    min_per_customer: PosInt
+    max_per_customer: PosInt
+    rrf_k: NonNegFloat
+    grid: list[float]
+    rounds: PosInt
+    tune_customers: PosInt
+
+
+class Candidates(Section):
+    sources: dict[str, dict[str, Any]]
+    selection: Selection
+
+
+class Ranker(Section):
+    """Our keys; any other key is a LightGBM parameter (checked against LightGBM's own list)."""
+
+    model_config = ConfigDict(extra="allow")
+    k: PosInt
+    max_customers: PosInt
+    n_estimators: PosInt
+    early_stopping_rounds: NonNegInt
+    seed: int
+    refit_factor: PosFloat | None
+
+
+class Recommend(Section):
+    k: PosInt
+    contributions: Literal["path", "shap"]
+
+
+class Monitor(Section):
+    sample_rows: PosInt
+    seed: int
+    drift_method: str | None
+    drift_threshold: float | None
+    k: PosInt
+    recall_k: PosInt
+    workspace: str
+
+
+class Gate(Section):
+    min_metrics: dict[str, float]
+    beat_sources_on: str | None
+    max_drift_share: Share
+    compare_on: list[str]
+    max_regression: Share
+
+
+class Segments(Section):
+    new_customer_days: PosInt
+    countries: NonNegInt
+    metrics: list[str]
+
+
+class Evaluate(Section):
+    ks: list[int]
+    segments: Segments
+
+
+class ColdStart(Section):
+    window_days: PosInt
+    min_customers: PosInt
+
+
+class Publish(Section):
+    k: PosInt
+    dir: str
+    keep: PosInt
+    store: Literal["sqlite", "redis"]
+    redis_url: str
+    redis_namespace: str
+    write_batch_size: PosInt
+    cold_start: ColdStart
+
+
+class Params(Section):
+    data: Data
+    synthetic: Synthetic
+    ingest: Ingest
+    split: Split
+    features: Features
+    compute: Compute
+    candidates: Candidates
+    ranker: Ranker
+    recommend: Recommend
+    monitor: Monitor
+    gate: Gate
+    evaluate: Evaluate
+    publish: Publish
+
+
+def _lightgbm_keys() -> set[str]:
+    """Every parameter name and alias LightGBM knows."""
+    from lightgbm.basic import _ConfigAliases  # LightGBM's own table (LGBM_DumpParamAliases), {name: [name, *aliases]}
+
+    return {name for names in _ConfigAliases._get_all_param_aliases().values() for name in names}
+
+
+def _one_line(error: ValidationError, where: str) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        *parent, last = key.split(".")
+        model: Any = Params
+        for part in parent:
+            field = model.model_fields.get(part)
+            model = field.annotation if field is not None else None
+        known = list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+        close = difflib.get_close_matches(last, known, n=1)
+        hint = f" (did you mean {'.'.join([*parent, close[0]])}?)" if close else ""
+        return f"{where}: unknown key {key}{hint}"
+    if first["type"] == "missing":
+        return f"{where}: {key} is missing"
+    return f"{where}: {key}: {first['msg']} (got {first.get('input')!r})"
+
+
+def validate(params: dict[str, Any], where: str = "params") -> dict[str, Any]:
+    """`params` checked against the models; InputError names the first bad key. Returns `params` as is."""
+    try:
+        ranker = Params.model_validate(params).ranker
+    except ValidationError as exc:
+        raise InputError(_one_line(exc, where)) from None
+    unknown = sorted(set(ranker.model_extra or {}) - _lightgbm_keys())
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], [*Ranker.model_fields, *_lightgbm_keys()], n=1)
+        hint = f" (did you mean ranker.{close[0]}?)" if close else ""
+        raise InputError(f"{where}: unknown key ranker.{unknown[0]}: neither shoprec's nor a LightGBM parameter{hint}")
+    return params

@@ -1,0 +1,81 @@
+"""params.yaml's models: the shipped file passes; a misspelt key or a bad value is one line naming it,
+from the loader and from the CLI (exit 2, as bad input)."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pipelines.core.config import load_params
+from pipelines.core.errors import InputError
+from pipelines.core.params import validate
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.unit
+SHIPPED = load_params(ROOT / "params.yaml")
+
+
+def changed(path: str, value: object) -> dict:
+    """The shipped params with one key set (or removed, for value=KeyError)."""
+    params = copy.deepcopy(SHIPPED)
+    *parents, last = path.split(".")
+    node = params
+    for part in parents:
+        node = node[part]
+    if value is KeyError:
+        del node[last]
+    else:
+        node[last] = value
+    return params
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            "ranker.n_estimator",
+            600,
+            "unknown key ranker.n_estimator: neither shoprec's nor a LightGBM parameter "
+            "(did you mean ranker.n_estimators?)",
+        ),
+        ("features.every_day", 7, "unknown key features.every_day (did you mean features.every_days?)"),
+        (
+            "candidates.selection.round",
+            2,
+            "unknown key candidates.selection.round (did you mean candidates.selection.rounds?)",
+        ),
+        ("split.test_days", 0, "split.test_days: Input should be greater than 0 (got 0)"),
+        ("features.every_days", 35, "features.every_days: Input should be less than 35"),
+        ("publish.store", "s3", "publish.store: Input should be 'sqlite' or 'redis'"),
+        ("gate.max_drift_share", "half", "gate.max_drift_share: Input should be a valid number"),
+        ("recommend.k", KeyError, "recommend.k is missing"),
+    ],
+)
+def test_a_bad_key_or_value_is_named_in_one_line(path, value, message):
+    with pytest.raises(InputError) as err:
+        validate(changed(path, value), "params.yaml")
+    assert str(err.value).startswith(f"params.yaml: {message}") and "\n" not in str(err.value)
+
+
+def test_lightgbm_parameters_pass_through_the_ranker_section():
+    assert validate(changed("ranker.lambda_l2", 1.0)) is not None  # a LightGBM parameter
+    assert validate(changed("ranker.reg_lambda", 1.0)) is not None  # and an alias of one
+    assert validate(SHIPPED) is SHIPPED
+
+
+def test_the_cli_fails_on_a_misspelt_param_in_one_line(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(changed("split.train_cutoff", 2)))
+    res = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "split", "--clean", "x.parquet", "--out", "out",
+         "--metrics", "m.json", "--params", str(tmp_path / "params.yaml")],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().splitlines() == [
+        f"shoprec: error: {tmp_path / 'params.yaml'}: unknown key split.train_cutoff "
+        "(did you mean split.train_cutoffs?)"
+    ]
