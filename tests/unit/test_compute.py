@@ -17,8 +17,7 @@ from pipelines.evaluation.metrics import ranking_metrics
 from pipelines.ranking.dask_training import ListNdcg, ValidationCurve
 from pipelines.ranking.lists import top_k
 from pipelines.ranking.model import boost_local, fit, lgb_params, predict
-from tests.helpers import shipped
-from tests.unit.test_ranker import PARAMS, synthetic, truth_of
+from tests.helpers import RANKER_PARAMS, shipped, synthetic, truth_of
 
 pytestmark = pytest.mark.unit
 
@@ -175,7 +174,7 @@ def test_list_ndcg_equals_sorting_every_list():
 
 def test_validation_curve_keeps_the_iteration_lightgbm_early_stopping_keeps(ranking_data):
     parts = [_valid_lists(ranking_data["train"]), _valid_lists(ranking_data["valid"])]
-    params = lgb_params(PARAMS)
+    params = lgb_params(RANKER_PARAMS)
     stopped = boost_local(params, parts[0], parts[1], rounds=200, patience=10)
     assert stopped.best_iteration < 200  # early stopping did stop
     full = boost_local(params, parts[0], parts[1], rounds=200, patience=200)
@@ -194,7 +193,7 @@ def test_dask_training_stops_early_in_chunks(ranking_data, dask_backend):
     booster, info = fit(
         [ranking_data["train"]],
         ranking_data["valid"],
-        {**PARAMS, "n_estimators": 200, "early_stopping_rounds": patience},
+        {**RANKER_PARAMS, "n_estimators": 200, "early_stopping_rounds": patience},
         dask_backend,
     )
     assert booster.num_trees() < 200 and booster.num_trees() % patience == 0  # whole chunks, stopped early
@@ -206,17 +205,17 @@ def test_dask_training_stops_early_in_chunks(ranking_data, dask_backend):
 
 def test_dask_training_ends_without_patience_and_without_splits(ranking_data, dask_backend):
     data = [ranking_data["train"]], ranking_data["valid"]
-    off, _ = fit(*data, {**PARAMS, "n_estimators": 7, "early_stopping_rounds": 0}, dask_backend)
+    off, _ = fit(*data, {**RANKER_PARAMS, "n_estimators": 7, "early_stopping_rounds": 0}, dask_backend)
     assert off.num_trees() == 7  # early stopping off, as LightGBM reads 0: every tree
-    stuck, info = fit(*data, {**PARAMS, "min_data_in_leaf": 10**6}, dask_backend)  # no split is allowed
+    stuck, info = fit(*data, {**RANKER_PARAMS, "min_data_in_leaf": 10**6}, dask_backend)  # no split is allowed
     assert stuck.num_trees() <= 1 and info["best_iteration"] <= 1  # returns instead of asking for more chunks
     with pytest.raises(InputError, match="n_estimators"):
-        fit(*data, {**PARAMS, "n_estimators": 0}, dask_backend)
+        fit(*data, {**RANKER_PARAMS, "n_estimators": 0}, dask_backend)
 
 
 def test_dask_refit_trains_again_on_training_and_validation_rows(ranking_data, dask_backend):
     data = [ranking_data["train"]], ranking_data["valid"]
-    booster, info = fit(*data, {**PARAMS, "refit_factor": 2.0}, dask_backend)
+    booster, info = fit(*data, {**RANKER_PARAMS, "refit_factor": 2.0}, dask_backend)
     assert info["refit_on_valid"] and info["train_rows"] > 0
     trees = 2 * info["early_stopping_iteration"]
     assert booster.num_trees() == booster.best_iteration == info["best_iteration"] == trees
@@ -224,10 +223,10 @@ def test_dask_refit_trains_again_on_training_and_validation_rows(ranking_data, d
 
 def test_the_ranker_trains_and_scores_on_dask_as_well_as_locally(ranking_data, dask_backend):
     train, valid, (cands, x, y) = ranking_data["train"], ranking_data["valid"], ranking_data["test"]
-    local, local_info = fit([train], valid, PARAMS, LOCAL)
-    remote, remote_info = fit([train], valid, PARAMS, dask_backend)
+    local, local_info = fit([train], valid, RANKER_PARAMS, LOCAL)
+    remote, remote_info = fit([train], valid, RANKER_PARAMS, dask_backend)
     assert remote_info["train_rows"] == local_info["train_rows"] and remote_info["features"] == local_info["features"]
-    assert 1 <= remote_info["best_iteration"] <= PARAMS["n_estimators"]
+    assert 1 <= remote_info["best_iteration"] <= RANKER_PARAMS["n_estimators"]
     truth = truth_of(cands, y)
     ndcg = {
         name: ranking_metrics(top_k(cands, predict(booster, x), 10, positive_only=False), truth, 10)["ndcg@10"]

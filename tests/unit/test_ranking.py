@@ -23,27 +23,11 @@ from pipelines.ranking.explain import (
 from pipelines.ranking.inference import recommend
 from pipelines.ranking.lists import rank_features, source_sizes, top_k
 from pipelines.ranking.model import KIND, fit, importance, predict
-from tests.helpers import shipped
+from tests.helpers import FAKE, PLANTED, RANKER_PARAMS, shipped, synthetic, truth_of
 
 pytestmark = pytest.mark.unit
 
 SOURCES = ("buy_again", "popularity")
-FAKE = ["a", "b"]  # the synthetic table's two sources
-PLANTED = "times_bought"  # the feature the synthetic labels depend on
-CUTOFF = pd.Timestamp("2011-09-01")
-PARAMS = shipped(
-    "ranker",
-    n_estimators=50,
-    early_stopping_rounds=10,
-    seed=1,
-    learning_rate=0.1,
-    num_leaves=7,
-    min_data_in_leaf=5,
-    num_threads=1,
-    refit_factor=None,
-)
-
-
 def cands_frame(rows: list[tuple], names: tuple[str, ...] = SOURCES) -> pd.DataFrame:
     """(customer, item, rank of source 1, rank of source 2, ...) -> candidates with `<source>_rank` columns."""
     return pd.DataFrame(rows, columns=["customer_id", "item_id"] + [f"{n}_rank" for n in names])
@@ -201,37 +185,8 @@ def test_feature_table_without_store():
 # --- fit on a planted signal -------------------------------------------------------------------
 
 
-def synthetic(n_customers: int, seed: int, n_items: int = 20) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
-    """(candidates, features, labels): customers x items sorted by customer, two sources `a` and `b`.
-
-    The label comes from `times_bought` (plus noise, and a little from the customer's recency);
-    the sources' scores are pure noise. About a fifth of the customers have no positive.
-    """
-    rng = np.random.default_rng(seed)
-    n = n_customers * n_items
-    customer = np.repeat([f"c{seed}_{i:04d}" for i in range(n_customers)], n_items)
-    cands = pd.DataFrame(
-        {"customer_id": customer, "item_id": np.tile([f"i{j:02d}" for j in range(n_items)], n_customers)}
-    )
-    for name in FAKE:
-        sc = np.where(rng.random(n) < 0.7, rng.random(n), 0.0)
-        cands[f"{name}_score"] = sc
-        rank = pd.Series(np.where(sc > 0, -sc, np.inf)).groupby(customer).rank(method="first").to_numpy()
-        cands[f"{name}_rank"] = np.where(sc > 0, rank, n_items + 1).astype(np.int32)
-    x = feature_table(cands, CUTOFF, FAKE, None)
-    x[PLANTED] = rng.poisson(1.0, n).astype(np.float32)
-    x["recency_days"] = np.repeat(rng.integers(1, 365, n_customers), n_items).astype(np.float32)
-    signal = x[PLANTED].to_numpy() + 0.4 * rng.standard_normal(n) - x["recency_days"].to_numpy() / 365
-    y = (signal > 2.2).astype(np.int8)
-    return cands, x, y
-
-
 def customers_with_positive(cands: pd.DataFrame, y: np.ndarray) -> int:
     return cands.loc[y > 0, "customer_id"].nunique()
-
-
-def truth_of(cands: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
-    return cands.loc[y > 0, ["customer_id", "item_id"]]
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +196,7 @@ def data() -> dict[str, tuple[pd.DataFrame, pd.DataFrame, np.ndarray]]:
 
 @pytest.fixture(scope="module")
 def fitted(data):
-    return fit([data["train"]], data["valid"], PARAMS)
+    return fit([data["train"]], data["valid"], RANKER_PARAMS)
 
 
 def test_synthetic_table_is_as_intended(data):
@@ -256,7 +211,7 @@ def test_fit_info(data, fitted):
     booster, info = fitted
     cands, x, y = data["train"]
     assert info["kind"] == KIND and booster.params["objective"] == "lambdarank"  # what the model is, recorded
-    assert 1 <= info["best_iteration"] <= PARAMS["n_estimators"]
+    assert 1 <= info["best_iteration"] <= RANKER_PARAMS["n_estimators"]
     assert info["features"] == list(x.columns) == booster.feature_name()
     assert 0.0 < info["valid_ndcg@10_positive_lists"] <= 1.0
     json.dumps(info)
@@ -274,7 +229,7 @@ def test_fit_leaves_out_customers_without_a_positive(data, fitted):
 
 def test_fit_counts_customers_over_every_training_cutoff(data):
     first, second = synthetic(60, 11), synthetic(40, 12)
-    _, info = fit([first, second], data["valid"], PARAMS)
+    _, info = fit([first, second], data["valid"], RANKER_PARAMS)
     assert info["train_customers"] == customers_with_positive(*first[::2]) + customers_with_positive(*second[::2])
     assert info["train_rows"] == 20 * info["train_customers"]
 
@@ -306,7 +261,7 @@ def test_importance_puts_the_planted_feature_first(fitted):
 
 def test_fit_is_deterministic(data, fitted):
     booster, info = fitted
-    again, info2 = fit([data["train"]], data["valid"], dict(PARAMS))
+    again, info2 = fit([data["train"]], data["valid"], dict(RANKER_PARAMS))
     x = data["test"][1]
     np.testing.assert_array_equal(predict(booster, x), predict(again, x))
     assert {k: v for k, v in info.items() if k != "seconds"} == {k: v for k, v in info2.items() if k != "seconds"}
@@ -314,7 +269,7 @@ def test_fit_is_deterministic(data, fitted):
 
 def test_fit_with_feature_fraction_is_deterministic_per_seed(data):
     x = data["test"][1]
-    params = {**PARAMS, "feature_fraction": 0.5}
+    params = {**RANKER_PARAMS, "feature_fraction": 0.5}
     a = predict(fit([data["train"]], data["valid"], params)[0], x)
     b = predict(fit([data["train"]], data["valid"], params)[0], x)
     np.testing.assert_array_equal(a, b)
@@ -326,7 +281,7 @@ def test_fit_does_not_depend_on_the_candidates_index(data, fitted):
     booster, _ = fitted
     cands, x, y = data["train"]
     moved = cands.set_axis(np.arange(len(cands)) + 1000)
-    other, _ = fit([(moved, x, y)], data["valid"], PARAMS)
+    other, _ = fit([(moved, x, y)], data["valid"], RANKER_PARAMS)
     np.testing.assert_array_equal(predict(booster, data["test"][1]), predict(other, data["test"][1]))
 
 
@@ -632,12 +587,12 @@ def test_phrase_unknown_features_become_words():
 
 def test_refit_learns_from_validation_too_with_factor_times_the_trees(data, fitted):
     booster, info = fitted
-    refitted, refit_info = fit([data["train"]], data["valid"], {**PARAMS, "refit_factor": 1.5})
+    refitted, refit_info = fit([data["train"]], data["valid"], {**RANKER_PARAMS, "refit_factor": 1.5})
     trees = round(info["best_iteration"] * 1.5)
     assert refit_info["early_stopping_iteration"] == info["best_iteration"]
     assert refit_info["best_iteration"] == refitted.best_iteration == refitted.num_trees() == trees
     assert refit_info["refit_on_valid"] and not info["refit_on_valid"]
     # the same trees on the training rows alone would not be this model: the validation rows were learnt from
-    alone, _ = fit([data["train"]], data["valid"], {**PARAMS, "n_estimators": trees, "early_stopping_rounds": 0})
+    alone, _ = fit([data["train"]], data["valid"], {**RANKER_PARAMS, "n_estimators": trees, "early_stopping_rounds": 0})
     x_test = data["test"][1]
     assert not np.allclose(refitted.predict(x_test), alone.predict(x_test))
