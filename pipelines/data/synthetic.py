@@ -120,7 +120,7 @@ PACKS = np.array([1, 2, 3, 4, 6, 8, 12, 24])
 
 
 @dataclass(frozen=True)
-class Catalogue:
+class SyntheticCatalogue:
     """Items sorted by (category, launch day), with the arrays sampling needs."""
 
     codes: np.ndarray
@@ -220,7 +220,7 @@ def _rows_per_customer(p: dict[str, Any], days: int) -> float:
     return orders * p["lines_per_order"] * dirt
 
 
-def _catalogue(rng: np.random.Generator, n_items: int, days: int) -> Catalogue:
+def _catalogue(rng: np.random.Generator, n_items: int, days: int) -> SyntheticCatalogue:
     names = list(CATEGORIES)
     cat = np.sort(rng.integers(0, len(names), n_items))
     launch = np.where(rng.random(n_items) < 0.65, -1, rng.integers(0, days, n_items))
@@ -246,7 +246,7 @@ def _catalogue(rng: np.random.Generator, n_items: int, days: int) -> Catalogue:
     for c in range(len(names)):
         idx = np.flatnonzero(cat == c)
         weight[idx] = 1.0 / (rng.permutation(len(idx)) + 1.0) ** 0.9 if len(idx) else 0
-    return Catalogue(
+    return SyntheticCatalogue(
         codes=codes,
         descriptions=descriptions,
         category=cat,
@@ -295,7 +295,7 @@ def _season(days: int, start: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
 
 def _purchases(
     rng: np.random.Generator,
-    cat: Catalogue,
+    cat: SyntheticCatalogue,
     cust: dict[str, np.ndarray],
     sel: slice,
     days: int,
@@ -376,7 +376,9 @@ def _purchases(
     return frame.reset_index(drop=True)
 
 
-def _staples(rng: np.random.Generator, cat: Catalogue, cust: dict[str, np.ndarray], ids: np.ndarray) -> np.ndarray:
+def _staples(
+    rng: np.random.Generator, cat: SyntheticCatalogue, cust: dict[str, np.ndarray], ids: np.ndarray
+) -> np.ndarray:
     """Each customer's staple items (category by taste, item uniform in it), padded to a rectangle."""
     width = int(cust["n_staples"][ids].max())
     cum_taste = np.cumsum(cust["taste"][ids], axis=1)

@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -44,6 +45,12 @@ PRODUCTION_DEFAULTS = {
     "SHOPREC_FEAST_REDIS": "127.0.0.1:6379,db=0",
 }
 AS_OF = "as_of"  # the request-time field of the on-demand view
+# Third-party warnings Feast's calls raise on every run, about Feast's own use of its dependencies:
+# nothing a shoprec user can act on (feast 0.67 with ibis 10 / duckdb 1.4).
+KNOWN_WARNINGS = (
+    (".*fetch_arrow_table.* is deprecated", DeprecationWarning),
+    ("On demand feature view is an experimental feature", RuntimeWarning),
+)
 _FEAST_LOCK = threading.RLock()  # one thread at a time in Feast's process-wide state: cwd, sys.path, DuckDB
 
 
@@ -95,7 +102,9 @@ def _inside(store: FeatureStore) -> Iterator[None]:
     (else each loads twice) and the offline store resolves the sources' relative paths from there.
     The working directory is the process's: threads (of a dask worker) take turns."""
     repo = str(store.config.repo_path)
-    with _FEAST_LOCK:
+    with _FEAST_LOCK, warnings.catch_warnings():
+        for message, category in KNOWN_WARNINGS:
+            warnings.filterwarnings("ignore", message, category)
         sys.path.insert(0, repo)
         try:
             with contextlib.chdir(repo):

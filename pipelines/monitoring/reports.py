@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's UI and collector send usage data unless told not to
 log = logging.getLogger(__name__)
-PROJECT = "shoprec"
+EVIDENTLY_PROJECT = "shoprec"  # the project in the Evidently workspace
 NOT_RECOMMENDED = 10**6  # the rank a bought item that was not recommended gets in Evidently's table
 KEY_COLUMNS = (s.CUSTOMER, s.ITEM, "score", "label")
 MAX_CATEGORY_CODES = 10  # integer-valued features with at most this many values are categories (tier, cluster)
@@ -222,8 +222,8 @@ def add_runs(
     from evidently.ui.workspace import Workspace
 
     ws = Workspace(str(workspace_dir))
-    found = ws.search_project(PROJECT)
-    project = found[0] if found else ws.create_project(PROJECT, description="shoprec: quality, drift, ingest")
+    found = ws.search_project(EVIDENTLY_PROJECT)
+    project = found[0] if found else ws.create_project(EVIDENTLY_PROJECT, description="shoprec: quality, drift, ingest")
     ws.save_dashboard(project.id, dashboard(k, recall_k))
     index_path = Path(workspace_dir) / "shoprec-runs.json"
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}

@@ -144,7 +144,7 @@ def create_app(store: ServingStore, publish_dir: str | Path, max_k: int) -> Fast
 def app_from_params() -> FastAPI:
     """The app over the store configured in the parameters file (`$SHOPREC_PARAMS`): `shoprec serve`."""
     from pipelines.core.config import load_params
-    from pipelines.serving.store import open_store
+    from pipelines.serving.store import open_serving_store
 
     p = load_params()["publish"]
-    return create_app(open_store(p), p["dir"], int(p["k"]))
+    return create_app(open_serving_store(p), p["dir"], int(p["k"]))

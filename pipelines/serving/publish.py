@@ -30,7 +30,7 @@ import pandas as pd
 from pipelines.core import schema as s
 from pipelines.core.errors import InputError
 from pipelines.core.files import write_json
-from pipelines.serving.store import ServingStore, open_store
+from pipelines.serving.store import ServingStore, open_serving_store
 
 log = logging.getLogger(__name__)
 FILES = ("recommendations.parquet", "cold_start.parquet", "segments.parquet")
@@ -186,7 +186,7 @@ def publish(
         )
     content = sha256([files[name] for name in FILES] + [model_dir / "ranker.lgb"])
     version = f"{pd.Timestamp(windows['as_of']):%Y%m%d}-{content[:10]}"
-    releases, store = Releases(p["dir"]), open_store(p)
+    releases, store = Releases(p["dir"]), open_serving_store(p)
     indexed = version in [v["version"] for v in releases.index()]
     live = store.live()
     if live == version and releases.current() == version and indexed:
@@ -217,7 +217,7 @@ def publish(
 def rollback(params: dict[str, Any]) -> dict[str, Any]:
     """Make the version published before the live one (in the index: first publication order) live again."""
     p = params["publish"]
-    releases, store = Releases(p["dir"]), open_store(p)
+    releases, store = Releases(p["dir"]), open_serving_store(p)
     order = [v["version"] for v in releases.index()]
     current = store.live()
     if current not in order or order.index(current) == 0:

@@ -165,7 +165,7 @@ class RedisStore:
         self.client.delete(*[self._key(version, kind) for kind in KINDS])
 
 
-def open_store(publish_params: dict[str, Any]) -> ServingStore:
+def open_serving_store(publish_params: dict[str, Any]) -> ServingStore:
     """The configured store: SQLite under the publish directory, or Redis (env overrides params)."""
     kind = os.environ.get("SHOPREC_SERVING_STORE", publish_params["store"])
     if kind == "sqlite":

@@ -97,6 +97,15 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture
+def own_project(project, tmp_path) -> Path:
+    """A copy of the reproduced project (git, DVC cache, outputs, published versions) for a test that
+    changes it: the shared `project` stays as the pipeline left it, whatever order the tests run in."""
+    copy = tmp_path / "own_project"
+    shutil.copytree(project, copy, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
 @pytest.fixture(scope="session")
 def browser():
     """Headless Chromium (Debian's package) driven by Playwright; skipped where none is installed,

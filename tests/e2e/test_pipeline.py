@@ -99,17 +99,12 @@ def test_summary_names_the_outputs_and_the_figures(project):
     assert "data/recommendations/test.parquet" in out
 
 
-def test_a_changed_param_reruns_only_what_depends_on_it(project):
-    original = (project / "params.yaml").read_text()
-    params = yaml.safe_load(original)
+def test_a_changed_param_reruns_only_what_depends_on_it(own_project):
+    params = yaml.safe_load((own_project / "params.yaml").read_text())
     params["evaluate"]["ks"] = [5, 10, 15, 20]
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    try:
-        out = run([sys.executable, "-m", "dvc", "repro"], project)
-        assert "Running stage 'evaluate'" in out and "Running stage 'gate'" in out
-        assert "Running stage 'ingest'" not in out and "Running stage 'train'" not in out
-        assert "Running stage 'report'" not in out
-        assert "ndcg@15" in json.loads((project / "metrics/evaluate.json").read_text())["ranker"]
-    finally:  # the project is shared by the other e2e modules
-        (project / "params.yaml").write_text(original)
-        run([sys.executable, "-m", "dvc", "repro"], project)
+    (own_project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run([sys.executable, "-m", "dvc", "repro"], own_project)
+    assert "Running stage 'evaluate'" in out and "Running stage 'gate'" in out
+    assert "Running stage 'ingest'" not in out and "Running stage 'train'" not in out
+    assert "Running stage 'report'" not in out
+    assert "ndcg@15" in json.loads((own_project / "metrics/evaluate.json").read_text())["ranker"]

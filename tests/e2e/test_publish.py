@@ -89,19 +89,19 @@ def first_item(api: TestClient, customer: str) -> tuple[str, str]:
     return body["version"], body["items"][0]["item_id"]
 
 
-def test_a_publish_killed_half_way_keeps_the_previous_version_and_a_rerun_completes(project, tmp_path):
-    db = project / "published/serving.db"
-    api = TestClient(create_app(SqliteStore(db), project / "published", max_k=20))
-    customer = pd.read_parquet(project / "data/serving/recommendations.parquet")["customer_id"].iloc[0]
+def test_a_publish_killed_half_way_keeps_the_previous_version_and_a_rerun_completes(own_project, tmp_path):
+    db = own_project / "published/serving.db"
+    api = TestClient(create_app(SqliteStore(db), own_project / "published", max_k=20))
+    customer = pd.read_parquet(own_project / "data/serving/recommendations.parquet")["customer_id"].iloc[0]
     before = first_item(api, customer)
-    scored = new_version_of(project, tmp_path / "scored")
-    params = yaml.safe_load((project / "params.yaml").read_text())
+    scored = new_version_of(own_project, tmp_path / "scored")
+    params = yaml.safe_load((own_project / "params.yaml").read_text())
     params["publish"]["write_batch_size"] = 1  # one commit per entry: a long window to be killed in
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     cmd = [str(BIN / "shoprec"), "publish", "--scored", str(scored), *PUBLISH_ARGS]
     cmd += ["--out", str(tmp_path / "publish.json"), "--params", str(tmp_path / "params.yaml")]
 
-    proc = subprocess.Popen(cmd, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=own_project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     watcher, killed_at = sqlite3.connect(db, timeout=30), None
     try:
         deadline = time.monotonic() + 60
@@ -120,15 +120,15 @@ def test_a_publish_killed_half_way_keeps_the_previous_version_and_a_rerun_comple
     assert killed_at is not None and proc.returncode == -signal.SIGKILL, "publish ended before it could be killed"
 
     assert first_item(api, customer) == before  # serving still answers from the previous version
-    assert Releases(project / "published").current() == before[0]
+    assert Releases(own_project / "published").current() == before[0]
 
-    res = shoprec(*cmd[1:], cwd=project)  # the rerun finishes the same version
+    res = shoprec(*cmd[1:], cwd=own_project)  # the rerun finishes the same version
     result = json.loads((tmp_path / "publish.json").read_text())
     assert res.returncode == 0 and result["published"]
     after = first_item(api, customer)
     assert after[0] == result["version"] != before[0] and after[1] != before[1]
-    assert Releases(project / "published").current() == result["version"]
-    assert not list((project / "published/versions").glob(".tmp-*"))
+    assert Releases(own_project / "published").current() == result["version"]
+    assert not list((own_project / "published/versions").glob(".tmp-*"))
 
-    shoprec("publish", "--rollback", cwd=project)  # leave the pipeline's version live for the other tests
+    shoprec("publish", "--rollback", cwd=own_project)  # and a rollback makes the previous version live again
     assert first_item(api, customer) == before
