@@ -198,7 +198,7 @@ def candidates_stage(
     out_dir: str | Path,
     cand_params: dict[str, Any],
     metrics_path: str | Path,
-    compute_params: dict[str, Any] | None = None,
+    compute_params: dict[str, Any],
 ) -> dict[str, Any]:
     """The candidates step: candidates at every cutoff (`<window>.parquet`), selection weights, recall metrics;
     the per-customer work runs on the `compute` backend."""

@@ -24,13 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-DEFAULTS: dict[str, Any] = {
-    "backend": "local",
-    "scheduler": None,
-    "workers": 2,
-    "threads_per_worker": 1,
-    "memory_limit": "auto",
-}
 CONNECT_TIMEOUT = "30s"  # to a remote scheduler
 
 
@@ -84,21 +77,10 @@ Backend = LocalBackend | DaskBackend
 LOCAL = LocalBackend()
 
 
-def settings(compute_params: dict[str, Any] | None) -> dict[str, Any]:
-    """The `compute` section with defaults, checked."""
-    out = {**DEFAULTS, **(compute_params or {})}
-    if out["backend"] not in ("local", "dask"):
-        raise InputError(f"params: compute.backend must be 'local' or 'dask', not {out['backend']!r}")
-    for key in ("workers", "threads_per_worker"):
-        if not isinstance(out[key], int) or out[key] < 1:
-            raise InputError(f"params: compute.{key} must be a positive integer, not {out[key]!r}")
-    return out
-
-
 @contextmanager
-def open_backend(compute_params: dict[str, Any] | None) -> Iterator[Backend]:
-    """The configured backend for the duration of a step (a dask cluster is started and stopped here)."""
-    cfg = settings(compute_params)
+def open_backend(cfg: dict[str, Any]) -> Iterator[Backend]:
+    """The backend of the `compute` params (checked when they load, pipelines/core/params.py) for the
+    duration of a step (a dask cluster is started and stopped here)."""
     if cfg["backend"] == "local":
         yield LOCAL
         return

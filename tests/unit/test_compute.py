@@ -1,4 +1,4 @@
-"""Compute backends: settings, local and dask maps, candidates and the ranker on both backends, and the
+"""Compute backends: local and dask maps, candidates and the ranker on both backends, and the
 early stopping between chunks of trees that lightgbm.dask needs (checked against LightGBM's own)."""
 
 from pathlib import Path
@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.candidates.union import candidates_at_cutoffs
 from pipelines.core import compute
-from pipelines.core.compute import LOCAL, DaskBackend, open_backend, settings
+from pipelines.core.compute import LOCAL, DaskBackend, open_backend
 from pipelines.core.errors import InputError
 from pipelines.data.split import make_windows
 from pipelines.evaluation.metrics import ranking_metrics
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture(scope="module")
 def dask_backend():
-    with open_backend({"backend": "dask", "workers": 2, "memory_limit": "2GiB"}) as backend:
+    with open_backend(shipped("compute", backend="dask", workers=2, memory_limit="2GiB")) as backend:
         yield backend
 
 
@@ -38,26 +38,17 @@ def clean_interactions(tmp_path_factory) -> pd.DataFrame:
     return clean(load_canonical(raw, shipped("data")).frame, shipped("ingest")).frame
 
 
-def test_settings_fill_defaults_and_refuse_bad_values():
-    assert settings(None) == compute.DEFAULTS
-    assert settings({"backend": "dask", "workers": 4})["workers"] == 4
-    with pytest.raises(InputError, match="compute.backend must be 'local' or 'dask', not 'spark'"):
-        settings({"backend": "spark"})
-    with pytest.raises(InputError, match="compute.workers must be a positive integer"):
-        settings({"workers": 0})
-
-
 def test_an_unreachable_scheduler_is_a_one_line_input_error(monkeypatch):
     monkeypatch.setattr(compute, "CONNECT_TIMEOUT", "1s")
     with (
         pytest.raises(InputError, match="compute.scheduler 'tcp://127.0.0.1:9': no scheduler answers"),
-        open_backend({"backend": "dask", "scheduler": "tcp://127.0.0.1:9"}),
+        open_backend(shipped("compute", backend="dask", scheduler="tcp://127.0.0.1:9")),
     ):
         pass
 
 
 def test_the_local_backend_is_this_process():
-    with open_backend({"backend": "local"}) as backend:
+    with open_backend(shipped("compute")) as backend:
         assert backend is LOCAL
         assert list(backend.map(lambda part, add: part + add, [1, 2, 3], add=10)) == [11, 12, 13]
 

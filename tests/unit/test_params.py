@@ -51,6 +51,8 @@ def changed(path: str, value: object) -> dict:
         ("split.test_days", 0, "split.test_days: Input should be greater than 0 (got 0)"),
         ("features.every_days", 35, "features.every_days: Input should be less than 35"),
         ("publish.store", "s3", "publish.store: Input should be 'sqlite' or 'redis'"),
+        ("compute.backend", "spark", "compute.backend: Input should be 'local' or 'dask'"),
+        ("compute.workers", 0, "compute.workers: Input should be greater than 0"),
         ("gate.max_drift_share", "half", "gate.max_drift_share: Input should be a valid number"),
         ("recommend.k", KeyError, "recommend.k is missing"),
     ],
