@@ -115,6 +115,7 @@ class Monitor(Section):
     k: PosInt
     recall_k: PosInt
     workspace: str
+    run_key: str | None
 
 
 class Gate(Section):

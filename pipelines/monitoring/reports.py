@@ -89,7 +89,12 @@ def quality_report(
         PopularityBiasMetric(k=k, normalize_arp=True),  # its widget also shows catalogue coverage and Gini
     ]
     return Report(metrics, tags=["quality"]).run(
-        current, None, additional_data={"current_train_data": train}, timestamp=timestamp, name="Recommendation quality"
+        current,
+        None,
+        additional_data={"current_train_data": train},
+        timestamp=timestamp,
+        metadata=ran_at(),
+        name="Recommendation quality",
     )
 
 
@@ -139,6 +144,7 @@ def drift_report(
         Dataset.from_pandas(current[keep].astype(floats), definition),
         Dataset.from_pandas(reference[keep].astype(floats), definition),
         timestamp=timestamp,
+        metadata=ran_at(),
         name="Drift of the ranker's inputs",
     )
     verdict = drifted_columns(snapshot)
@@ -187,7 +193,9 @@ def ingest_report(clean: pd.DataFrame, timestamp: datetime | None = None) -> Sna
 
     ids = [s.CUSTOMER, s.ITEM]
     data = Dataset.from_pandas(clean[ids].astype(str), data_definition=DataDefinition(categorical_columns=ids))
-    return Report([RowCount()], tags=["ingest"]).run(data, None, timestamp=timestamp, name="Ingested rows")
+    return Report([RowCount()], tags=["ingest"]).run(
+        data, None, timestamp=timestamp, metadata=ran_at(), name="Ingested rows"
+    )
 
 
 def dashboard(k: int, recall_k: int) -> Any:
@@ -209,6 +217,11 @@ def dashboard(k: int, recall_k: int) -> Any:
     lines = [line_plot_panel(title, [m], size="half") for title, m in series.items()]
     panels = counters + lines
     return DashboardModel(tabs=[DashboardTabModel(title="Monitoring", panels=[p.id for p in panels])], panels=panels)
+
+
+def ran_at() -> dict[str, str]:
+    """The wall clock of a run, kept beside its timestamp (the data's as-of date, the dashboard's time axis)."""
+    return {"ran_at": datetime.now().isoformat(timespec="seconds")}
 
 
 def add_runs(
@@ -249,8 +262,8 @@ def report_stage(
 ) -> dict[str, Any]:
     """The report step: quality and drift reports (HTML, JSON), the drift summary (a DVC metric) and
     three runs (quality, drift, ingest) in the Evidently workspace. The runs are stamped with the data's
-    as-of date, so DVC and scheduled runs share one time axis; re-running the same directory at the
-    same date replaces its earlier runs instead of adding more."""
+    as-of date, so DVC and scheduled runs share one time axis; with `monitor.run_key`, they replace the
+    runs an earlier report with that key added."""
     from pipelines.data.split import read_windows
     from pipelines.evaluation.evaluate import holdout
     from pipelines.ranking.dataset import labels
@@ -259,7 +272,6 @@ def report_stage(
     k, recall_k = int(monitor["k"]), int(monitor["recall_k"])
     as_of = read_windows(Path(split_dir) / "windows.json").as_of
     timestamp = as_of.to_pydatetime()
-    run_key = f"{out_dir.resolve().parent}@{as_of.date()}"
     history, truth, _ = holdout(split_dir)
     current = pd.read_parquet(current_path)
     current["label"] = labels(current, truth)  # the scored rows are the evaluated customers' candidates
@@ -275,7 +287,7 @@ def report_stage(
         snapshot.save_json(str(out_dir / f"{name}.json"))
     write_json(summary, metrics_path)
     ingest = ingest_report(pd.read_parquet(clean_path, columns=[s.CUSTOMER, s.ITEM]), timestamp)
-    summary["workspace"] = add_runs(monitor["workspace"], [quality, drift, ingest], k, recall_k, run_key)
+    summary["workspace"] = add_runs(monitor["workspace"], [quality, drift, ingest], k, recall_k, monitor["run_key"])
     log.info(
         "reports: %d of %d features drifted (%.0f%%) -> %s",
         summary["drifted"],

@@ -73,6 +73,7 @@ def prepare(project: str | Path, dag_id: str, as_of: datetime, data: str | None 
     params["split"]["as_of"] = day
     params["features"]["repo"] = str(run / "feature_repo")
     params["features"]["store"] = "local"  # each run's own Feast store (SQLite takes one writer)
+    params["monitor"]["run_key"] = f"{RUNS}/{dag_id}/{day}"  # a re-run of the date replaces its dashboard runs
     for key, rel in (("publish", "dir"), ("monitor", "workspace")):
         path = Path(params[key][rel])
         params[key][rel] = str(path if path.is_absolute() else project / path)

@@ -36,6 +36,7 @@ def test_adapter_and_cleaning_reproduce_the_published_figures(online_retail_path
     assert out[s.ITEM].str.len().min() >= 1 and out[s.TS].is_monotonic_increasing
 
 
+@pytest.mark.slow  # the whole backtest on 400k rows: ~2 min
 def test_backtest_contract_on_the_real_data(online_retail_path, tmp_path):
     metrics = backtest(online_retail_path, test_days=30, k=10, out_dir=tmp_path, params=PARAMS)
     recs = pd.read_parquet(tmp_path / "recommendations.parquet")

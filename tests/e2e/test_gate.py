@@ -45,6 +45,7 @@ def test_the_trained_model_passes_the_gate(project):
     assert {"beats every source", "feature drift", "vs published model"} <= set(names)
 
 
+@pytest.mark.slow  # Evidently's drift report on the planted sample: over a minute
 def test_a_planted_distribution_shift_blocks_publishing(project, tmp_path):
     current = pd.read_parquet(project / "data/monitor/current.parquet")
     reference = pd.read_parquet(project / "models/reference.parquet")

@@ -16,7 +16,7 @@ import yaml
 
 from tests.e2e.conftest import run, shoprec
 
-pytestmark = [pytest.mark.e2e, pytest.mark.services]
+pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.slow]  # a second repro on dask: ~5 min
 REDIS_DB = 5  # the serving store's database for this test, flushed at its start and end
 
 

@@ -93,6 +93,9 @@ def test_the_evidently_ui_shows_two_runs_side_by_side(project, evidently_ui, bro
     pid = project_info["id"]
     snapshots = http_json(evidently_ui + f"/api/projects/{pid}/snapshots")
     assert len(snapshots) >= 6  # quality, drift and ingest runs of two pipeline runs
+    as_of = json.loads((project / "data/split/windows.json").read_text())["as_of"][:10]
+    assert {s["timestamp"][:10] for s in snapshots} == {as_of}  # the data's date: one time axis with scheduled runs
+    assert all(s["metadata"]["ran_at"] > as_of for s in snapshots)  # the wall clock, kept beside it
     panels = {p["title"] for p in http_json(evidently_ui + f"/api/v2/dashboards/{pid}")["panels"]}
     assert {"NDCG@10", "Recall@20", "Share of drifted features", "Rows ingested"} <= panels
     series = {
