@@ -3,6 +3,7 @@ rule applied between them on the validation lists (lightgbm.dask has no early st
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,10 @@ def boost_dask(
     group_parts = [part for part in np.split(g, bounds) if len(part)]
     ends = np.cumsum([part.sum() for part in group_parts])
     rows = list(zip(np.r_[0, ends[:-1]], ends, strict=True))
-    scatter = backend.client.scatter  # the parts go to the workers directly, not through the task graph
+    # The parts go to the workers directly, not through the task graph, under keys of their own (hash=False):
+    # content-hashed keys would be the previous fit's for the same rows, and the release of those futures
+    # can reach a worker after the new data (lost dependencies: cancelled futures or a hang in lightgbm.dask).
+    scatter = functools.partial(backend.client.scatter, hash=False)
     x_dask = dd.from_delayed(scatter([x.iloc[a:b] for a, b in rows]), meta=x.iloc[:0], verify_meta=False)
     y_parts, g_parts = scatter([y[a:b] for a, b in rows]), scatter(group_parts)
     y_dask = da.concatenate([da.from_delayed(f, (b - a,), y.dtype) for f, (a, b) in zip(y_parts, rows, strict=True)])

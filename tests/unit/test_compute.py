@@ -204,6 +204,23 @@ def test_dask_training_ends_without_patience_and_without_splits(ranking_data, da
         fit(*data, {**RANKER_PARAMS, "n_estimators": 0}, dask_backend)
 
 
+def test_dask_training_scatters_the_same_rows_under_new_keys(ranking_data, dask_backend, monkeypatch):
+    # content-hashed keys would be the previous fit's, whose release can reach a worker after the new
+    # data: "Futures cancelled for reason: lost dependencies" in lightgbm.dask, or a hang (the flaky test)
+    keys, scatter = [], dask_backend.client.scatter
+
+    def spy(data, **kwargs):
+        futures = scatter(data, **kwargs)
+        keys.extend(f.key for f in futures)
+        return futures
+
+    monkeypatch.setattr(dask_backend.client, "scatter", spy)
+    data = [ranking_data["train"]], ranking_data["valid"]
+    for _ in range(2):  # the same rows, back to back
+        fit(*data, {**RANKER_PARAMS, "n_estimators": 2, "early_stopping_rounds": 0}, dask_backend)
+    assert len(keys) == 2 * 3 * dask_backend.workers and len(set(keys)) == len(keys)
+
+
 def test_dask_refit_trains_again_on_training_and_validation_rows(ranking_data, dask_backend):
     data = [ranking_data["train"]], ranking_data["valid"]
     booster, info = fit(*data, {**RANKER_PARAMS, "refit_factor": 2.0}, dask_backend)
