@@ -10,7 +10,7 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,11 @@ ParamsOpt = typer.Option(Path("params.yaml"), "--params", help="Parameters file.
 
 
 def step(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn InputError into a one-line message and exit code 2."""
+    """One progress line when the command starts (stderr); InputError as one line and exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        typer.echo(f"shoprec {fn.__name__.replace('_', ' ')}: running", err=True)
         try:
             return fn(*args, **kwargs)
         except InputError as exc:
@@ -57,8 +58,21 @@ def _params(path: Path) -> dict[str, Any]:
     return load_params(path)
 
 
-def _show(obj: Any) -> None:
-    typer.echo(json.dumps(obj, indent=2, default=str))
+def _show(obj: Any, limit: int = 8) -> None:
+    """A step's summary in one line: its first `limit` figures (all of them are in its metrics file)."""
+    figures = list(_figures(obj))
+    shown = [f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in figures[:limit]]
+    text = ", ".join(shown)
+    typer.echo(text + (f", ... ({len(figures) - limit} more)" if len(figures) > limit else ""))
+
+
+def _figures(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every scalar in nested mappings."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from _figures(value, f"{prefix}{key}.")
+    elif isinstance(obj, str | int | float | bool) or obj is None:
+        yield prefix.rstrip("."), obj
 
 
 @app.command()

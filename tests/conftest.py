@@ -78,8 +78,10 @@ def feature_project(root: Path, clean: pd.DataFrame, windows, store: str = "loca
     """A copy of feature_repo/ under `root` with sources built from `clean`, applied: (store, params)."""
     from pipelines.features.build import build_features
     from pipelines.features.store import scratch_store
+    from tests.helpers import shipped
 
-    params = {"repo": str(root / "feature_repo"), "every_days": 7, "active_days": 365, "clusters": 2, "store": store}
+    repo = str(root / "feature_repo")
+    params = shipped("features", repo=repo, every_days=7, active_days=365, clusters=2, store=store)
     if not (root / "feature_repo").exists():
         import shutil
 

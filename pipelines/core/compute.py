@@ -32,7 +32,7 @@ class LocalBackend:
 
     def map(self, fn: Callable[..., T], parts: Iterable[Any], **shared: Any) -> Iterator[T]:
         """fn(part, **shared) for each part, lazily and in order."""
-        return (fn(part, **shared) for part in parts)
+        return progress((fn(part, **shared) for part in parts), fn)
 
 
 class DaskBackend:
@@ -51,6 +51,9 @@ class DaskBackend:
         Parts are read from `parts` only as workers free up (at most two tasks per worker in flight), so
         neither the inputs nor the results of every partition are ever held at once.
         """
+        return progress(self._map(fn, parts, **shared), fn)
+
+    def _map(self, fn: Callable[..., T], parts: Iterable[Any], **shared: Any) -> Iterator[T]:
         # each argument whole (scatter would split a list or dict into one future per element or key)
         kwargs = {key: self.client.scatter([value], broadcast=True, hash=False)[0] for key, value in shared.items()}
         in_flight = 2 * self.workers
@@ -64,6 +67,13 @@ class DaskBackend:
                 yield _take(pending.popleft())
         finally:
             self.client.cancel([*pending, *kwargs.values()])
+
+
+def progress(results: Iterator[T], fn: Callable[..., Any]) -> Iterator[T]:
+    """The partitions done so far as a progress bar on a terminal (none in logs: tqdm's disable=None)."""
+    from tqdm import tqdm
+
+    return iter(tqdm(results, desc=getattr(fn, "__name__", "partitions"), unit="part", disable=None, leave=False))
 
 
 def _take(future: Future) -> Any:

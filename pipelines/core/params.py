@@ -12,15 +12,23 @@ and the LightGBM parameters under `ranker` (passed to LightGBM as they are).
 from __future__ import annotations
 
 import difflib
+import typing
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from pipelines.core.errors import InputError
 
-PosInt = Annotated[int, Field(gt=0)]
-NonNegInt = Annotated[int, Field(ge=0)]
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("a number is needed, not true/false")
+    return value
+
+
+PosInt = Annotated[int, Field(gt=0), BeforeValidator(_no_bool)]
+NonNegInt = Annotated[int, Field(ge=0), BeforeValidator(_no_bool)]
 PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 Share = Annotated[float, Field(ge=0, le=1)]
@@ -28,6 +36,7 @@ Share = Annotated[float, Field(ge=0, le=1)]
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
 
 
 class Data(Section):
@@ -75,7 +84,7 @@ class Compute(Section):
 
 
 class Selection(Section):
-    mean_per_customer: PosInt | None
+    mean_per_customer: PosInt
     activity_power: NonNegFloat
     min_per_customer: PosInt
     max_per_customer: PosInt
@@ -87,7 +96,7 @@ class Selection(Section):
 
 class Candidates(Section):
     sources: dict[str, dict[str, Any]]
-    selection: Selection
+    selection: Selection | None  # null keeps the whole union
 
 
 class Ranker(Section):
@@ -169,11 +178,16 @@ class Params(Section):
     publish: Publish
 
 
-def _lightgbm_keys() -> set[str]:
-    """Every parameter name and alias LightGBM knows."""
+# LightGBM parameters shoprec sets from its own keys (pipelines/ranking/model.py): not settable under ranker
+RESERVED = ("num_iterations", "early_stopping_round", "seed", "objective", "metric", "eval_at")
+
+
+def _lightgbm_keys(main: tuple[str, ...] | None = None) -> set[str]:
+    """Every parameter name and alias LightGBM knows (of the `main` parameters only, if given)."""
     from lightgbm.basic import _ConfigAliases  # LightGBM's own table (LGBM_DumpParamAliases), {name: [name, *aliases]}
 
-    return {name for names in _ConfigAliases._get_all_param_aliases().values() for name in names}
+    table = _ConfigAliases._get_all_param_aliases()
+    return {name for key, names in table.items() if main is None or key in main for name in names}
 
 
 def _one_line(error: ValidationError, where: str) -> str:
@@ -183,8 +197,9 @@ def _one_line(error: ValidationError, where: str) -> str:
         *parent, last = key.split(".")
         model: Any = Params
         for part in parent:
-            field = model.model_fields.get(part)
-            model = field.annotation if field is not None else None
+            field = model.model_fields.get(part) if isinstance(model, type) else None
+            kinds = typing.get_args(field.annotation) or (field.annotation,) if field is not None else ()
+            model = next((k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)), None)
         known = list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
         close = difflib.get_close_matches(last, known, n=1)
         hint = f" (did you mean {'.'.join([*parent, close[0]])}?)" if close else ""
@@ -195,14 +210,22 @@ def _one_line(error: ValidationError, where: str) -> str:
 
 
 def validate(params: dict[str, Any], where: str = "params") -> dict[str, Any]:
-    """`params` checked against the models; InputError names the first bad key. Returns `params` as is."""
+    """`params` checked against the models (InputError names the first bad key) and coerced to their
+    types (e.g. `k: "20"` becomes 20; True is no number here)."""
     try:
-        ranker = Params.model_validate(params).ranker
+        model = Params.model_validate(params)
+        ranker = model.ranker
     except ValidationError as exc:
         raise InputError(_one_line(exc, where)) from None
-    unknown = sorted(set(ranker.model_extra or {}) - _lightgbm_keys())
+    extra = set(ranker.model_extra or {})
+    reserved = sorted(extra & _lightgbm_keys(RESERVED))
+    if reserved:
+        raise InputError(
+            f"{where}: ranker.{reserved[0]} is set by shoprec itself (n_estimators, early_stopping_rounds, seed, k)"
+        )
+    unknown = sorted(extra - _lightgbm_keys())
     if unknown:
         close = difflib.get_close_matches(unknown[0], [*Ranker.model_fields, *_lightgbm_keys()], n=1)
         hint = f" (did you mean ranker.{close[0]}?)" if close else ""
         raise InputError(f"{where}: unknown key ranker.{unknown[0]}: neither shoprec's nor a LightGBM parameter{hint}")
-    return params
+    return model.model_dump()

@@ -117,11 +117,16 @@ def run_stage(run: Run, name: str) -> dict[str, Any]:
     with subprocess.Popen(
         [tool(argv[0]), *argv[1:]], cwd=run.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as proc:
-        for line in proc.stdout or []:
-            log.info("%s: %s", name, line.rstrip())
-            last = line.strip() or last
-            if line.startswith(ERROR_PREFIX):
-                error = line.removeprefix(ERROR_PREFIX).strip()
+        try:
+            for line in proc.stdout or []:
+                log.info("%s: %s", name, line.rstrip())
+                last = line.strip() or last
+                if line.startswith(ERROR_PREFIX):
+                    error = line.removeprefix(ERROR_PREFIX).strip()
+        except BaseException:  # the task is killed or times out: so is its stage
+            proc.terminate()
+            proc.wait(timeout=30)
+            raise
     if proc.returncode == 2:
         raise InputError(error or f"{name}: bad input ({last})")
     if proc.returncode:

@@ -86,7 +86,8 @@ def _overlap(a: str, b: str) -> bool:
 
 
 def edges(stages: dict[str, Stage], among: set[str] | None = None) -> set[tuple[str, str]]:
-    """(A, B) when B depends on an output of A, between the stages `among` (default: all)."""
+    """(A, B) when B depends on an output of A, between the stages `among` (default: all). Paths are
+    compared as written: a dep given as `${...}` (generate's output as ingest's `${data.raw}`) links nothing."""
     names = [n for n in stages if among is None or n in among]
     return {
         (a, b)

@@ -76,6 +76,14 @@ def asset(name: str) -> Asset:
     return Asset(name=f"shoprec/{name}", uri=f"file://{PROJECT}/{name}")
 
 
+def outlets(stage: str) -> list[Asset]:
+    """What a stage's task updates: its outputs in the run's directory (one asset per stage, whatever the
+    date), and for publish and report the deployments every run shares (the published versions, the
+    Evidently workspace)."""
+    shared = {"publish": [asset("published")], "report": [asset("reports/workspace")]}
+    return [Asset(name=f"shoprec/runs/{stage}", uri=f"file://{PROJECT}/runs/{stage}"), *shared.get(stage, [])]
+
+
 # The dvc.yaml stages each DAG leaves out: daily scores with the published model, weekly trains one.
 LEFT_OUT = {"shoprec_daily": ("generate", "train"), "shoprec_weekly_retrain": ("generate",)}
 
@@ -119,7 +127,7 @@ def prepare() -> str:
 def stage_task(stage: stages.Stage, names: list[str]) -> Any:
     """The task of one dvc.yaml stage (task id = the stage's name; its outputs are its assets)."""
 
-    @task(task_id=stage.name, outlets=[asset(out) for out in stage.outs])
+    @task(task_id=stage.name, outlets=outlets(stage.name))
     def run(root: str) -> Any:
         from pipelines.orchestration.runs import Run, run_stage, stage_json
 

@@ -25,6 +25,7 @@ import pandas as pd
 from pipelines.core import schema as s
 from pipelines.core.compute import LOCAL, Backend, DaskBackend
 from pipelines.core.errors import InputError
+from pipelines.core.params import Ranker
 from pipelines.ranking.dask_training import ValidationCurve, boost_dask
 from pipelines.ranking.dataset import groups
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 KIND = "lightgbm_lambdarank"
 
 
-TRAINING_KEYS = ("k", "n_estimators", "early_stopping_rounds", "seed", "max_customers", "refit_factor")
+TRAINING_KEYS = tuple(Ranker.model_fields)  # shoprec's keys; the rest of `ranker` goes to LightGBM
 
 
 MODEL_FILE = "ranker.lgb"  # in the model directory, beside INFO_FILE (features, sources, best iteration)

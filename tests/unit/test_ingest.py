@@ -156,4 +156,7 @@ def test_the_real_command_prints_no_traceback(tmp_path):
         cwd=ROOT,
     )
     assert res.returncode == 2
-    assert res.stderr.strip().splitlines() == [f"shoprec: error: {tmp_path / 'nope.parquet'}: file not found"]
+    assert res.stderr.strip().splitlines() == [
+        "shoprec ingest: running",
+        f"shoprec: error: {tmp_path / 'nope.parquet'}: file not found",
+    ]

@@ -64,9 +64,22 @@ def test_a_bad_key_or_value_is_named_in_one_line(path, value, message):
 
 
 def test_lightgbm_parameters_pass_through_the_ranker_section():
-    assert validate(changed("ranker.lambda_l2", 1.0)) is not None  # a LightGBM parameter
-    assert validate(changed("ranker.reg_lambda", 1.0)) is not None  # and an alias of one
-    assert validate(SHIPPED) is SHIPPED
+    assert validate(changed("ranker.lambda_l2", 1.0))["ranker"]["lambda_l2"] == 1.0  # a LightGBM parameter
+    assert validate(changed("ranker.reg_lambda", 1.0))["ranker"]["reg_lambda"] == 1.0  # and an alias of one
+    assert validate(SHIPPED) == SHIPPED
+
+
+@pytest.mark.parametrize("key", ["num_iterations", "num_boost_round", "early_stopping_round", "random_state"])
+def test_lightgbm_aliases_of_what_shoprec_sets_are_refused(key):
+    with pytest.raises(InputError, match=f"ranker.{key} is set by shoprec itself"):
+        validate(changed(f"ranker.{key}", 10))
+
+
+def test_values_are_coerced_to_their_types_and_true_is_no_number():
+    assert validate(changed("recommend.k", "20"))["recommend"]["k"] == 20
+    with pytest.raises(InputError, match="recommend.k: Value error, a number is needed, not true/false"):
+        validate(changed("recommend.k", True))
+    assert validate(changed("candidates.selection", None))["candidates"]["selection"] is None  # the whole union
 
 
 def test_the_cli_fails_on_a_misspelt_param_in_one_line(tmp_path):
@@ -78,6 +91,7 @@ def test_the_cli_fails_on_a_misspelt_param_in_one_line(tmp_path):
     )  # fmt: skip
     assert res.returncode == 2, res.stderr
     assert res.stderr.strip().splitlines() == [
+        "shoprec split: running",
         f"shoprec: error: {tmp_path / 'params.yaml'}: unknown key split.train_cutoff "
-        "(did you mean split.train_cutoffs?)"
+        "(did you mean split.train_cutoffs?)",
     ]
