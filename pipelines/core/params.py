@@ -56,6 +56,12 @@ class Ingest(Section):
     exclude_items: list[str]
 
 
+class Events(Section):
+    log: str
+    max_batch: PosInt
+    max_skew_seconds: NonNegInt
+
+
 class Split(Section):
     as_of: str | date | None  # YAML reads an unquoted 2011-11-10 as a date
     test_days: PosInt
@@ -166,6 +172,7 @@ class Params(Section):
     data: Data
     synthetic: Synthetic
     ingest: Ingest
+    events: Events
     split: Split
     features: Features
     compute: Compute

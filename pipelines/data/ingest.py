@@ -1,4 +1,5 @@
-"""Ingest step: read a raw export, validate, clean, pseudonymise, write canonical Parquet.
+"""Ingest step: read a raw export, validate, clean, pseudonymise, add the purchases of the event log
+(`POST /events`, pipelines/data/events.py), write canonical Parquet.
 
 Nothing is written until the whole input has passed validation, and outputs are replaced
 atomically, so bad input never destroys an earlier good output.
@@ -16,6 +17,7 @@ from pipelines.core import schema as s
 from pipelines.core.errors import InputError
 from pipelines.core.files import read_table, write_json, write_parquet
 from pipelines.data.adapters import Canonical, resolve_format, to_canonical
+from pipelines.data.events import as_interactions, read_events
 from pipelines.data.privacy import pseudonym_key, pseudonymise
 
 log = logging.getLogger(__name__)
@@ -82,12 +84,15 @@ def ingest(
     if cleaned.empty:
         raise InputError(f"{raw_path}: no usable rows left after cleaning ({_reasons(dropped)})")
     cleaned[s.CUSTOMER] = pseudonymise(cleaned[s.CUSTOMER], pseudonym_key())
-    cleaned = s.validate_clean(cleaned, str(raw_path))
+    events = as_interactions(read_events(params["events"]["log"]), cleaned)  # already pseudonymised: as served
+    cleaned = pd.concat([cleaned, events], ignore_index=True).sort_values([s.TS, s.ORDER, s.ITEM], kind="stable")
+    cleaned = s.validate_clean(cleaned.reset_index(drop=True), str(raw_path))
 
     summary = {
         "source": str(raw_path),
         "rows_in": len(raw),
         "rows_out": len(cleaned),
+        "rows_from_events": len(events),
         "rows_dropped": dropped,
         "rows_capped_quantity": capped,
         "customers": int(cleaned[s.CUSTOMER].nunique()),

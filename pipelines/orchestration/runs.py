@@ -59,7 +59,7 @@ def run_dir(project: Path, dag_id: str, as_of: str) -> Run:
 
 def prepare(project: str | Path, dag_id: str, as_of: datetime, data: str | None = None, k: int | None = None) -> Run:
     """Lay out the run's directory: its params (the project's, with split.as_of = the run's date,
-    the data file and k from the trigger form, the shared publish and workspace paths made absolute)
+    the data file and k from the trigger form, the shared publish, workspace and event log paths made absolute)
     and a copy of the feature repo. The daily run also takes a copy of the published model."""
     project = Path(project).resolve()
     params = load_params(project / "params.yaml")
@@ -74,7 +74,7 @@ def prepare(project: str | Path, dag_id: str, as_of: datetime, data: str | None 
     params["features"]["repo"] = str(run / "feature_repo")
     params["features"]["store"] = "local"  # each run's own Feast store (SQLite takes one writer)
     params["monitor"]["run_key"] = f"{RUNS}/{dag_id}/{day}"  # a re-run of the date replaces its dashboard runs
-    for key, rel in (("publish", "dir"), ("monitor", "workspace")):
+    for key, rel in (("publish", "dir"), ("monitor", "workspace"), ("events", "log")):
         path = Path(params[key][rel])
         params[key][rel] = str(path if path.is_absolute() else project / path)
     if k is not None:

@@ -3,6 +3,9 @@
 GET /recommendations/{customer_id}?k=10[&country=...]  the customer's list with score and a short reason;
     a customer without one (new, unknown) gets the cold-start list of the country, else the global one
 GET /customers/{customer_id}/segment                   the loyalty tier and segment published for the customer
+POST /events                                           one event or {"events": [...]} (purchase, add_to_cart,
+    view), appended durably to the event log the next ingest reads; an `Idempotency-Key` header makes
+    a retried batch count once (pipelines/data/events.py)
 GET /health, GET /version                              liveness of the store; which version is live
 Bad input is a 4xx with a one-line message, never a 500; an unreachable store is a 503. Lookups are
 sub-millisecond key reads made on the event loop (scale out with --workers). The OpenAPI spec is at
@@ -10,16 +13,19 @@ sub-millisecond key reads made on the event loop (scale out with --workers). The
 """
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Body, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from pipelines.core.errors import InputError
+from pipelines.data.events import EventLog, check_batch, parse_batch
 from pipelines.serving.score import GLOBAL
 from pipelines.serving.store import ServingStore
 
@@ -49,6 +55,13 @@ class Recommendations(BaseModel):
     items: list[Item]
 
 
+class Accepted(BaseModel):
+    accepted: int
+    first_seq: int
+    last_seq: int
+    duplicate: bool
+
+
 class Segment(BaseModel):
     customer_id: str
     version: str
@@ -60,8 +73,15 @@ class Segment(BaseModel):
     orders_365d: int | None = None
 
 
-def create_app(store: ServingStore, publish_dir: str | Path, max_k: int) -> FastAPI:
-    """The API over `store`; `publish_dir` holds the versions' manifests (for /version)."""
+def create_app(
+    store: ServingStore,
+    publish_dir: str | Path,
+    max_k: int,
+    events: EventLog | None = None,
+    event_params: dict[str, Any] | None = None,
+) -> FastAPI:
+    """The API over `store`; `publish_dir` holds the versions' manifests (for /version). With an event
+    log (and the `events` params), POST /events appends to it."""
     app = FastAPI(
         title="shoprec",
         version="1",
@@ -121,6 +141,22 @@ def create_app(store: ServingStore, publish_dir: str | Path, max_k: int) -> Fast
             raise HTTPException(404, f"customer {customer_id}: not in the published version {version}")
         return {**seg, "version": version}
 
+    if events is not None:
+        max_batch = int(event_params["max_batch"])
+        max_skew = timedelta(seconds=int(event_params["max_skew_seconds"]))
+
+        @app.post("/events", response_model=Accepted)
+        def post_events(
+            body: Annotated[Any, Body(description='One event, or {"events": [...]}.')],
+            idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+        ) -> dict[str, Any]:
+            try:
+                batch = parse_batch(body)
+                check_batch(batch, max_batch, max_skew)
+            except InputError as exc:
+                raise HTTPException(422, str(exc)) from None
+            return events.append(batch, idempotency_key)
+
     @app.get("/health")
     def health() -> dict[str, Any]:
         return {"status": "ok", "version": live_or_503()}
@@ -146,5 +182,7 @@ def app_from_params() -> FastAPI:
     from pipelines.core.config import load_params
     from pipelines.serving.store import open_serving_store
 
-    p = load_params()["publish"]
-    return create_app(open_serving_store(p), p["dir"], int(p["k"]))
+    params = load_params()
+    p = params["publish"]
+    events = EventLog(params["events"]["log"])
+    return create_app(open_serving_store(p), p["dir"], int(p["k"]), events, params["events"])
