@@ -97,14 +97,20 @@ def _anchored(repo: Path, path: str) -> str:
 
 
 @contextlib.contextmanager
+def _known_warnings_ignored() -> Iterator[None]:
+    with warnings.catch_warnings():
+        for message, category in KNOWN_WARNINGS:
+            warnings.filterwarnings("ignore", message, category)
+        yield
+
+
+@contextlib.contextmanager
 def _inside(store: FeatureStore) -> Iterator[None]:
     """Work from inside the repo, as the feast CLI does: its modules import each other by bare name
     (else each loads twice) and the offline store resolves the sources' relative paths from there.
     The working directory is the process's: threads (of a dask worker) take turns."""
     repo = str(store.config.repo_path)
-    with _FEAST_LOCK, warnings.catch_warnings():
-        for message, category in KNOWN_WARNINGS:
-            warnings.filterwarnings("ignore", message, category)
+    with _FEAST_LOCK, _known_warnings_ignored():
         sys.path.insert(0, repo)
         try:
             with contextlib.chdir(repo):
@@ -133,7 +139,7 @@ def apply(store: FeatureStore, every_days: int) -> RepoContents:
                 "snapshots would expire before the next one"
             )
     printed = io.StringIO()  # feast prints the whole registry diff; keep it for --verbose only
-    with contextlib.redirect_stdout(printed):
+    with contextlib.redirect_stdout(printed), _known_warnings_ignored():
         apply_total_with_repo_instance(store, store.project, store.registry, contents, skip_source_validation=True)
     log.debug("feast apply:\n%s", printed.getvalue())
     return contents
