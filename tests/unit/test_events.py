@@ -38,7 +38,10 @@ def api(tmp_path):
     [
         (purchase(type="refund"), "events[0].type: Input should be 'purchase', 'add_to_cart' or 'view'"),
         ({"events": [purchase(), purchase(quantity=0)]}, "events[1].quantity: Input should be greater than 0"),
-        ({"events": [purchase(timestamp="yesterday")]}, "events[0].timestamp: Input should be a valid datetime or date, input is too short"),
+        (
+            {"events": [purchase(timestamp="yesterday")]},
+            "events[0].timestamp: Input should be a valid datetime or date, input is too short",
+        ),
         ({"events": [{k: v for k, v in purchase().items() if k != "item_id"}]}, "events[0].item_id: Field required"),
         (purchase(colour="red"), "events[0].colour: Extra inputs are not permitted"),
         ({"events": [purchase(i) for i in range(4)]}, "events: 4 events in one batch, at most 3"),
