@@ -8,9 +8,12 @@ anything are ours (pipelines/evaluation/metrics.py); Evidently renders them and 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +28,8 @@ if TYPE_CHECKING:
 
 os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's UI and collector send usage data unless told not to
 log = logging.getLogger(__name__)
-EVIDENTLY_PROJECT = "shoprec"  # the project in the Evidently workspace
+EVIDENTLY_PROJECT = "shoprec"
+LOCK_FILE = "shoprec-runs.lock"  # in the workspace: reports take turns  # the project in the Evidently workspace
 NOT_RECOMMENDED = 10**6  # the rank a bought item that was not recommended gets in Evidently's table
 KEY_COLUMNS = (s.CUSTOMER, s.ITEM, "score", "label")
 MAX_CATEGORY_CODES = 10  # integer-valued features with at most this many values are categories (tier, cluster)
@@ -232,6 +236,27 @@ def add_runs(
     With a `run_key` (a scheduled run's directory), the snapshots an earlier try of the same run added
     are replaced, so re-running a date leaves one set of runs on the dashboard.
     """
+    with _workspace_lock(workspace_dir):
+        return _add_runs(workspace_dir, snapshots, k, recall_k, run_key)
+
+
+@contextlib.contextmanager
+def _workspace_lock(workspace_dir: str | Path) -> Iterator[None]:
+    """One report at a time in the shared workspace: the daily and weekly runs may report at once, and
+    the project, the dashboard and the run index are read, changed and written whole."""
+    path = Path(workspace_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    with (path / LOCK_FILE).open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _add_runs(
+    workspace_dir: str | Path, snapshots: list[Snapshot], k: int, recall_k: int, run_key: str | None
+) -> dict[str, Any]:
     from evidently.ui.workspace import Workspace
 
     ws = Workspace(str(workspace_dir))
