@@ -12,6 +12,7 @@ and the LightGBM parameters under `ranker` (passed to LightGBM as they are).
 from __future__ import annotations
 
 import difflib
+import functools
 import typing
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -189,12 +190,13 @@ class Params(Section):
 RESERVED = ("num_iterations", "early_stopping_round", "seed", "objective", "metric", "eval_at")
 
 
-def _lightgbm_keys(main: tuple[str, ...] | None = None) -> set[str]:
+@functools.cache
+def _lightgbm_keys(main: tuple[str, ...] | None = None) -> frozenset[str]:
     """Every parameter name and alias LightGBM knows (of the `main` parameters only, if given)."""
     from lightgbm.basic import _ConfigAliases  # LightGBM's own table (LGBM_DumpParamAliases), {name: [name, *aliases]}
 
     table = _ConfigAliases._get_all_param_aliases()
-    return {name for key, names in table.items() if main is None or key in main for name in names}
+    return frozenset(name for key, names in table.items() if main is None or key in main for name in names)
 
 
 def _one_line(error: ValidationError, where: str) -> str:

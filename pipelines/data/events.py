@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipelines.core import schema as s
 from pipelines.core.errors import InputError
 
-CUSTOMER_ID = r"^[A-Za-z0-9_.:\-]{1,128}$"
+CUSTOMER_ID = r"^[A-Za-z0-9_.:\-]{1,128}$"  # pseudonymised ids, as the API serves and takes them
 ITEM_ID = r"^[^\s].{0,127}$"
 EVENT_COLUMNS = ("seq", "type", s.CUSTOMER, s.ITEM, s.TS, s.ORDER, s.QUANTITY, s.PRICE)
 

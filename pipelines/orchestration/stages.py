@@ -7,6 +7,7 @@ edges from it, and tests check it. Only the standard library and yaml: DAG files
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,8 +58,13 @@ def _names(entries: list[Any]) -> tuple[str, ...]:
 
 
 def load(project: str | Path = CHECKOUT) -> dict[str, Stage]:
-    """The stages of `project`/dvc.yaml in file order."""
-    path = Path(project) / DVC_YAML
+    """The stages of `project`/dvc.yaml in file order (read once per process and project)."""
+    return _load(Path(project).resolve())
+
+
+@functools.cache
+def _load(project: Path) -> dict[str, Stage]:
+    path = project / DVC_YAML
     try:
         doc = yaml.safe_load(path.read_text())
     except FileNotFoundError:

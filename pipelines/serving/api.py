@@ -25,11 +25,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from pipelines.core.errors import InputError
-from pipelines.data.events import EventLog, check_batch, parse_batch
+from pipelines.data.events import CUSTOMER_ID, EventLog, check_batch, parse_batch
 from pipelines.serving.score import GLOBAL
 from pipelines.serving.store import ServingStore
 
-CUSTOMER_ID = r"^[A-Za-z0-9_.:\-]{1,128}$"
 COUNTRY = r"^[A-Za-z .'\-]{1,64}$"
 
 
