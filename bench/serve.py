@@ -1,11 +1,14 @@
-"""Benchmark: the recommendations API under load on loopback (goal on 2 cores: p99 <= 20 ms at >= 500 req/s).
+"""Benchmark: the API's endpoints under load on loopback (goal on 2 cores for precomputed paths: p99 <= 10 ms).
 
     apt-get install wrk      # the load generator (Debian's package)
     make run                 # something published in published/
-    .venv/bin/python bench/serve.py --workers 1 --connections 32 --seconds 30
+    .venv/bin/python bench/serve.py --endpoint recommendations --workers 1 --connections 32 --seconds 30
 
-Starts `shoprec serve` on a free loopback port and drives GET /recommendations/{id}?k=10 with wrk
-at the given concurrency: 90% published customers drawn at random, 10% unknown ones (cold start).
+Starts `shoprec serve` on a free loopback port and drives one endpoint with wrk at the given
+concurrency, after a 3 s warm-up:
+  recommendations  GET /recommendations/{id}?k=10: 90% published customers at random, 10% unknown (cold start)
+  similar          GET /items/{id}/similar?k=10: items with a published list, at random
+  basket           POST /baskets/recommendations: carts of 1-5 such items, k=10
 Prints requests/s, p50 / p90 / p99 latency and the error count as a Markdown row.
 """
 
@@ -23,15 +26,50 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 
-LUA = """
+LUA = {
+    "recommendations": """
 local ids = {%s}
 request = function()
   return wrk.format("GET", "/recommendations/" .. ids[math.random(#ids)] .. "?k=10")
 end
-"""
+""",
+    "similar": """
+local ids = {%s}
+request = function()
+  return wrk.format("GET", "/items/" .. ids[math.random(#ids)] .. "/similar?k=10")
+end
+""",
+    "basket": """
+local ids = {%s}
+request = function()
+  local items = {}
+  for i = 1, math.random(5) do items[i] = '"' .. ids[math.random(#ids)] .. '"' end
+  local body = '{"items": [' .. table.concat(items, ",") .. '], "k": 10}'
+  return wrk.format("POST", "/baskets/recommendations", {["Content-Type"] = "application/json"}, body)
+end
+""",
+}
+
+
+def request_ids(published: Path, endpoint: str) -> list[str]:
+    """The ids the endpoint's requests draw from (customers, or items with a similar list), shuffled."""
+    rng = random.Random(0)
+    if endpoint == "recommendations":
+        customers = pd.read_parquet(published / "current" / "recommendations.parquet")["customer_id"].unique()
+        ids = [str(c) for c in customers] + [f"unknown-{i}" for i in range(len(customers) // 9)]
+    else:
+        ids = [str(i) for i in pd.read_parquet(published / "current" / "similar.parquet")["item_id"].unique()]
+        ids = [quote(i, safe="") for i in ids] if endpoint == "similar" else ids  # a path segment
+    rng.shuffle(ids)
+    return ids
+
+
+def lua_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def free_port() -> int:
@@ -73,6 +111,7 @@ def parse(out: str) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--published", type=Path, default=Path("published"))
+    ap.add_argument("--endpoint", choices=sorted(LUA), default="recommendations")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
@@ -80,10 +119,7 @@ def main() -> None:
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench/serve: wrk not found (apt-get install wrk)")
-    customers = pd.read_parquet(args.published / "current" / "recommendations.parquet")["customer_id"].unique()
-    rng = random.Random(0)
-    ids = [str(c) for c in customers] + [f"unknown-{i}" for i in range(len(customers) // 9)]
-    rng.shuffle(ids)
+    ids = request_ids(args.published, args.endpoint)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
@@ -92,17 +128,23 @@ def main() -> None:
     try:
         wait_ready(base, server)
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-            script.write(LUA % ",".join(f'"{i}"' for i in ids))
+            script.write(LUA[args.endpoint] % ",".join(lua_string(i) for i in ids))
         cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s", "--latency", "-s"]
         subprocess.run([*cmd[:-2], "-d3s", "-s", script.name, base], capture_output=True, check=True)  # warm-up
         out = subprocess.run([*cmd, script.name, base], capture_output=True, text=True, check=True).stdout
     finally:
         server.terminate()
         server.wait(timeout=20)
-    result = {"workers": args.workers, "connections": args.connections, "seconds": args.seconds, **parse(out)}
+    result = {
+        "endpoint": args.endpoint,
+        "workers": args.workers,
+        "connections": args.connections,
+        "seconds": args.seconds,
+        **parse(out),
+    }
     print(json.dumps(result, indent=2))
     print(
-        f"| {args.workers} | {args.connections} | {result['rps']:,.0f} | {result['p50_ms']:.1f} | "
+        f"| {args.endpoint} | {args.workers} | {args.connections} | {result['rps']:,.0f} | {result['p50_ms']:.1f} | "
         f"{result['p90_ms']:.1f} | {result['p99_ms']:.1f} | {result['errors']} |"
     )
 

@@ -166,6 +166,7 @@ class Publish(Section):
     redis_url: str
     redis_namespace: str
     write_batch_size: PosInt
+    max_basket: PosInt
     cold_start: ColdStart
 
 

@@ -14,6 +14,7 @@ from pipelines.core.errors import InputError
 ORDER = "order_id"
 CUSTOMER = "customer_id"
 ITEM = "item_id"
+SIMILAR = "similar_id"  # an item similar to `item_id` (published for item and basket pages)
 TS = "timestamp"
 QUANTITY = "quantity"
 PRICE = "unit_price"

@@ -3,6 +3,10 @@
 GET /recommendations/{customer_id}?k=10[&country=...]  the customer's list with score and a short reason;
     a customer without one (new, unknown) gets the cold-start list of the country, else the global one
 GET /customers/{customer_id}/segment                   the loyalty tier and segment published for the customer
+GET /items/{item_id}/similar?k=10                      items bought by the same customers (item CF), filled up
+    with the nearest by product text for items too new to have co-purchases (a product page)
+POST /baskets/recommendations                          {"items": [...], "k": 10}: what completes a cart, its
+    items' similar lists fused, the cart's items left out; the global best sellers when they have none
 POST /events                                           one event or {"events": [...]} (purchase, add_to_cart,
     view), appended durably to the event log the next ingest reads; an `Idempotency-Key` header makes
     a retried batch count once (pipelines/data/events.py)
@@ -22,11 +26,12 @@ from fastapi import Body, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.core.errors import InputError
-from pipelines.data.events import CUSTOMER_ID, EventLog, check_batch, parse_batch
+from pipelines.data.events import CUSTOMER_ID, ITEM_ID, EventLog, check_batch, parse_batch
 from pipelines.serving.score import GLOBAL
+from pipelines.serving.similar import complete_basket
 from pipelines.serving.store import ServingStore
 
 COUNTRY = r"^[A-Za-z .'\-]{1,64}$"
@@ -54,6 +59,30 @@ class Recommendations(BaseModel):
     items: list[Item]
 
 
+class SimilarItem(BaseModel):
+    item_id: str
+    score: float
+    source: str
+
+
+class Similar(BaseModel):
+    item_id: str
+    version: str
+    items: list[SimilarItem]
+
+
+class BasketItem(BaseModel):
+    item_id: str
+    score: float
+    because: list[str]
+
+
+class BasketAnswer(BaseModel):
+    version: str
+    fallback: bool
+    items: list[BasketItem]
+
+
 class Accepted(BaseModel):
     accepted: int
     first_seq: int
@@ -76,15 +105,17 @@ def create_app(
     store: ServingStore,
     publish_dir: str | Path,
     max_k: int,
+    max_basket: int,
     events: EventLog | None = None,
     event_params: dict[str, Any] | None = None,
 ) -> FastAPI:
-    """The API over `store`; `publish_dir` holds the versions' manifests (for /version). With an event
-    log (and the `events` params), POST /events appends to it."""
+    """The API over `store`; `publish_dir` holds the versions' manifests (for /version); lists have at
+    most `max_k` items, baskets at most `max_basket`. With an event log (and the `events` params),
+    POST /events appends to it."""
     app = FastAPI(
         title="shoprec",
         version="1",
-        description="Published, explained recommendations and loyalty segments.",
+        description="Published, explained recommendations, loyalty segments, similar items and cart completion.",
     )
 
     @app.exception_handler(RequestValidationError)
@@ -140,6 +171,37 @@ def create_app(
             raise HTTPException(404, f"customer {customer_id}: not in the published version {version}")
         return {**seg, "version": version}
 
+    @app.get("/items/{item_id}/similar", response_class=FastJSON, responses={200: {"model": Similar}})
+    async def similar(
+        item_id: Annotated[str, PathParam(pattern=ITEM_ID, description="Item id (stock code).")],
+        k: Annotated[int, Query(ge=1, le=max_k, description="How many items.")] = min(10, max_k),
+    ) -> FastJSON:
+        version, items = lookup("similar", item_id)
+        if version is None:
+            live_or_503()
+        if items is None:
+            raise HTTPException(404, f"item {item_id}: no similar items in the published version {version}")
+        return FastJSON({"item_id": item_id, "version": version, "items": items[:k]})
+
+    class Basket(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        items: Annotated[list[Annotated[str, Field(pattern=ITEM_ID)]], Field(min_length=1, max_length=max_basket)]
+        k: Annotated[int, Field(ge=1, le=max_k)] = min(10, max_k)
+
+    @app.post("/baskets/recommendations", response_class=FastJSON, responses={200: {"model": BasketAnswer}})
+    async def basket(body: Basket) -> FastJSON:
+        version, _ = lookup("similar", body.items[0])
+        if version is None:
+            live_or_503()
+        cart = list(dict.fromkeys(body.items))
+        items = complete_basket([(item, lookup("similar", item, version)[1]) for item in cart], body.k)
+        fallback = not items
+        if fallback:  # nothing known about the cart's items: what sells now
+            best = lookup("cold", GLOBAL, version)[1] or []
+            items = [{"item_id": i["item_id"], "score": i["score"], "because": []} for i in best]
+            items = [i for i in items if i["item_id"] not in set(cart)][: body.k]
+        return FastJSON({"version": version, "fallback": fallback, "items": items})
+
     if events is not None:
         max_batch = int(event_params["max_batch"])
         max_skew = timedelta(seconds=int(event_params["max_skew_seconds"]))
@@ -184,4 +246,4 @@ def app_from_params() -> FastAPI:
     params = load_params()
     p = params["publish"]
     events = EventLog(params["events"]["log"])
-    return create_app(open_serving_store(p), p["dir"], int(p["k"]), events, params["events"])
+    return create_app(open_serving_store(p), p["dir"], int(p["k"]), int(p["max_basket"]), events, params["events"])

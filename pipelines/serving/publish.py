@@ -2,7 +2,8 @@
 segments go out as a new version; serving switches to it atomically; the last versions are kept.
 
 Layout under `publish.dir` (default `published/`):
-  versions/<version>/  model/, recommendations.parquet, cold_start.parquet, segments.parquet, manifest.json
+  versions/<version>/  model/, recommendations.parquet, cold_start.parquet, segments.parquet,
+                       similar.parquet, manifest.json
   current -> versions/<version>   (a symlink, switched with one rename: the published model for the gate)
   index.json                     the kept versions in the order they were first published
   serving.db                     the SQLite serving store (or Redis in production, pipelines/serving/store.py)
@@ -33,7 +34,7 @@ from pipelines.core.files import write_json
 from pipelines.serving.store import ServingStore, open_serving_store
 
 log = logging.getLogger(__name__)
-FILES = ("recommendations.parquet", "cold_start.parquet", "segments.parquet")
+FILES = ("recommendations.parquet", "cold_start.parquet", "segments.parquet", "similar.parquet")
 MODEL_FILES = ("ranker.lgb", "ranker.json", "reference.parquet")
 
 
@@ -45,8 +46,11 @@ def sha256(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
-def payloads(recs: pd.DataFrame, cold: pd.DataFrame, segments: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:
-    """Store entries (key, JSON) per kind: a customer's list, a country's cold-start list, a customer's segment."""
+def payloads(
+    recs: pd.DataFrame, cold: pd.DataFrame, segments: pd.DataFrame, similar: pd.DataFrame
+) -> dict[str, list[tuple[str, str]]]:
+    """Store entries (key, JSON) per kind: a customer's list, a country's cold-start list, a customer's
+    segment, an item's similar items."""
 
     def items(frame: pd.DataFrame) -> list[dict[str, Any]]:
         return [
@@ -66,7 +70,19 @@ def payloads(recs: pd.DataFrame, cold: pd.DataFrame, segments: pd.DataFrame) -> 
         "rec": [(c, json.dumps(items(g))) for c, g in recs.groupby(s.CUSTOMER, sort=False)],
         "cold": [(c, json.dumps(items(g))) for c, g in cold.groupby("country", sort=False)],
         "segment": [(r[s.CUSTOMER], json.dumps(r, default=str)) for r in seg.to_dict("records")],
+        "similar": [
+            (
+                str(i),
+                json.dumps([{"item_id": str(o), "score": round(float(v), 4), "source": str(w)} for o, v, w in rows]),
+            )
+            for i, rows in _grouped(similar.sort_values([s.ITEM, "rank"]), s.ITEM, [s.SIMILAR, "score", "source"])
+        ],
     }
+
+
+def _grouped(frame: pd.DataFrame, key: str, columns: list[str]) -> list[tuple[object, list[tuple]]]:
+    """(key, rows of `columns` in order) per value of `key`, keys in order of first appearance."""
+    return [(k, list(g[columns].itertuples(index=False, name=None))) for k, g in frame.groupby(key, sort=False)]
 
 
 class Releases:

@@ -1,6 +1,7 @@
 """Score step: what goes out today. At the as-of date (the end of the data), with the current model:
 the top k for every known customer (with sources and reasons), the cold-start lists (per country,
-then global) and each customer's loyalty tier and segment for the membership side.
+then global), each customer's loyalty tier and segment for the membership side, and each item's
+similar items for product and cart pages (pipelines/serving/similar.py).
 
 The same functions as the test window: the sources fitted on everything before as_of, the
 budgeted selection with the tuned weights, Feast features joined at as_of, the LightGBM ranker.
@@ -26,6 +27,7 @@ from pipelines.core.files import parquet_parts, write_parquet
 from pipelines.data.split import read_split, read_windows
 from pipelines.evaluation.segments import UNKNOWN, latest_snapshot
 from pipelines.ranking.explain import contribution_method
+from pipelines.serving.similar import similar_items
 
 log = logging.getLogger(__name__)
 GLOBAL = "*"  # the cold-start list for a country without its own
@@ -116,7 +118,8 @@ def score_stage(
     out_dir: str | Path,
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    """The score step: `recommendations.parquet`, `cold_start.parquet` and `segments.parquet` in `out_dir`."""
+    """The score step: `recommendations.parquet`, `cold_start.parquet`, `segments.parquet` and
+    `similar.parquet` (each item's similar items, for item and basket pages) in `out_dir`."""
     reasons = contribution_method(params)  # a bad setting fails now, not after the sources are fitted
     split_dir, out_dir = Path(split_dir), Path(out_dir)
     w = read_windows(split_dir / "windows.json")
@@ -131,6 +134,8 @@ def score_stage(
             sources, budget, customers, w.as_of, params, selection, model_dir, reasons, write, backend
         )
     write_parquet(cold, out_dir / "cold_start.parquet")
+    similar = similar_items(sources, int(params["publish"]["k"]))
+    write_parquet(similar, out_dir / "similar.parquet")
     profiles = customer_profiles(customer_features_path, customers, w.as_of)
     write_parquet(profiles, out_dir / "segments.parquet")
     summary = {
@@ -139,6 +144,7 @@ def score_stage(
         **counts,
         "cold_start_countries": sorted(c for c in cold["country"].unique() if c != GLOBAL),
         "tiers": profiles["tier"].value_counts().to_dict(),
+        "items_with_similar": int(similar[s.ITEM].nunique()),
     }
     log.info("score: %s", summary)
     return summary

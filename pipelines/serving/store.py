@@ -1,5 +1,5 @@
-"""The keyed store serving reads: published recommendations, cold-start lists and loyalty segments,
-by version, with one pointer to the live version.
+"""The keyed store serving reads: published recommendations, cold-start lists, loyalty segments and
+similar items, by version, with one pointer to the live version.
 
 A version is written completely under its own keys before the pointer moves to it, and the last
 versions stay in the store, so a reader sees the old version or the new one, never a mix, and a
@@ -21,7 +21,7 @@ import orjson
 
 from pipelines.core.errors import InputError
 
-KINDS = ("rec", "cold", "segment")
+KINDS = ("rec", "cold", "segment", "similar")
 
 
 class ServingStore(Protocol):

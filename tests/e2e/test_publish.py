@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from pipelines.serving.api import create_app
 from pipelines.serving.publish import Releases
 from pipelines.serving.store import SqliteStore
-from tests.e2e.conftest import BIN, free_port, shoprec, wait_for
+from tests.e2e.conftest import BIN, free_port, http_json, shoprec, wait_for
 
 pytestmark = pytest.mark.e2e
 PUBLISH_ARGS = ["--model", "models", "--gate", "reports/gate.json", "--split-dir", "data/split"]
@@ -69,7 +69,18 @@ def test_shoprec_serve_answers_known_and_unknown_customers(project, tmp_path):
         assert status == 200 and body["cold_start"] and len(body["items"]) == 3
         assert get(f"{base}/recommendations/{customer}?k=1000")[0] == 422
         assert get(base + "/version")[1]["version"] == live
-        assert "/recommendations/{customer_id}" in get(base + "/openapi.json")[1]["paths"]
+        assert {"/recommendations/{customer_id}", "/items/{item_id}/similar", "/baskets/recommendations"} <= set(
+            get(base + "/openapi.json")[1]["paths"]
+        )
+        similar = pd.read_parquet(project / "published/current/similar.parquet")
+        item = similar["item_id"].iloc[0]
+        status, body = get(f"{base}/items/{item}/similar?k=4")
+        expected = similar[similar["item_id"] == item].sort_values("rank")["similar_id"].head(4).tolist()
+        assert status == 200 and body["version"] == live and [i["item_id"] for i in body["items"]] == expected
+        cart = similar["item_id"].unique()[:3].tolist()
+        basket = http_json(f"{base}/baskets/recommendations", {"items": cart, "k": 5})
+        assert basket["version"] == live and not basket["fallback"] and len(basket["items"]) == 5
+        assert not {i["item_id"] for i in basket["items"]} & set(cart)
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -91,7 +102,7 @@ def first_item(api: TestClient, customer: str) -> tuple[str, str]:
 
 def test_a_publish_killed_half_way_keeps_the_previous_version_and_a_rerun_completes(own_project, tmp_path):
     db = own_project / "published/serving.db"
-    api = TestClient(create_app(SqliteStore(db), own_project / "published", max_k=20))
+    api = TestClient(create_app(SqliteStore(db), own_project / "published", max_k=20, max_basket=50))
     customer = pd.read_parquet(own_project / "data/serving/recommendations.parquet")["customer_id"].iloc[0]
     before = first_item(api, customer)
     scored = new_version_of(own_project, tmp_path / "scored")

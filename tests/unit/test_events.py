@@ -28,7 +28,9 @@ def purchase(i: int = 0, **changes: object) -> dict:
 @pytest.fixture
 def api(tmp_path):
     log = EventLog(tmp_path / "events.db")
-    app = create_app(SqliteStore(tmp_path / "serving.db"), tmp_path, max_k=20, events=log, event_params=EVENTS)
+    app = create_app(
+        SqliteStore(tmp_path / "serving.db"), tmp_path, max_k=20, max_basket=50, events=log, event_params=EVENTS
+    )
     yield TestClient(app), log
     log.close()
 
@@ -98,7 +100,7 @@ def test_the_next_ingest_reads_the_logged_purchases_beside_the_export(tmp_path, 
     ingest(raw, tmp_path / "out", params, tmp_path / "q.json")  # no log yet: the export alone
     customer = pd.read_parquet(tmp_path / "out" / "interactions.parquet")[s.CUSTOMER].iloc[0]  # as served
     log = EventLog(tmp_path / "events.db")
-    client = TestClient(create_app(SqliteStore(tmp_path / "s.db"), tmp_path, 20, events=log, event_params=EVENTS))
+    client = TestClient(create_app(SqliteStore(tmp_path / "s.db"), tmp_path, 20, 50, events=log, event_params=EVENTS))
     batch = [
         purchase(customer_id=customer, item_id="B", timestamp="2011-01-09T08:30:00+02:00"),  # 06:30 UTC
         purchase(customer_id=customer, item_id="A", order_id="1"),  # the export's order 1 already has A

@@ -27,7 +27,7 @@ EVALUATION = {"customers": 2, "ranker": {"ndcg@10": 0.3}}
 
 
 def scored(root: Path, top_item: str = "a") -> Path:
-    """Hand-made outputs of the score step: two customers' lists, cold-start lists, segments."""
+    """Hand-made outputs of the score step: two customers' lists, cold-start lists, segments, similar items."""
     out = root / f"scored-{top_item}"
     out.mkdir(parents=True)
     pd.DataFrame(
@@ -60,6 +60,15 @@ def scored(root: Path, top_item: str = "a") -> Path:
             "orders_365d": [14, None],
         }
     ).to_parquet(out / "segments.parquet")
+    pd.DataFrame(
+        {
+            "item_id": ["a", "a", "b", "b", "c"],
+            "rank": [1, 2, 1, 2, 1],
+            "similar_id": [top_item if top_item != "a" else "b", "c", "c", "d", "a"],
+            "score": [0.9, 0.5, 0.8, 0.4, 0.3],
+            "source": ["item_cf", "item_cf", "item_cf", "content", "content"],
+        }
+    ).to_parquet(out / "similar.parquet")
     return out
 
 
@@ -89,7 +98,7 @@ def run(tmp_path, model, params, top_item="a", gate=PASSED) -> dict:
 
 def client(params) -> TestClient:
     root = params["publish"]["dir"]
-    return TestClient(create_app(SqliteStore(Path(root) / "serving.db"), root, max_k=20))
+    return TestClient(create_app(SqliteStore(Path(root) / "serving.db"), root, max_k=20, max_basket=50))
 
 
 def test_a_publish_makes_a_version_live_with_its_manifest(tmp_path, model, params):
@@ -148,6 +157,7 @@ def test_rollback_restores_the_previous_version_and_old_ones_are_pruned(tmp_path
     assert rollback(params) == {"rolled_back_from": versions[2], "live": versions[1]}
     assert api.get("/recommendations/u").json()["items"][0]["item_id"] == "x"
     assert releases.current() == versions[1]
+    assert api.get("/items/a/similar").json()["items"][0]["item_id"] == "x"  # item pages roll back with it
     with pytest.raises(InputError, match="no version before"):
         rollback(params)
 
@@ -220,6 +230,8 @@ def test_unknown_customers_get_the_cold_start_list_of_their_country_else_the_glo
         ("/recommendations/bad%20id", "customer_id: String should match pattern"),
         ("/recommendations/" + "x" * 129, "customer_id: String should match pattern"),
         ("/recommendations/u?country=%3Cscript%3E", "country: String should match pattern"),
+        ("/items/a/similar?k=21", "k: Input should be less than or equal to 20"),
+        ("/items/%20a/similar", "item_id: String should match pattern"),
     ],
 )
 def test_bad_input_is_a_422_with_one_line(tmp_path, model, params, url, message):
@@ -232,16 +244,81 @@ def test_bad_input_is_a_422_with_one_line(tmp_path, model, params, url, message)
 
 def test_nothing_published_is_a_503_not_a_500(params):
     api = client(params)
-    for url in ("/health", "/version", "/recommendations/u", "/customers/u/segment"):
+    for url in ("/health", "/version", "/recommendations/u", "/customers/u/segment", "/items/a/similar"):
         response = api.get(url)
         assert response.status_code == 503 and "nothing published yet" in response.json()["detail"], url
+    response = api.post("/baskets/recommendations", json={"items": ["a"]})
+    assert response.status_code == 503 and "nothing published yet" in response.json()["detail"]
+
+
+def test_an_item_page_gets_the_published_similar_items_with_the_version(tmp_path, model, params):
+    version = run(tmp_path, model, params)["version"]
+    api = client(params)
+    answer = api.get("/items/a/similar").json()
+    assert answer == {
+        "item_id": "a",
+        "version": version,
+        "items": [
+            {"item_id": "b", "score": 0.9, "source": "item_cf"},
+            {"item_id": "c", "score": 0.5, "source": "item_cf"},
+        ],
+    }
+    assert [i["item_id"] for i in api.get("/items/a/similar?k=1").json()["items"]] == ["b"]
+    missing = api.get("/items/zz/similar")
+    assert (
+        missing.status_code == 404
+        and missing.json()["detail"] == f"item zz: no similar items in the published version {version}"
+    )
+
+
+def test_a_basket_is_completed_from_its_items_lists_without_what_is_in_it(tmp_path, model, params):
+    version = run(tmp_path, model, params)["version"]
+    api = client(params)
+    answer = api.post("/baskets/recommendations", json={"items": ["a", "b", "a"]}).json()
+    # a: b (in the cart), c at rank 2; b: c at rank 1, d at rank 2 -> c = 1/62 + 1/61, d = 1/62
+    assert answer == {
+        "version": version,
+        "fallback": False,
+        "items": [
+            {"item_id": "c", "score": round(1 / 62 + 1 / 61, 6), "because": ["a", "b"]},
+            {"item_id": "d", "score": round(1 / 62, 6), "because": ["b"]},
+        ],
+    }
+    assert [
+        i["item_id"] for i in api.post("/baskets/recommendations", json={"items": ["a", "b"], "k": 1}).json()["items"]
+    ] == ["c"]
+    unknown = api.post("/baskets/recommendations", json={"items": ["zz", "p"]}).json()
+    assert unknown["fallback"] is True and [i["item_id"] for i in unknown["items"]] == ["q"]  # best sellers, minus p
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"items": []}, "items: List should have at least 1 item"),
+        ({"items": ["a"] * 51}, "items: List should have at most 50 items"),
+        ({"items": [" a"]}, "items.0: String should match pattern"),
+        ({"items": ["a"], "k": 21}, "k: Input should be less than or equal to 20"),
+        ({"items": ["a"], "basket": 1}, "basket: Extra inputs are not permitted"),
+    ],
+)
+def test_a_bad_basket_is_a_422_with_one_line(tmp_path, model, params, body, message):
+    run(tmp_path, model, params)
+    response = client(params).post("/baskets/recommendations", json=body)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert detail.startswith(message) and "\n" not in detail, detail
 
 
 def test_the_openapi_spec_describes_the_endpoints_and_their_limits(tmp_path, model, params):
     spec = client(params).get("/openapi.json").json()
-    assert {"/recommendations/{customer_id}", "/customers/{customer_id}/segment", "/health", "/version"} <= set(
-        spec["paths"]
-    )
+    assert {
+        "/recommendations/{customer_id}",
+        "/customers/{customer_id}/segment",
+        "/items/{item_id}/similar",
+        "/baskets/recommendations",
+        "/health",
+        "/version",
+    } <= set(spec["paths"])
     get = spec["paths"]["/recommendations/{customer_id}"]["get"]
     k = next(p for p in get["parameters"] if p["name"] == "k")
     assert k["schema"]["minimum"] == 1 and k["schema"]["maximum"] == 20 and k["schema"]["default"] == 10
@@ -261,7 +338,7 @@ def test_the_production_store_redis_serves_and_rolls_back(services, tmp_path, mo
     try:
         first = run(tmp_path, model, params)["version"]
         second = run(tmp_path, model, params, top_item="x")["version"]
-        api = TestClient(create_app(store, params["publish"]["dir"], max_k=20))
+        api = TestClient(create_app(store, params["publish"]["dir"], max_k=20, max_basket=50))
         assert api.get("/recommendations/u").json()["items"][0]["item_id"] == "x"
         assert rollback(params)["live"] == first
         body = api.get("/recommendations/u").json()
