@@ -138,11 +138,29 @@ def apply(store: FeatureStore, every_days: int) -> RepoContents:
                 f"features.every_days = {every_days} but feature view '{view.name}' has a TTL of {view.ttl.days} days: "
                 "snapshots would expire before the next one"
             )
+    _forget_foreign_tables(store)
     printed = io.StringIO()  # feast prints the whole registry diff; keep it for --verbose only
     with contextlib.redirect_stdout(printed), _known_warnings_ignored():
         apply_total_with_repo_instance(store, store.project, store.registry, contents, skip_source_validation=True)
     log.debug("feast apply:\n%s", printed.getvalue())
     return contents
+
+
+def _forget_foreign_tables(store: FeatureStore) -> None:
+    """Forget, without dropping, the registry's SQLite tables that live in another file than this
+    store's online database: a registry copied with its project (`cp -r`, a test's copy) names the
+    original's tables, and Feast's apply would drop them there as infrastructure no longer wanted."""
+    from feast.infra.infra_object import Infra
+    from feast.infra.online_stores.sqlite import SqliteTable
+
+    if store.config.online_store.type != "sqlite":
+        return
+    ours = Path(store.config.online_store.path).resolve()
+    infra = store.registry.get_infra(store.project)
+    kept = [o for o in infra.infra_objects if not (isinstance(o, SqliteTable) and Path(o.path).resolve() != ours)]
+    if len(kept) < len(infra.infra_objects):
+        log.info("features: forgetting %d online tables of another store", len(infra.infra_objects) - len(kept))
+        store.registry.update_infra(Infra(infra_objects=kept), store.project, commit=True)
 
 
 def store_spec(params: dict[str, Any]) -> dict[str, Any]:

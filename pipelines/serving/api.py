@@ -9,7 +9,8 @@ POST /baskets/recommendations                          {"items": [...], "k": 10}
     items' similar lists fused, the cart's items left out; the global best sellers when they have none
 POST /events                                           one event or {"events": [...]} (purchase, add_to_cart,
     view), appended durably to the event log the next ingest reads; an `Idempotency-Key` header makes
-    a retried batch count once (pipelines/data/events.py)
+    a retried batch count once (pipelines/data/events.py); purchases then update the Feast online
+    features (pipelines/features/fresh.py)
 GET /health, GET /version                              liveness of the store; which version is live
 Bad input is a 4xx with a one-line message, never a 500; an unreachable store is a 503. Lookups are
 sub-millisecond key reads made on the event loop (scale out with --workers). The OpenAPI spec is at
@@ -17,9 +18,11 @@ sub-millisecond key reads made on the event loop (scale out with --workers). The
 """
 
 import json
+import logging
+import threading
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 from fastapi import Body, FastAPI, Header, HTTPException, Query, Request
@@ -30,10 +33,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.core.errors import InputError
 from pipelines.data.events import CUSTOMER_ID, ITEM_ID, EventLog, check_batch, parse_batch
+from pipelines.features.fresh import update_online
 from pipelines.serving.score import GLOBAL
 from pipelines.serving.similar import complete_basket
 from pipelines.serving.store import ServingStore
 
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+log = logging.getLogger(__name__)
 COUNTRY = r"^[A-Za-z .'\-]{1,64}$"
 
 
@@ -88,6 +96,7 @@ class Accepted(BaseModel):
     first_seq: int
     last_seq: int
     duplicate: bool
+    online_updated: bool | None = None  # purchases written to the Feast online store (None: no store)
 
 
 class Segment(BaseModel):
@@ -108,10 +117,12 @@ def create_app(
     max_basket: int,
     events: EventLog | None = None,
     event_params: dict[str, Any] | None = None,
+    online: "FeatureStore | None" = None,
 ) -> FastAPI:
     """The API over `store`; `publish_dir` holds the versions' manifests (for /version); lists have at
     most `max_k` items, baskets at most `max_basket`. With an event log (and the `events` params),
-    POST /events appends to it."""
+    POST /events appends to it, and with a Feast store (`online`) its purchases update the online
+    features at once (pipelines/features/fresh.py)."""
     app = FastAPI(
         title="shoprec",
         version="1",
@@ -205,6 +216,7 @@ def create_app(
     if events is not None:
         max_batch = int(event_params["max_batch"])
         max_skew = timedelta(seconds=int(event_params["max_skew_seconds"]))
+        online_lock = threading.Lock()  # Feast's online store takes one writer at a time
 
         @app.post("/events", response_model=Accepted)
         def post_events(
@@ -216,7 +228,17 @@ def create_app(
                 check_batch(batch, max_batch, max_skew)
             except InputError as exc:
                 raise HTTPException(422, str(exc)) from None
-            return events.append(batch, idempotency_key)
+            answer = events.append(batch, idempotency_key)
+            if online is not None and not answer["duplicate"]:
+                try:
+                    with online_lock:
+                        update_online(online, batch)
+                    answer["online_updated"] = True
+                except Exception as exc:  # the events are logged: the next run catches the features up
+                    seqs = f"{answer['first_seq']}-{answer['last_seq']}"
+                    log.warning("events %s: online features not updated: %s: %s", seqs, type(exc).__name__, exc)
+                    answer["online_updated"] = False
+            return answer
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -241,9 +263,13 @@ def create_app(
 def app_from_params() -> FastAPI:
     """The app over the store configured in the parameters file (`$SHOPREC_PARAMS`): `shoprec serve`."""
     from pipelines.core.config import load_params
+    from pipelines.features.store import open_store
     from pipelines.serving.store import open_serving_store
 
     params = load_params()
     p = params["publish"]
     events = EventLog(params["events"]["log"])
-    return create_app(open_serving_store(p), p["dir"], int(p["k"]), int(p["max_basket"]), events, params["events"])
+    online = open_store(params["features"])
+    return create_app(
+        open_serving_store(p), p["dir"], int(p["k"]), int(p["max_basket"]), events, params["events"], online
+    )

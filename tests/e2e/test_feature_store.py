@@ -234,3 +234,67 @@ def redis_keys(project: str) -> list[bytes]:
     import redis
 
     return redis.Redis(host="127.0.0.1", port=6379).keys(f"*{project}".encode())
+
+
+def test_purchase_events_posted_to_the_api_update_the_online_features_at_once(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from pipelines.data.events import EventLog
+    from pipelines.serving.api import create_app
+    from pipelines.serving.store import SqliteStore
+    from tests.helpers import shipped
+
+    fs, _ = feature_project(tmp_path, clean(ROWS), WINDOWS)
+    log = EventLog(tmp_path / "events.db")
+    api = TestClient(create_app(SqliteStore(tmp_path / "s.db"), tmp_path, 20, 50, log, shipped("events"), online=fs))
+    materialize(fs, WINDOWS.as_of)
+    who = pd.DataFrame({"customer_id": ["c1", "c9"], "item_id": ["A", "B"]})
+    before = online_features(fs, who, "ranker", as_of=day(110)).set_index("customer_id")
+    bought = {"type": "purchase", "customer_id": "c1"}
+    events = [
+        {
+            **bought,
+            "item_id": "D",
+            "timestamp": day(101).isoformat(),
+            "order_id": "o10",
+            "quantity": 2,
+            "unit_price": 3,
+        },
+        {**bought, "item_id": "A", "timestamp": day(102).isoformat(), "order_id": "o11"},
+        {"type": "purchase", "customer_id": "c9", "item_id": "B", "timestamp": day(101).isoformat()},
+        {"type": "view", "customer_id": "c2", "item_id": "A", "timestamp": day(101).isoformat()},  # not a purchase
+    ]
+    answer = api.post("/events", json={"events": events}).json()
+    assert answer["accepted"] == 4 and answer["online_updated"] is True, answer
+    log.close()
+
+    after = online_features(fs, who, "ranker", as_of=day(110)).set_index("customer_id")
+    assert after.loc["c1", "recency_days"] == 0 and before.loc["c1", "recency_days"] == 35
+    assert after.loc["c1", "orders_365d"] == before.loc["c1", "orders_365d"] + 2
+    assert after.loc["c1", "rfm_tier"] == before.loc["c1", "rfm_tier"]  # the rest of the row is kept
+    assert after.loc["c9", "recency_days"] == 0 and after.loc["c9", "orders_30d"] == 1  # a new customer
+    pairs = pd.DataFrame({"customer_id": ["c1", "c1", "c9", "c2"], "item_id": ["A", "D", "B", "A"]})
+    got = online_features(fs, pairs, "ranker", as_of=day(110)).set_index(["customer_id", "item_id"])
+    # (c1, A): bought on days 5, 20 and 50 (orders o1-o3), then o11 on day 102
+    assert got.loc[("c1", "A"), "times_bought"] == 4 and got.loc[("c1", "A"), "days_since_last_purchase"] == 8
+    assert got.loc[("c1", "A"), "mean_repurchase_interval_days"] == pytest.approx((102 - 5) / 3)
+    assert got.loc[("c1", "D"), "times_bought"] == 1 and got.loc[("c1", "D"), "units_bought"] == 2
+    assert got.loc[("c1", "D"), "days_since_last_purchase"] == 9
+    assert got.loc[("c9", "B"), "times_bought"] == 1
+    assert pd.isna(got.loc[("c2", "A"), "times_bought"])  # a view is not a purchase
+
+
+def test_applying_a_copied_project_leaves_the_original_online_store_alone(tmp_path):
+    """A project copied with its registry (cp -r): applying the copy must not drop the original's tables."""
+    import shutil
+
+    from pipelines.features.store import apply, open_store
+
+    fs, params = feature_project(tmp_path / "original", clean(ROWS), WINDOWS)
+    materialize(fs, WINDOWS.as_of)
+    shutil.copytree(tmp_path / "original", tmp_path / "copy")
+    copy = open_store({**params, "repo": str(tmp_path / "copy" / "feature_repo")})
+    apply(copy, int(params["every_days"]))
+    for store in (fs, copy):  # both still serve the materialised rows
+        profile = online_features(store, pd.DataFrame({"customer_id": ["c1"]}), "customer_profile")
+        assert profile.loc[0, "recency_days"] == 35

@@ -73,7 +73,7 @@ def test_a_retried_batch_is_logged_once_and_acknowledged_again(api, tmp_path):
     again = client.post("/events", json=batch, headers={"Idempotency-Key": "b-1"})
     other = client.post("/events", json=purchase(3))  # no key: always appended
     assert first.status_code == again.status_code == other.status_code == 200
-    assert first.json() == {"accepted": 2, "first_seq": 1, "last_seq": 2, "duplicate": False}
+    assert first.json() == {"accepted": 2, "first_seq": 1, "last_seq": 2, "duplicate": False, "online_updated": None}
     assert again.json() == {**first.json(), "duplicate": True}
     logged = read_events(tmp_path / "events.db", ("purchase", "view"))
     assert logged["seq"].tolist() == [1, 2, 3] and logged["type"].tolist() == ["purchase", "view", "purchase"]
@@ -116,3 +116,21 @@ def test_the_next_ingest_reads_the_logged_purchases_beside_the_export(tmp_path, 
     assert (row.customer_id, row.item_id, row.quantity) == (customer, "B", 1.0)
     assert row.timestamp == pd.Timestamp("2011-01-09 06:30:00")
     assert (row.unit_price, row.country, row.description) == (2.0, "UK", "good too")  # the last known ones
+
+
+class UnreachableOnline:
+    """A Feast store whose online store is down: every call raises, as a client does."""
+
+    def __getattr__(self, name: str):
+        raise ConnectionError("online store down")
+
+
+def test_an_unreachable_online_store_never_loses_an_acknowledged_event(tmp_path):
+    log = EventLog(tmp_path / "events.db")
+    app = create_app(
+        SqliteStore(tmp_path / "s.db"), tmp_path, 20, 50, events=log, event_params=EVENTS, online=UnreachableOnline()
+    )
+    res = TestClient(app).post("/events", json=purchase(timestamp=datetime.now(UTC).isoformat()))
+    assert res.status_code == 200 and res.json()["online_updated"] is False and res.json()["accepted"] == 1
+    assert len(read_events(tmp_path / "events.db")) == 1
+    log.close()
