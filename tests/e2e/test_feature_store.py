@@ -236,7 +236,16 @@ def redis_keys(project: str) -> list[bytes]:
     return redis.Redis(host="127.0.0.1", port=6379).keys(f"*{project}".encode())
 
 
-def test_purchase_events_posted_to_the_api_update_the_online_features_at_once(tmp_path):
+@pytest.fixture(scope="module")
+def materialized(tmp_path_factory):
+    """(store, params, root) materialised at as_of, shared by the tests that only add to it."""
+    root = tmp_path_factory.mktemp("materialized")
+    fs, params = feature_project(root, clean(ROWS), WINDOWS)
+    materialize(fs, WINDOWS.as_of)
+    return fs, params, root
+
+
+def test_purchase_events_posted_to_the_api_update_the_online_features_at_once(materialized, tmp_path):
     from fastapi.testclient import TestClient
 
     from pipelines.data.events import EventLog
@@ -244,10 +253,9 @@ def test_purchase_events_posted_to_the_api_update_the_online_features_at_once(tm
     from pipelines.serving.store import SqliteStore
     from tests.helpers import shipped
 
-    fs, _ = feature_project(tmp_path, clean(ROWS), WINDOWS)
+    fs = materialized[0]
     log = EventLog(tmp_path / "events.db")
     api = TestClient(create_app(SqliteStore(tmp_path / "s.db"), tmp_path, 20, 50, log, shipped("events"), online=fs))
-    materialize(fs, WINDOWS.as_of)
     who = pd.DataFrame({"customer_id": ["c1", "c9"], "item_id": ["A", "B"]})
     before = online_features(fs, who, "ranker", as_of=day(110)).set_index("customer_id")
     bought = {"type": "purchase", "customer_id": "c1"}
@@ -284,17 +292,16 @@ def test_purchase_events_posted_to_the_api_update_the_online_features_at_once(tm
     assert pd.isna(got.loc[("c2", "A"), "times_bought"])  # a view is not a purchase
 
 
-def test_applying_a_copied_project_leaves_the_original_online_store_alone(tmp_path):
+def test_applying_a_copied_project_leaves_the_original_online_store_alone(materialized, tmp_path):
     """A project copied with its registry (cp -r): applying the copy must not drop the original's tables."""
     import shutil
 
     from pipelines.features.store import apply, open_store
 
-    fs, params = feature_project(tmp_path / "original", clean(ROWS), WINDOWS)
-    materialize(fs, WINDOWS.as_of)
-    shutil.copytree(tmp_path / "original", tmp_path / "copy")
+    fs, params, root = materialized
+    shutil.copytree(root, tmp_path / "copy")
     copy = open_store({**params, "repo": str(tmp_path / "copy" / "feature_repo")})
     apply(copy, int(params["every_days"]))
-    for store in (fs, copy):  # both still serve the materialised rows
-        profile = online_features(store, pd.DataFrame({"customer_id": ["c1"]}), "customer_profile")
-        assert profile.loc[0, "recency_days"] == 35
+    for store in (fs, copy):  # both still serve the materialised rows (c2 last bought on day 60)
+        profile = online_features(store, pd.DataFrame({"customer_id": ["c2"]}), "customer_profile")
+        assert profile.loc[0, "recency_days"] == 40
