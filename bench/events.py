@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
 import sqlite3
@@ -60,14 +59,20 @@ def main() -> None:
     shutil.copytree("data/feast", scratch / "data/feast")
     params["features"]["repo"] = str(scratch / "feature_repo")
     (scratch / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "SHOPREC_PARAMS": str(scratch / "params.yaml")}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    cmd = [str(Path(sys.executable).parent / "shoprec"), "serve", "--port", str(port)]
+    cmd = [
+        str(Path(sys.executable).parent / "shoprec"),
+        "serve",
+        "--port",
+        str(port),
+        "--params",
+        str(scratch / "params.yaml"),
+    ]
     log = (scratch / "serve.log").open("w")
 
     def start() -> subprocess.Popen:
-        server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         wait_ready(base, server)
         return server
 
