@@ -56,6 +56,7 @@ def shown(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
+@pytest.mark.slow  # Chromium rendering both reports: 10 s (keeps `make test` under 8 minutes)
 def test_the_reports_render_in_chromium_and_show_the_key_numbers(project, browser, tmp_path):
     ours = json.loads((project / "metrics/evaluate.json").read_text())["ranker"]
     drift = json.loads((project / "metrics/drift.json").read_text())
@@ -93,6 +94,7 @@ def evidently_ui(project):
         server.wait(timeout=20)
 
 
+@pytest.mark.slow  # a second run of the report stage, then the UI in Chromium: 33 s
 def test_the_evidently_ui_shows_two_runs_side_by_side(project, evidently_ui, browser, tmp_path):
     (project_info,) = [p for p in http_json(evidently_ui + "/api/projects") if p["name"] == "shoprec"]
     pid = project_info["id"]
