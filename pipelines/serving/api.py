@@ -201,16 +201,21 @@ def create_app(
 
     @app.post("/baskets/recommendations", response_class=FastJSON, responses={200: {"model": BasketAnswer}})
     async def basket(body: Basket) -> FastJSON:
-        version, _ = lookup("similar", body.items[0])
+        cart = list(dict.fromkeys(body.items))
+        version, first = lookup("similar", cart[0])  # the live version; the other items are read in it
         if version is None:
             live_or_503()
-        cart = list(dict.fromkeys(body.items))
-        items = complete_basket([(item, lookup("similar", item, version)[1]) for item in cart], body.k)
+        lists = [(cart[0], first), *((item, lookup("similar", item, version)[1]) for item in cart[1:])]
+        items = complete_basket(lists, body.k)
         fallback = not items
         if fallback:  # nothing known about the cart's items: what sells now
             best = lookup("cold", GLOBAL, version)[1] or []
-            items = [{"item_id": i["item_id"], "score": i["score"], "because": []} for i in best]
-            items = [i for i in items if i["item_id"] not in set(cart)][: body.k]
+            in_cart = set(cart)
+            items = [
+                {"item_id": i["item_id"], "score": i["score"], "because": []}
+                for i in best
+                if i["item_id"] not in in_cart
+            ][: body.k]
         return FastJSON({"version": version, "fallback": fallback, "items": items})
 
     if events is not None:

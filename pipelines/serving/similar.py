@@ -71,13 +71,14 @@ def similar_items(sources: list[CandidateSource], k: int) -> pd.DataFrame:
         content_items = content.ui_.items
         items = content_items if items is None else items
         position = pd.Index(content_items).get_indexer(items)  # content's row of each item (-1: none)
+        item_rows = pd.Index(items)
         needy = [row for row in range(len(items)) if len(lists.get(row, ((), (), []))[0]) < k and position[row] >= 0]
         for start in range(0, len(needy), CHUNK_ROWS):
             rows = needy[start : start + CHUNK_ROWS]
             block = (vectors[position[rows]] @ vectors.T).toarray()
             for offset, (_, cols, values) in enumerate(_positive(block)):
                 row = rows[offset]
-                mapped = pd.Index(items).get_indexer(content_items[cols])  # content columns -> item rows
+                mapped = item_rows.get_indexer(content_items[cols])  # content columns -> item rows
                 ok = mapped >= 0
                 mapped, values = mapped[ok], values[ok]
                 have = lists.get(row, (np.zeros(0, int), np.zeros(0), []))
