@@ -185,7 +185,10 @@ def main() -> None:
         "the run scores a validation window, the place to measure changes",
     )
     ap.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="Override a param as dvc exp run -S does, e.g. --set ranker.num_leaves=63 (repeatable)",
     )
     ap.add_argument("--out", type=Path, help="Backtest output directory (default: a temporary one)")

@@ -409,12 +409,12 @@ def backtest(
 
 @app.command()
 @step
-def summary(metrics: Path = typer.Option(Path("metrics"), help="Directory of the stages' metrics files.")) -> None:
-    """Print what the last pipeline run produced and where its outputs are."""
+def summary(params: Path = ParamsOpt) -> None:
+    """Print what the last pipeline run (in this directory) produced and where its outputs are."""
     from pipelines.orchestration.summary import summarize
 
     try:
-        typer.echo(summarize(metrics))
+        typer.echo(summarize(Path("."), _params(params)))
     except FileNotFoundError as exc:
         raise InputError(f"{exc.filename}: not found; run `dvc repro` first") from None
 

@@ -20,6 +20,11 @@ def shipped(section: str, **changes: Any) -> dict[str, Any]:
     return {**copy.deepcopy(SHIPPED[section]), **changes}
 
 
+def source(name: str, **changes: Any) -> dict[str, Any]:
+    """A shipped candidate source's settings (every one is written in params.yaml) with `changes` set."""
+    return {**copy.deepcopy(SHIPPED["candidates"]["sources"][name]), **changes}
+
+
 # --- a ranking table with a planted signal (tests of the ranker, local and on dask) ---------------
 
 FAKE = ["a", "b"]  # the synthetic table's two sources

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -48,20 +50,31 @@ def register(name: str) -> Callable[[T], T]:
 
 
 def build_sources(source_params: dict[str, dict[str, Any]]) -> list[CandidateSource]:
-    """Instantiate the sources named in `candidates.sources` (a mapping name -> settings)."""
+    """Instantiate the sources named in `candidates.sources` (a mapping name -> settings). Each names
+    every argument of its source's constructor, so no default outside params.yaml ever applies."""
     if not source_params:
         raise InputError("params: candidates.sources names no source")
-    unknown = sorted(set(source_params) - set(SOURCES))
-    if unknown:
-        raise InputError(f"params: unknown candidate source(s) {unknown}; known: {sorted(SOURCES)}")
     out = []
     for name, settings in source_params.items():
+        if name not in SOURCES:
+            close = difflib.get_close_matches(name, list(SOURCES), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else f"; known: {sorted(SOURCES)}"
+            raise InputError(f"params: unknown candidate source candidates.sources.{name}{hint}")
         settings = dict(settings or {})
-        if "n" not in settings:
-            raise InputError(f"params: candidates.sources.{name}.n (candidates per customer) is missing")
+        taken = [p for p in inspect.signature(SOURCES[name]).parameters if p != "self"]
+        unknown = sorted(set(settings) - set(taken))
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], taken, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else f"; it takes {', '.join(taken)}"
+            raise InputError(f"params: unknown key candidates.sources.{name}.{unknown[0]}{hint}")
+        missing = [p for p in taken if p not in settings]
+        if missing:
+            raise InputError(
+                f"params: candidates.sources.{name} lacks {', '.join(missing)} (every setting is written out)"
+            )
         try:
             out.append(SOURCES[name](**settings))
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise InputError(f"params: candidates.sources.{name}: {exc}") from None
     return out
 

@@ -5,8 +5,9 @@ accepted, so a misspelt key or a bad value fails at once, in one line naming the
 the DVC stage and the Airflow task alike (as bad input: no retry). The defaults live in
 params.yaml only: a key is optional here only where params.yaml leaves it out on purpose (the
 mapped format's `columns`, the commented-out sources). Two sections keep an open part, each
-checked where it is used: a source's settings (by the source's constructor, `build_sources`)
-and the LightGBM parameters under `ranker` (passed to LightGBM as they are).
+checked against what they feed: a source's settings (by `candidates.build_sources`: every argument
+of the source's constructor must be written, so none of its defaults applies) and the LightGBM
+parameters under `ranker` (against LightGBM's own list).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ Share = Annotated[float, Field(ge=0, le=1)]
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
 
 
 class Data(Section):

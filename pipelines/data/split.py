@@ -72,9 +72,7 @@ def make_windows(timestamps: pd.Series, split_params: dict[str, Any]) -> Windows
     if n_cutoffs and step < 1:
         raise InputError(f"params: split.cutoff_step_days must be at least 1, not {step}")
     newest = valid_start - pd.Timedelta(days=valid_days)
-    cutoffs = tuple(
-        newest - pd.Timedelta(days=step * i) for i in range(n_cutoffs - 1, -1, -1)
-    )
+    cutoffs = tuple(newest - pd.Timedelta(days=step * i) for i in range(n_cutoffs - 1, -1, -1))
     earliest = cutoffs[0] if cutoffs else valid_start
     if earliest <= first:
         raise InputError(

@@ -179,28 +179,34 @@ def generate(out: str | Path, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# The generator's model of a shop, not pipeline params: params.yaml's `synthetic` section sets the
+# seed and the size (rows); tests and benchmarks may also vary the shape (e.g. a stationary shop).
+SHAPE: dict[str, Any] = {
+    "items": None,
+    "start": "2010-12-01",
+    "end": "2011-12-09",
+    "lines_per_order": 9.0,
+    "guest_share": 0.2,
+    "new_customer_share": 0.55,
+    "new_item_share": 0.35,
+    "cancel_share": 0.015,
+    "duplicate_share": 0.01,
+    "zero_price_share": 0.002,
+    "bad_quantity_share": 0.002,
+    "missing_description_share": 0.003,
+    "outlier_share": 0.00002,
+}
+
+
 def _settings(params: dict[str, Any]) -> dict[str, Any]:
-    p = {
-        "seed": 42,
-        "rows": 150_000,
-        "items": None,
-        "start": "2010-12-01",
-        "end": "2011-12-09",
-        "lines_per_order": 9.0,
-        "guest_share": 0.2,
-        "new_customer_share": 0.55,
-        "new_item_share": 0.35,
-        "cancel_share": 0.015,
-        "duplicate_share": 0.01,
-        "zero_price_share": 0.002,
-        "bad_quantity_share": 0.002,
-        "missing_description_share": 0.003,
-        "outlier_share": 0.00002,
-    }
-    unknown = sorted(set(params) - set(p))
+    known = ["seed", "rows", *SHAPE]
+    unknown = sorted(set(params) - set(known))
     if unknown:
-        raise InputError(f"params: unknown synthetic setting(s) {unknown}; known: {sorted(p)}")
-    p.update(params)
+        raise InputError(f"params: unknown synthetic setting(s) {unknown}; known: {known}")
+    missing = [key for key in ("seed", "rows") if key not in params]
+    if missing:
+        raise InputError(f"params: synthetic.{missing[0]} is missing")
+    p = {**SHAPE, **params}
     p["start"], p["end"] = pd.Timestamp(p["start"]), pd.Timestamp(p["end"])
     if p["end"] <= p["start"]:
         raise InputError("params: synthetic.end must be after synthetic.start")

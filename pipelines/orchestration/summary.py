@@ -1,34 +1,42 @@
-"""A short, human-readable summary of a pipeline run, from the metrics files the stages wrote."""
+"""A short, human-readable summary of a pipeline run, from the metrics files the stages wrote.
+
+Every path comes from dvc.yaml (each stage's metrics and outputs, rendered with the params), so the
+summary reads and names exactly what the stages wrote.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-OUTPUTS = {
-    "clean data": "data/clean/interactions.parquet",
-    "windows": "data/split/",
-    "features": "data/features/   (online store: data/feast/; shoprec features online --customer ID)",
-    "candidates": "data/candidates/",
-    "model": "models/ranker.lgb  (models/ranker.json: features, best iteration)",
-    "recommendations": "data/recommendations/test.parquet",
-    "reports": "reports/{quality,drift}.html  (make evidently-ui: the dashboard over runs)",
-    "gate": "reports/gate.json",
-    "published": "published/current/  (shoprec serve: the API; shoprec publish --rollback)",
-    "metrics": "metrics/*.json   (dvc metrics show / dvc metrics diff; by segment: metrics/segments.json)",
-    "plots": "plots/*.csv       (dvc plots show)",
+from pipelines.orchestration import stages as dvc_stages
+
+HINTS = {  # what to do with a stage's outputs, beside their paths
+    "materialize": "online store: data/feast/; shoprec features online --customer ID",
+    "train": "ranker.lgb and ranker.json: features, best iteration",
+    "report": "make evidently-ui: the dashboard over runs",
+    "evaluate": "dvc metrics show / dvc metrics diff; dvc plots show",
+    "publish": "the versions: ${publish.dir}/; shoprec serve: the API; shoprec publish --rollback",
 }
 
 
-def summarize(metrics_dir: str | Path = "metrics", reports_dir: str | Path = "reports") -> str:
+def _read(project: Path, path: str) -> dict[str, Any]:
+    return json.loads((project / path).read_text())
+
+
+def summarize(project: str | Path, params: dict[str, Any]) -> str:
     """Rows in and out, features, candidate recall, the ranker against each source on the test window,
-    drift and the gate's decision."""
-    d = Path(metrics_dir)
-    ingest = json.loads((d / "ingest.json").read_text())
-    cands = json.loads((d / "candidates.json").read_text())["test"]
-    ev = json.loads((d / "evaluate.json").read_text())
-    feats = json.loads((d / "features.json").read_text())
-    online = json.loads((d / "feature_store.json").read_text())["rows_online"]
+    drift, the gate's decision and the publish, then where each stage's outputs are."""
+    project = Path(project)
+    st = dvc_stages.load()
+
+    def metrics(stage: str, index: int = 0) -> dict[str, Any]:
+        return _read(project, dvc_stages.render(st[stage].metrics[index], params, f"stage {stage}"))
+
+    ingest, feats, ev = metrics("ingest"), metrics("features"), metrics("evaluate")
+    cands = metrics("candidates")["test"]
+    online = metrics("materialize")["rows_online"]
     dropped = ", ".join(f"{k} {v:,}" for k, v in ingest["rows_dropped"].items() if v)
     lines = [
         f"ingest     {ingest['rows_in']:,} rows in, {ingest['rows_out']:,} out (dropped: {dropped or 'none'})",
@@ -46,18 +54,21 @@ def summarize(metrics_dir: str | Path = "metrics", reports_dir: str | Path = "re
         f"           ranker lists: diversity {r['diversity@10']:.3f}, novelty {r['novelty@10']:.2f} bits, "
         f"personalisation {r['personalisation@10']:.3f}, coverage {r['coverage@10']:.3f}"
     )
-    drift = json.loads((d / "drift.json").read_text())
+    drift = metrics("report")
     lines.append(f"drift      {drift['drifted']} of {drift['features']} ranker inputs drifted ({drift['share']:.0%})")
-    gate_file = Path(reports_dir) / "gate.json"
+    gate_file = project / st["gate"].metrics[0]
     if gate_file.is_file():
         from pipelines.monitoring.gate import render
 
         lines.append(render(json.loads(gate_file.read_text())))
-    publish_file = Path(reports_dir) / "publish.json"
+    publish_file = project / st["publish"].outs[0]
     if publish_file.is_file():
         p = json.loads(publish_file.read_text())
         state = "published" if p["published"] else p["reason"]
         lines.append(f"publish    version {p.get('version', '-')}: {state}")
     lines.append("")
-    lines += [f"{name:<16}{path}" for name, path in OUTPUTS.items()]
+    for name, stage in st.items():
+        outs = [dvc_stages.render(o, params, f"stage {name}") for o in stage.outs]
+        hint = f"  ({dvc_stages.render(HINTS[name], params, 'summary')})" if name in HINTS else ""
+        lines.append(f"{name:<13}{', '.join(outs)}{hint}")
     return "\n".join(lines)

@@ -70,4 +70,6 @@ def test_bad_settings_are_refused(tmp_path):
     with pytest.raises(InputError, match="unknown synthetic setting"):
         generate(tmp_path / "x.parquet", {"rowz": 10})
     with pytest.raises(InputError, match="at least 100"):
-        generate(tmp_path / "x.parquet", {"rows": 5})
+        generate(tmp_path / "x.parquet", {"seed": 1, "rows": 5})
+    with pytest.raises(InputError, match="synthetic.seed is missing"):
+        generate(tmp_path / "x.parquet", {"rows": 500})

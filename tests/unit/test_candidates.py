@@ -132,20 +132,21 @@ def test_registry_knows_both_sources():
 
 
 def test_build_sources_instantiates_with_settings():
-    built = build_sources({"buy_again": {"n": 7, "half_life_days": 14}, "popularity": {"n": "3"}})
+    built = build_sources({"buy_again": {"n": 7, "half_life_days": 14}, "popularity": {"n": "3", "window_days": 9}})
     assert [(s.name, s.n) for s in built] == [("buy_again", 7), ("popularity", 3)]
-    assert built[0].half_life == 14.0 and built[1].window_days == 30
+    assert built[0].half_life == 14.0 and built[1].window_days == 9
 
 
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"nope": {"n": 5}}, "unknown candidate source"),
-        ({"buy_again": {"n": 5}, "nope": {"n": 5}}, "unknown candidate source"),
-        ({"buy_again": {"half_life_days": 10}}, "buy_again.n"),
-        ({"popularity": None}, "popularity.n"),
+        ({"nope": {"n": 5}}, "unknown candidate source candidates.sources.nope; known: "),
+        ({"buy_again": {"n": 5, "half_life_days": 1}, "buy_agin": {"n": 5}}, r"buy_agin \(did you mean buy_again\?\)"),
+        ({"buy_again": {"half_life_days": 10}}, r"candidates.sources.buy_again lacks n \(every setting"),
+        ({"popularity": None}, "candidates.sources.popularity lacks n, window_days"),
         ({}, "names no source"),
-        ({"popularity": {"n": 5, "colour": "red"}}, "popularity"),
+        ({"popularity": {"n": 5, "window_day": 9}}, r"popularity.window_day \(did you mean window_days\?\)"),
+        ({"popularity": {"n": 5, "window_days": 9, "colour": "red"}}, "popularity.colour; it takes n, window_days"),
     ],
 )
 def test_build_sources_bad_params_raise_input_error(params, message):

@@ -17,7 +17,7 @@ from pipelines.evaluation.metrics import ranking_metrics
 from pipelines.ranking.dask_training import ListNdcg, ValidationCurve
 from pipelines.ranking.lists import top_k
 from pipelines.ranking.model import boost_local, fit, lgb_params, predict
-from tests.helpers import RANKER_PARAMS, shipped, synthetic, truth_of
+from tests.helpers import RANKER_PARAMS, shipped, source, synthetic, truth_of
 
 pytestmark = pytest.mark.unit
 
@@ -83,11 +83,11 @@ def test_candidates_are_identical_on_both_backends(clean_interactions, dask_back
     w = make_windows(clean_interactions["timestamp"], shipped("split", train_cutoffs=1))
     cand_params = {
         "sources": {
-            "buy_again": {"n": 50},
-            "popularity": {"n": 30},
-            "item_cf": {"n": 40, "neighbours": 50},
-            "user_cf": {"n": 40, "neighbours": 30},
-            "als": {"n": 30, "factors": 8, "iterations": 3},
+            "buy_again": source("buy_again", n=50),
+            "popularity": source("popularity", n=30),
+            "item_cf": source("item_cf", n=40, neighbours=50),
+            "user_cf": source("user_cf", n=40, neighbours=30),
+            "als": source("als", n=30, factors=8, iterations=3),
         },
         "selection": {
             "mean_per_customer": 40,

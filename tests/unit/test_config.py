@@ -36,10 +36,12 @@ def test_missing_section_is_named():
 
 def test_override_sets_nested_keys_as_yaml_and_leaves_the_original():
     params = load_params(ROOT / "params.yaml")
-    sets = ["ranker.num_leaves=63", "candidates.sources.tifu_knn={n: 100, alpha: 0.7}", "split.test_days=14"]
+    tifu = "{n: 100, group_size: 3, within_decay: 1.0, group_decay: 0.7, neighbours: 50, alpha: 0.7"
+    tifu += ", exclude_bought: false}"
+    sets = ["ranker.num_leaves=63", f"candidates.sources.tifu_knn={tifu}", "split.test_days=14"]
     out = override(params, sets)
     assert out["ranker"]["num_leaves"] == 63 and out["split"]["test_days"] == 14
-    assert out["candidates"]["sources"]["tifu_knn"] == {"n": 100, "alpha": 0.7}
+    assert out["candidates"]["sources"]["tifu_knn"]["neighbours"] == 50
     assert params["ranker"]["num_leaves"] == 31 and "tifu_knn" not in params["candidates"]["sources"]
     with pytest.raises(InputError, match="unknown key ranker.num_leavs"):
         override(params, ["ranker.num_leavs=63"])  # overrides are checked like the file

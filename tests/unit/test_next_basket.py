@@ -8,6 +8,7 @@ from pipelines.candidates import SOURCES, generate_candidates, matrix
 from pipelines.candidates.tifu_knn import TifuKnn
 from pipelines.candidates.up_cf import UpCF
 from tests.conftest import interactions
+from tests.helpers import source
 
 pytestmark = pytest.mark.unit
 
@@ -252,7 +253,14 @@ def test_grids_stay_small():
 
 def test_sources_in_the_union_share_matrices_and_match_standalone():
     got = generate_candidates(
-        HISTORY, AS_OF, CUSTOMERS, {"tifu_knn": {"n": 10, **TIFU}, "up_cf": {"n": 10, **UP}, "buy_again": {"n": 5}}
+        HISTORY,
+        AS_OF,
+        CUSTOMERS,
+        {
+            "tifu_knn": {"n": 10, **TIFU, "exclude_bought": False},
+            "up_cf": {"n": 10, **UP, "neighbours": None, "exclude_bought": False},
+            "buy_again": source("buy_again", n=5),
+        },
     )
     c1 = got[got["customer_id"] == "c1"].set_index("item_id")
     assert c1["tifu_knn_score"].to_dict() == pytest.approx(dict(TIFU_EXPECTED["c1"]) | {"E": 0.0})

@@ -28,6 +28,8 @@ from tests.helpers import FAKE, PLANTED, RANKER_PARAMS, shipped, synthetic, trut
 pytestmark = pytest.mark.unit
 
 SOURCES = ("buy_again", "popularity")
+
+
 def cands_frame(rows: list[tuple], names: tuple[str, ...] = SOURCES) -> pd.DataFrame:
     """(customer, item, rank of source 1, rank of source 2, ...) -> candidates with `<source>_rank` columns."""
     return pd.DataFrame(rows, columns=["customer_id", "item_id"] + [f"{n}_rank" for n in names])

@@ -594,6 +594,9 @@ def test_registry_knows_the_sources():
         assert SOURCES[name] is cls and cls.name == name
 
 
+ITEM_CF = {"n": 3, "weighting": "tfidf", "neighbours": 7, "half_life_days": None, "exclude_bought": False}
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
@@ -601,9 +604,8 @@ def test_registry_knows_the_sources():
         (lambda: UserCF(n=5, weighting="foo"), "user_cf.weighting"),
         (lambda: UserCF(n=5, pool=0), "user_cf.pool"),
         (lambda: Content(n=5, similarity="foo"), "content.similarity"),
-        (lambda: build_sources({"item_cf": {"n": 5, "weighting": "foo"}}), "item_cf.weighting"),
-        (lambda: build_sources({"content": {"n": 5, "similarity": "euclid"}}), "content.similarity"),
-        (lambda: build_sources({"als": {"n": 5, "colour": "red"}}), "als"),
+        (lambda: build_sources({"item_cf": ITEM_CF | {"weighting": "foo"}}), "item_cf.weighting"),
+        (lambda: build_sources({"als": {"n": 5, "colour": "red"}}), "als.colour"),
     ],
 )
 def test_invalid_settings_raise_input_error(make, message):
@@ -612,7 +614,7 @@ def test_invalid_settings_raise_input_error(make, message):
 
 
 def test_build_sources_passes_settings():
-    built = build_sources({"item_cf": {"n": 3, "weighting": "tfidf", "neighbours": 7, "exclude_bought": False}})
+    built = build_sources({"item_cf": ITEM_CF})
     assert [(s.name, s.n, s.weighting, s.neighbours, s.exclude_bought) for s in built] == [
         ("item_cf", 3, "tfidf", 7, False)
     ]
