@@ -7,8 +7,11 @@
 Starts `shoprec serve` on a free loopback port and drives one endpoint with wrk at the given
 concurrency, after a 3 s warm-up:
   recommendations  GET /recommendations/{id}?k=10: 90% published customers at random, 10% unknown (cold start)
+  reranked         the same for published customers only, each with a purchase logged since as_of (of
+                   their 50th candidate): every request re-ranks the customer's kept candidates
   similar          GET /items/{id}/similar?k=10: items with a published list, at random
   basket           POST /baskets/recommendations: carts of 1-5 such items, k=10
+The server reads a scratch event log (empty but for the `reranked` purchases), never the project's.
 Prints requests/s, p50 / p90 / p99 latency and the error count as a Markdown row.
 """
 
@@ -29,6 +32,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pandas as pd
+import yaml
 
 LUA = {
     "recommendations": """
@@ -53,19 +57,42 @@ request = function()
 end
 """,
 }
+LUA["reranked"] = LUA["recommendations"]
 
 
 def request_ids(published: Path, endpoint: str) -> list[str]:
     """The ids the endpoint's requests draw from (customers, or items with a similar list), shuffled."""
     rng = random.Random(0)
-    if endpoint == "recommendations":
+    if endpoint in ("recommendations", "reranked"):
         customers = pd.read_parquet(published / "current" / "recommendations.parquet")["customer_id"].unique()
-        ids = [str(c) for c in customers] + [f"unknown-{i}" for i in range(len(customers) // 9)]
+        ids = [str(c) for c in customers]
+        ids += [f"unknown-{i}" for i in range(len(customers) // 9)] if endpoint == "recommendations" else []
     else:
         ids = [str(i) for i in pd.read_parquet(published / "current" / "similar.parquet")["item_id"].unique()]
         ids = [quote(i, safe="") for i in ids] if endpoint == "similar" else ids  # a path segment
     rng.shuffle(ids)
     return ids
+
+
+def log_purchases(published: Path, log_path: Path) -> int:
+    """A purchase, a day after as_of, of each published customer's 50th candidate (or last): what makes
+    every request of `reranked` re-rank."""
+    from pipelines.data.events import Event, EventLog
+
+    current = published / "current"
+    as_of = pd.Timestamp(json.loads((current / "manifest.json").read_text())["data_window"]["as_of"])
+    cands = pd.read_parquet(current / "candidates.parquet", columns=["customer_id", "item_id"])
+    picked = cands.groupby("customer_id", sort=False)["item_id"].agg(lambda items: items.iloc[min(49, len(items) - 1)])
+    when = (as_of + pd.Timedelta(days=1)).isoformat()
+    events = [
+        Event(type="purchase", customer_id=str(c), item_id=str(i), timestamp=when, order_id=f"bench-{n}")
+        for n, (c, i) in enumerate(picked.items())
+    ]
+    log = EventLog(log_path)
+    for start in range(0, len(events), 1000):
+        log.append(events[start : start + 1000])
+    log.close()
+    return len(events)
 
 
 def lua_string(text: str) -> str:
@@ -120,13 +147,34 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("bench/serve: wrk not found (apt-get install wrk)")
     ids = request_ids(args.published, args.endpoint)
+    scratch = Path(tempfile.mkdtemp(prefix="shoprec-serve-"))
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["events"]["log"] = str(scratch / "events.db")
+    (scratch / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    logged = log_purchases(args.published, scratch / "events.db") if args.endpoint == "reranked" else 0
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    shoprec = str(Path(sys.executable).parent / "shoprec")
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "shoprec"), "serve", "--port", str(port), "--workers", str(args.workers)]
+        [
+            shoprec,
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--params",
+            str(scratch / "params.yaml"),
+        ]
     )
     try:
         wait_ready(base, server)
+        if args.endpoint == "reranked":  # the path measured is the re-ranking one, or the run is void
+            stale = [
+                c for c in ids[:20] if not json.load(urllib.request.urlopen(f"{base}/recommendations/{c}"))["fresh"]
+            ]
+            if stale:
+                raise SystemExit(f"bench/serve: re-ranking failed for {len(stale)} of 20 customers (see the log)")
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
             script.write(LUA[args.endpoint] % ",".join(lua_string(i) for i in ids))
         cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s", "--latency", "-s"]
@@ -140,6 +188,7 @@ def main() -> None:
         "workers": args.workers,
         "connections": args.connections,
         "seconds": args.seconds,
+        "purchases_logged": logged,
         **parse(out),
     }
     print(json.dumps(result, indent=2))

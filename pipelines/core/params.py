@@ -167,6 +167,7 @@ class Publish(Section):
     redis_namespace: str
     write_batch_size: PosInt
     max_basket: PosInt
+    rerank_candidates: NonNegInt
     cold_start: ColdStart
 
 

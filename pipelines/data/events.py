@@ -15,7 +15,7 @@ import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -79,6 +79,16 @@ def check_batch(events: list[Event], max_batch: int, max_skew: timedelta, now: d
             raise InputError(f"events[{i}].timestamp: {event.timestamp.isoformat()} is in the future")
 
 
+class Purchase(NamedTuple):
+    """A logged purchase, as re-ranking reads it (`EventLog.purchases_since`)."""
+
+    item_id: str
+    timestamp: datetime  # UTC
+    order_id: str  # `event-<seq>` where the event had none, as ingest makes it
+    quantity: float  # 1 where the event had none
+    unit_price: float | None
+
+
 class EventLog:
     """The append-only event log (one SQLite file; writers take turns, readers never block them)."""
 
@@ -95,6 +105,8 @@ class EventLog:
             " quantity REAL, unit_price REAL, received TEXT NOT NULL)"
         )
         self._db.execute("CREATE TABLE IF NOT EXISTS batches (key TEXT PRIMARY KEY, answer TEXT NOT NULL)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS by_customer ON events (customer_id, type)")
+        self._readers = threading.local()
 
     def append(self, events: list[Event], key: str | None = None) -> dict[str, Any]:
         """Append the batch in one durable transaction; with a `key` seen before, the first answer again."""
@@ -125,6 +137,24 @@ class EventLog:
                 self._db.execute("ROLLBACK")
                 raise
         return {**answer, "duplicate": False}
+
+    def purchases_since(self, customer: str, as_of: datetime) -> list[Purchase]:
+        """The customer's logged purchases after `as_of` (UTC), oldest first: one indexed query on a
+        read connection of the calling thread (readers never wait for the writer)."""
+        db = getattr(self._readers, "db", None)
+        if db is None:
+            db = self._readers.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        rows = db.execute(
+            "SELECT seq, item_id, timestamp, order_id, quantity, unit_price FROM events"
+            " WHERE customer_id = ? AND type = 'purchase' ORDER BY seq",
+            (customer,),
+        ).fetchall()
+        out = []
+        for seq, item, ts, order, quantity, price in rows:
+            when = datetime.fromisoformat(ts)
+            if when > as_of:
+                out.append(Purchase(item, when, order or f"event-{seq}", quantity or 1.0, price))
+        return out
 
     def close(self) -> None:
         self._db.close()

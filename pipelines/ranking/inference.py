@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from pipelines.core import schema as s
 from pipelines.core.compute import LOCAL, Backend
 from pipelines.monitoring.samples import monitoring_sample
 from pipelines.ranking.dataset import feature_table
@@ -48,10 +49,13 @@ def rank_part(
     sample_share: float = 0.0,
     seed: int = 0,
     reasons: str | None = DEFAULT_METHOD,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+    keep: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
     """One partition (index, candidates of whole customers): Feast features at `cutoff` (`store`: a
     `store_spec`), scores, the top k per customer (with sources and reasons from the `reasons`
-    contributions, none if None), and a seeded `sample_share` of the scored rows (the drift sample)."""
+    contributions, none if None), a seeded `sample_share` of the scored rows (the drift sample), and
+    with `keep` > 0 each customer's best `keep` candidates with their model inputs (request-time
+    re-ranking, pipelines/serving/rerank.py; else None)."""
     from pipelines.features.store import process_store
 
     index, cands = part
@@ -62,7 +66,12 @@ def rank_part(
     else:
         recs = top_k(cands, scores, k, positive_only=False).reset_index(drop=True)
     sample = monitoring_sample(cands, x, scores, round(sample_share * len(cands)), seed + index)
-    return recs, sample
+    kept = None
+    if keep > 0:
+        best = top_k(cands, scores, keep, positive_only=False)
+        inputs = x.iloc[best.index.to_numpy()][booster.feature_name()].reset_index(drop=True)
+        kept = pd.concat([best[[s.CUSTOMER, s.ITEM]].reset_index(drop=True), inputs], axis=1)
+    return recs, sample, kept
 
 
 def ranking_args(model_dir: str | Path, feature_params: dict[str, Any], cutoff: pd.Timestamp, k: int) -> dict:
@@ -102,5 +111,5 @@ def rank(
     shared = ranking_args(model_dir, feature_params, cutoff, k)
     share = min(1.0, sample_rows / rows) if rows else 0.0
     results = list(backend.map(rank_part, enumerate(parts), sample_share=share, seed=seed, reasons=reasons, **shared))
-    recs, samples = zip(*results, strict=True)
+    recs, samples, _ = zip(*results, strict=True)
     return pd.concat(recs, ignore_index=True), pd.concat(samples, ignore_index=True)

@@ -1,7 +1,8 @@
 """`shoprec serve`: the HTTP API over the published recommendations (FastAPI).
 
-GET /recommendations/{customer_id}?k=10[&country=...]  the customer's list with score and a short reason;
-    a customer without one (new, unknown) gets the cold-start list of the country, else the global one
+GET /recommendations/{customer_id}?k=10[&country=...]  the customer's list with score and a short reason,
+    re-ranked by the published model after purchases logged since it was scored (`fresh`); a customer
+    without one (new, unknown) gets the cold-start list of the country, else the global one
 GET /customers/{customer_id}/segment                   the loyalty tier and segment published for the customer
 GET /items/{item_id}/similar?k=10                      items bought by the same customers (item CF), filled up
     with the nearest by product text for items too new to have co-purchases (a product page)
@@ -34,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipelines.core.errors import InputError
 from pipelines.data.events import CUSTOMER_ID, ITEM_ID, EventLog, check_batch, parse_batch
 from pipelines.features.fresh import update_online
+from pipelines.serving.rerank import Reranker
 from pipelines.serving.score import GLOBAL
 from pipelines.serving.similar import complete_basket
 from pipelines.serving.store import ServingStore
@@ -64,6 +66,7 @@ class Recommendations(BaseModel):
     customer_id: str
     version: str
     cold_start: bool
+    fresh: bool  # reflects every purchase logged since the version's as-of date (false: re-ranking failed)
     items: list[Item]
 
 
@@ -119,10 +122,12 @@ def create_app(
     event_params: dict[str, Any] | None = None,
     online: "FeatureStore | None" = None,
 ) -> FastAPI:
-    """The API over `store`; `publish_dir` holds the versions' manifests (for /version); lists have at
+    """The API over `store`; `publish_dir` holds the versions' manifests and models; lists have at
     most `max_k` items, baskets at most `max_basket`. With an event log (and the `events` params),
-    POST /events appends to it, and with a Feast store (`online`) its purchases update the online
+    POST /events appends to it, a customer's list is re-ranked after their logged purchases
+    (pipelines/serving/rerank.py), and with a Feast store (`online`) purchases update the online
     features at once (pipelines/features/fresh.py)."""
+    rerank = Reranker(store, events, publish_dir) if events is not None else None
     app = FastAPI(
         title="shoprec",
         version="1",
@@ -162,13 +167,16 @@ def create_app(
         version, items = lookup("rec", customer_id)
         if version is None:
             live_or_503()
-        cold = items is None
+        cold, fresh = items is None, True
         if cold and country:
             items = lookup("cold", country, version)[1]
         if items is None:
             items = lookup("cold", GLOBAL, version)[1]
+        if not cold and rerank is not None:
+            items, fresh = rerank(version, customer_id, items, k)
+        items = (items or [])[:k]
         return FastJSON(
-            {"customer_id": customer_id, "version": version, "cold_start": cold, "items": (items or [])[:k]}
+            {"customer_id": customer_id, "version": version, "cold_start": cold, "fresh": fresh, "items": items}
         )
 
     @app.get("/customers/{customer_id}/segment", response_model=Segment)

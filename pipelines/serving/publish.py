@@ -3,7 +3,7 @@ segments go out as a new version; serving switches to it atomically; the last ve
 
 Layout under `publish.dir` (default `published/`):
   versions/<version>/  model/, recommendations.parquet, cold_start.parquet, segments.parquet,
-                       similar.parquet, manifest.json
+                       similar.parquet, candidates.parquet (re-ranking), manifest.json
   current -> versions/<version>   (a symlink, switched with one rename: the published model for the gate)
   index.json                     the kept versions in the order they were first published
   serving.db                     the SQLite serving store (or Redis in production, pipelines/serving/store.py)
@@ -34,7 +34,13 @@ from pipelines.core.files import write_json
 from pipelines.serving.store import ServingStore, open_serving_store
 
 log = logging.getLogger(__name__)
-FILES = ("recommendations.parquet", "cold_start.parquet", "segments.parquet", "similar.parquet")
+FILES = (
+    "recommendations.parquet",
+    "cold_start.parquet",
+    "segments.parquet",
+    "similar.parquet",
+    "candidates.parquet",
+)
 MODEL_FILES = ("ranker.lgb", "ranker.json", "reference.parquet")
 
 
@@ -47,10 +53,11 @@ def sha256(paths: list[Path]) -> str:
 
 
 def payloads(
-    recs: pd.DataFrame, cold: pd.DataFrame, segments: pd.DataFrame, similar: pd.DataFrame
+    recs: pd.DataFrame, cold: pd.DataFrame, segments: pd.DataFrame, similar: pd.DataFrame, cands: pd.DataFrame
 ) -> dict[str, list[tuple[str, str]]]:
     """Store entries (key, JSON) per kind: a customer's list, a country's cold-start list, a customer's
-    segment, an item's similar items."""
+    segment, an item's similar items, a customer's candidates with their model inputs (re-ranking)."""
+    from pipelines.serving.rerank import candidate_payloads
 
     def items(frame: pd.DataFrame) -> list[dict[str, Any]]:
         return [
@@ -77,6 +84,7 @@ def payloads(
             )
             for i, rows in _grouped(similar.sort_values([s.ITEM, "rank"]), s.ITEM, [s.SIMILAR, "score", "source"])
         ],
+        "cand": candidate_payloads(cands, [c for c in cands.columns if c not in (s.CUSTOMER, s.ITEM)]),
     }
 
 

@@ -3,6 +3,9 @@ the top k for every known customer (with sources and reasons), the cold-start li
 then global), each customer's loyalty tier and segment for the membership side, and each item's
 similar items for product and cart pages (pipelines/serving/similar.py).
 
+With `publish.rerank_candidates` > 0, each customer's best candidates with the model's inputs
+(`candidates.parquet`) for request-time re-ranking (pipelines/serving/rerank.py).
+
 The same functions as the test window: the sources fitted on everything before as_of, the
 budgeted selection with the tuned weights, Feast features joined at as_of, the LightGBM ranker.
 """
@@ -40,14 +43,16 @@ def score_part(
     sources: list[CandidateSource],
     selection: dict | None,
     **ranking: Any,
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """One partition (index, customers, their budgets): candidates cut to the budgets, then the ranker's
-    top k with reasons (`ranking`: `ranker.ranking_args` and `rank_part`'s `reasons`)."""
+    top k with reasons and the kept candidates with their inputs (`ranking`: `ranking_args` and
+    `rank_part`'s `reasons` and `keep`)."""
     from pipelines.ranking.inference import rank_part
 
     index, customers, budget = part
     cands = chunk_candidates((customers, NO_PAIRS, budget), sources, selection)[0]
-    return rank_part((index, cands), **ranking)[0]
+    recs, _, kept = rank_part((index, cands), **ranking)
+    return recs, kept
 
 
 def serving_sources(
@@ -71,19 +76,26 @@ def recommendations(
     model_dir: str | Path,
     reasons: str,
     write: Callable[[pd.DataFrame], None],
+    write_candidates: Callable[[pd.DataFrame], None],
     backend: Backend = LOCAL,
 ) -> dict[str, int]:
     """The top `publish.k` for `customers` (`serving_sources`): candidates, features and the ranker
     with `reasons` (`explain.contribution_method`), partition by partition of customers on `backend`.
     Each partition's lists go to `write` as they come (e.g. a file's `parquet_parts`), so memory holds
-    a partition's, not every customer's; returns how many lists and rows were written."""
+    a partition's, not every customer's, and its best `publish.rerank_candidates` candidates with their
+    model inputs to `write_candidates` (none if 0); returns how many lists and rows were written."""
     from pipelines.ranking.inference import ranking_args
 
     ranking = ranking_args(model_dir, params["features"], as_of, int(params["publish"]["k"]))
+    keep = int(params["publish"]["rerank_candidates"])
     parts = ((i, chunk, chunk_budget) for i, (chunk, chunk_budget) in enumerate(customer_parts(customers, budget)))
-    counts = {"customers_with_recommendations": 0, "recommendations": 0}
-    for lists in backend.map(score_part, parts, sources=sources, selection=selection, reasons=reasons, **ranking):
+    counts = {"customers_with_recommendations": 0, "recommendations": 0, "rerank_candidates": 0}
+    mapped = backend.map(score_part, parts, sources=sources, selection=selection, reasons=reasons, keep=keep, **ranking)
+    for lists, kept in mapped:
         write(lists)
+        if kept is not None:
+            write_candidates(kept)
+            counts["rerank_candidates"] += len(kept)
         counts["customers_with_recommendations"] += lists[s.CUSTOMER].nunique()  # a customer is in one partition
         counts["recommendations"] += len(lists)
     return counts
@@ -129,9 +141,13 @@ def score_stage(
     cold = cold_start(history, w.as_of, int(params["publish"]["k"]), params["publish"]["cold_start"])
     sources, budget = serving_sources(history, w.as_of, customers, params, selection)
     del history  # the partitions need only the fitted sources: free the interactions before they run
-    with open_backend(params["compute"]) as backend, parquet_parts(out_dir / "recommendations.parquet") as write:
+    with (
+        open_backend(params["compute"]) as backend,
+        parquet_parts(out_dir / "recommendations.parquet") as write,
+        parquet_parts(out_dir / "candidates.parquet") as write_candidates,
+    ):
         counts = recommendations(
-            sources, budget, customers, w.as_of, params, selection, model_dir, reasons, write, backend
+            sources, budget, customers, w.as_of, params, selection, model_dir, reasons, write, write_candidates, backend
         )
     write_parquet(cold, out_dir / "cold_start.parquet")
     similar = similar_items(sources, int(params["publish"]["k"]))

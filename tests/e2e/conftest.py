@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -124,3 +125,16 @@ def browser():
         chromium = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+def a_fresh_purchase(project: Path) -> dict[str, Any]:
+    """A purchase event, a day after the published as-of date, of a customer's 50th kept candidate (or last):
+    one the nightly list does not show, so re-ranking has something to move."""
+    current = project / "published" / "current"
+    as_of = pd.Timestamp(json.loads((current / "manifest.json").read_text())["data_window"]["as_of"])
+    cands = pd.read_parquet(current / "candidates.parquet", columns=["customer_id", "item_id"])
+    customer = cands["customer_id"].iloc[0]
+    items = cands.loc[cands["customer_id"] == customer, "item_id"]
+    item = items.iloc[min(49, len(items) - 1)]
+    when = (as_of + pd.Timedelta(days=1)).isoformat()
+    return {"type": "purchase", "customer_id": customer, "item_id": item, "timestamp": when, "order_id": "e2e-1"}

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.e2e.conftest import run, shoprec
+from tests.e2e.conftest import a_fresh_purchase, run, shoprec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.slow]  # a second repro on dask: ~5 min
 REDIS_DB = 5  # the serving store's database for this test, flushed at its start and end
@@ -135,3 +135,24 @@ def test_published_recommendations_are_served_from_redis(production):
     assert version == json.loads((copy / "reports/publish.json").read_text())["version"]
     expected = published[published["customer_id"] == customer].sort_values("rank")["item_id"].tolist()
     assert [item["item_id"] for item in items] == expected
+
+
+def test_a_logged_purchase_re_ranks_the_list_served_from_redis(production, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from pipelines.data.events import EventLog
+    from pipelines.serving.api import create_app
+    from pipelines.serving.store import RedisStore
+
+    _, copy, _ = production
+    events = EventLog(tmp_path / "events.db")
+    store = RedisStore(f"redis://127.0.0.1:6379/{REDIS_DB}", "shoprec:serving")
+    params = yaml.safe_load((copy / "params.yaml").read_text())
+    api = TestClient(create_app(store, copy / "published", 20, 50, events=events, event_params=params["events"]))
+    event = a_fresh_purchase(copy)
+    before = api.get(f"/recommendations/{event['customer_id']}?k=20").json()
+    assert api.post("/events", json=event).json()["accepted"] == 1
+    after = api.get(f"/recommendations/{event['customer_id']}?k=20").json()
+    assert before["fresh"] and after["fresh"] and after["version"] == before["version"]
+    assert [(i["item_id"], i["score"]) for i in after["items"]] != [(i["item_id"], i["score"]) for i in before["items"]]
+    events.close()

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from pipelines.serving.api import create_app
 from pipelines.serving.publish import Releases
 from pipelines.serving.store import SqliteStore
-from tests.e2e.conftest import BIN, free_port, http_json, shoprec, wait_for
+from tests.e2e.conftest import BIN, a_fresh_purchase, free_port, http_json, shoprec, wait_for
 
 pytestmark = pytest.mark.e2e
 PUBLISH_ARGS = ["--model", "models", "--gate", "reports/gate.json", "--split-dir", "data/split"]
@@ -81,6 +81,35 @@ def test_shoprec_serve_answers_known_and_unknown_customers(project, tmp_path):
         basket = http_json(f"{base}/baskets/recommendations", {"items": cart, "k": 5})
         assert basket["version"] == live and not basket["fallback"] and len(basket["items"]) == 5
         assert not {i["item_id"] for i in basket["items"]} & set(cart)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_a_purchase_posted_to_the_server_re_ranks_the_customers_list(project, tmp_path):
+    params = yaml.safe_load((project / "params.yaml").read_text())  # a log and a Feast store of its own
+    params["events"]["log"] = str(tmp_path / "events.db")
+    shutil.copytree(project / "feature_repo", tmp_path / "feature_repo", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(project / "data/feast", tmp_path / "data/feast")
+    params["features"]["repo"] = str(tmp_path / "feature_repo")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    port, log = free_port(), tmp_path / "serve.log"
+    cmd = [str(BIN / "shoprec"), "serve", "--port", str(port), "--params", str(tmp_path / "params.yaml")]
+    server = subprocess.Popen(cmd, cwd=project, stderr=log.open("w"))
+    base = f"http://127.0.0.1:{port}"
+    event = a_fresh_purchase(project)
+    try:
+        wait_for(base + "/health", server, log, timeout=30)
+        before = get(f"{base}/recommendations/{event['customer_id']}?k=20")[1]
+        assert before["fresh"]
+        answer = http_json(f"{base}/events", event)
+        assert answer["accepted"] == 1 and answer["online_updated"]
+        after = get(f"{base}/recommendations/{event['customer_id']}?k=20")[1]
+        assert after["fresh"] and after["version"] == before["version"]
+        # the model re-scored the list with the purchase in its inputs: not the published scores
+        assert [(i["item_id"], i["score"]) for i in after["items"]] != [
+            (i["item_id"], i["score"]) for i in before["items"]
+        ]
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -69,6 +69,9 @@ def scored(root: Path, top_item: str = "a") -> Path:
             "source": ["item_cf", "item_cf", "item_cf", "content", "content"],
         }
     ).to_parquet(out / "similar.parquet")
+    pd.DataFrame({"customer_id": ["c1", "c1"], "item_id": ["a", "b"], "x": [1.0, 2.0]}).to_parquet(
+        out / "candidates.parquet"
+    )
     return out
 
 
@@ -117,6 +120,7 @@ def test_a_publish_makes_a_version_live_with_its_manifest(tmp_path, model, param
         "customer_id": "u",
         "version": result["version"],
         "cold_start": False,
+        "fresh": True,
         "items": [{"item_id": "a", "score": 2.0, "reason": "you bought it before", "sources": ["buy_again"]}],
     }
     assert api.get("/customers/u/segment").json()["tier"] == "champion"
