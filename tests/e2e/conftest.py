@@ -127,14 +127,39 @@ def browser():
         chromium.close()
 
 
-def a_fresh_purchase(project: Path) -> dict[str, Any]:
-    """A purchase event, a day after the published as-of date, of a customer's 50th kept candidate (or last):
-    one the nightly list does not show, so re-ranking has something to move."""
+def a_moving_purchase(project: Path, store: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """Purchase events, a day after the published as-of date, that change a customer's top 20 as the
+    published model re-ranks it (three orders of one of their kept candidates, searched over the first
+    customers), and the item ids of that re-ranked top 20, computed here with the library."""
+    import lightgbm as lgb
+
+    from pipelines.data.events import Purchase
+    from pipelines.serving.rerank import reranked
+
     current = project / "published" / "current"
-    as_of = pd.Timestamp(json.loads((current / "manifest.json").read_text())["data_window"]["as_of"])
+    version = current.resolve().name
+    as_of = pd.Timestamp(json.loads((current / "manifest.json").read_text())["data_window"]["as_of"], tz="UTC")
+    booster = lgb.Booster(model_file=str(current / "model" / "ranker.lgb"))
     cands = pd.read_parquet(current / "candidates.parquet", columns=["customer_id", "item_id"])
-    customer = cands["customer_id"].iloc[0]
-    items = cands.loc[cands["customer_id"] == customer, "item_id"]
-    item = items.iloc[min(49, len(items) - 1)]
     when = (as_of + pd.Timedelta(days=1)).isoformat()
-    return {"type": "purchase", "customer_id": customer, "item_id": item, "timestamp": when, "order_id": "e2e-1"}
+    for customer, items in list(cands.groupby("customer_id", sort=False)["item_id"])[:50]:
+        published = store.get("rec", customer, version)[1]
+        entry = store.get("cand", customer, version)[1]
+        for item in items.iloc[[min(p, len(items) - 1) for p in (49, 20, 99)]]:
+            events = [
+                {
+                    "type": "purchase",
+                    "customer_id": customer,
+                    "item_id": item,
+                    "timestamp": when,
+                    "order_id": f"e2e-{n}",
+                }
+                for n in range(3)
+            ]
+            bought = [
+                Purchase(item, (as_of + pd.Timedelta(days=1)).to_pydatetime(), e["order_id"], 1.0, None) for e in events
+            ]
+            expected = [i["item_id"] for i in reranked(booster, entry, bought, as_of.to_pydatetime(), published, 20)]
+            if expected != [i["item_id"] for i in published]:
+                return events, expected
+    raise AssertionError("no purchase of the first customers' candidates moves their lists")

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.e2e.conftest import a_fresh_purchase, run, shoprec
+from tests.e2e.conftest import a_moving_purchase, run, shoprec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.slow]  # a second repro on dask: ~5 min
 REDIS_DB = 5  # the serving store's database for this test, flushed at its start and end
@@ -145,14 +145,16 @@ def test_a_logged_purchase_re_ranks_the_list_served_from_redis(production, tmp_p
     from pipelines.serving.store import RedisStore
 
     _, copy, _ = production
-    events = EventLog(tmp_path / "events.db")
+    log = EventLog(tmp_path / "events.db")
     store = RedisStore(f"redis://127.0.0.1:6379/{REDIS_DB}", "shoprec:serving")
     params = yaml.safe_load((copy / "params.yaml").read_text())
-    api = TestClient(create_app(store, copy / "published", 20, 50, events=events, event_params=params["events"]))
-    event = a_fresh_purchase(copy)
-    before = api.get(f"/recommendations/{event['customer_id']}?k=20").json()
-    assert api.post("/events", json=event).json()["accepted"] == 1
-    after = api.get(f"/recommendations/{event['customer_id']}?k=20").json()
+    api = TestClient(create_app(store, copy / "published", 20, 50, events=log, event_params=params["events"]))
+    events, expected = a_moving_purchase(copy, store)
+    customer = events[0]["customer_id"]
+    before = api.get(f"/recommendations/{customer}?k=20").json()
+    assert api.post("/events", json={"events": events}).json()["accepted"] == 3
+    after = api.get(f"/recommendations/{customer}?k=20").json()
     assert before["fresh"] and after["fresh"] and after["version"] == before["version"]
-    assert [(i["item_id"], i["score"]) for i in after["items"]] != [(i["item_id"], i["score"]) for i in before["items"]]
-    events.close()
+    assert [i["item_id"] for i in before["items"]] != expected
+    assert [i["item_id"] for i in after["items"]] == expected
+    log.close()
