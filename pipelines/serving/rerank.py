@@ -60,6 +60,11 @@ def decode(entry: dict[str, Any], n_features: int) -> tuple[list[str], np.ndarra
     return entry["items"], x.astype(np.float64)
 
 
+def _known(value: float) -> float:
+    """A feature value, 0 where the store has none (NaN)."""
+    return 0.0 if np.isnan(value) else float(value)
+
+
 def patch(
     x: np.ndarray, features: Sequence[str], items: Sequence[str], bought: Sequence[Purchase], as_of: datetime
 ) -> np.ndarray:
@@ -76,7 +81,8 @@ def patch(
     add["distinct_items"] = len({p.item_id for p in bought} - known)
     for name, value in add.items():
         if name in col:
-            x[:, col[name]] = np.nan_to_num(x[:, col[name]]) + value
+            c = col[name]
+            x[:, c] = np.where(np.isnan(x[:, c]), 0.0, x[:, c]) + value
     if "recency_days" in col:
         x[:, col["recency_days"]] = 0.0
     if days is not None:  # every last purchase is `shift` days further back at the request's time
@@ -90,16 +96,16 @@ def patch(
         if r is None:
             continue
         last = max(p.timestamp for p in ps)
-        old_times = float(np.nan_to_num(x[r, times])) if times is not None else 0.0
+        old_times = _known(x[r, times]) if times is not None else 0.0
         new_times = old_times + len({p.order_id for p in ps})
         if times is not None:
             x[r, times] = new_times
         if "units_bought" in col:
-            x[r, col["units_bought"]] = np.nan_to_num(x[r, col["units_bought"]]) + sum(p.quantity for p in ps)
+            x[r, col["units_bought"]] = _known(x[r, col["units_bought"]]) + sum(p.quantity for p in ps)
         if interval is not None:
             first = min(p.timestamp for p in ps)
             if old_times > 0 and days is not None and not np.isnan(x[r, days]):
-                before = x[r, days] + (old_times - 1) * np.nan_to_num(x[r, interval])  # days from first to now
+                before = x[r, days] + (old_times - 1) * _known(x[r, interval])  # days from first to now
                 first = now - timedelta(days=float(before))
             span = (last - first).total_seconds() / DAY
             x[r, interval] = span / (new_times - 1) if new_times >= 2 else np.nan
@@ -114,6 +120,7 @@ def patch(
 
 def reranked(
     booster: lgb.Booster,
+    features: list[str],
     entry: dict[str, Any],
     bought: Sequence[Purchase],
     as_of: datetime,
@@ -121,8 +128,8 @@ def reranked(
     k: int,
 ) -> list[dict[str, Any]]:
     """The top k of a `cand` entry re-scored after `bought`; an item of the published list keeps its
-    reason and sources, one the purchases moved in says so and names the sources that proposed it."""
-    features = booster.feature_name()
+    reason and sources, one the purchases moved in says so and names the sources that proposed it.
+    `features`: the booster's feature names (LightGBM builds the list anew on every call to ask)."""
     items, x = decode(entry, len(features))
     scores = booster.predict(patch(x, features, items, bought, as_of), num_threads=1)
     order = np.lexsort((np.asarray(items), -scores))[:k]
@@ -145,10 +152,10 @@ class Reranker:
 
     def __init__(self, store: ServingStore, events: EventLog, publish_dir: str | Path) -> None:
         self.store, self.events, self.dir = store, events, Path(publish_dir)
-        self._models: dict[str, tuple[lgb.Booster, datetime]] = {}
+        self._models: dict[str, tuple[lgb.Booster, list[str], datetime]] = {}
         self._lock = threading.Lock()
 
-    def model(self, version: str) -> tuple[lgb.Booster, datetime]:
+    def model(self, version: str) -> tuple[lgb.Booster, list[str], datetime]:
         with self._lock:
             if version not in self._models:
                 import lightgbm as lgb
@@ -156,20 +163,21 @@ class Reranker:
                 root = self.dir / "versions" / version
                 as_of = json.loads((root / "manifest.json").read_text())["data_window"]["as_of"]
                 booster = lgb.Booster(model_file=str(root / "model" / "ranker.lgb"))
-                self._models = {version: (booster, pd.Timestamp(as_of, tz="UTC").to_pydatetime())}
+                as_of = pd.Timestamp(as_of, tz="UTC").to_pydatetime()
+                self._models = {version: (booster, booster.feature_name(), as_of)}
             return self._models[version]
 
     def __call__(self, version: str, customer: str, published: list[dict[str, Any]], k: int) -> tuple[list, bool]:
         """(the customer's top k now, whether it reflects every purchase logged since as_of)."""
         try:
-            booster, as_of = self.model(version)
+            booster, features, as_of = self.model(version)
             bought = self.events.purchases_since(customer, as_of)
             if not bought:
                 return published[:k], True
             entry = self.store.get("cand", customer, version)[1]
             if entry is None:  # a version scored without candidates kept (publish.rerank_candidates: 0)
                 return published[:k], False
-            return reranked(booster, entry, bought, as_of, published, k), True
+            return reranked(booster, features, entry, bought, as_of, published, k), True
         except Exception as exc:  # the event log, the store or the model: the published list still holds
             log.warning("re-ranking %s in %s: %s: %s", customer, version, type(exc).__name__, exc)
             return published[:k], False

@@ -159,7 +159,10 @@ def a_moving_purchase(project: Path, store: Any) -> tuple[list[dict[str, Any]], 
             bought = [
                 Purchase(item, (as_of + pd.Timedelta(days=1)).to_pydatetime(), e["order_id"], 1.0, None) for e in events
             ]
-            expected = [i["item_id"] for i in reranked(booster, entry, bought, as_of.to_pydatetime(), published, 20)]
+            expected = [
+                i["item_id"]
+                for i in reranked(booster, booster.feature_name(), entry, bought, as_of.to_pydatetime(), published, 20)
+            ]
             if expected != [i["item_id"] for i in published]:
                 return events, expected
     raise AssertionError("no purchase of the first customers' candidates moves their lists")
