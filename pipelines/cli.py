@@ -287,9 +287,24 @@ def report(
 
 @app.command()
 @step
+def realised(
+    clean: Path = typer.Option(..., help="Clean interactions Parquet (the purchases since the served version)."),
+    split_dir: Path = typer.Option(..., help="Directory written by `shoprec split` (this run's as-of date)."),
+    metrics: Path = typer.Option(..., help="Output JSON: what the served lists achieved, overall and per tier."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Score the lists served since the last publish on the purchases that followed them."""
+    from pipelines.monitoring.realised import realised_stage
+
+    _show(realised_stage(clean, split_dir, metrics, _params(params)))
+
+
+@app.command()
+@step
 def gate(
     evaluation: Path = typer.Option(..., help="Metrics JSON written by `shoprec evaluate`."),
     drift: Path = typer.Option(..., help="Drift summary JSON written by `shoprec report`."),
+    realised: Path = typer.Option(..., help="Realised-performance JSON written by `shoprec realised`."),
     model: Path = typer.Option(..., help="The model the evaluation is about (models/)."),
     candidates_file: Path = typer.Option(..., "--candidates", help="Test candidates (the published model ranks them)."),
     split_dir: Path = typer.Option(..., help="Directory written by `shoprec split`."),
@@ -302,6 +317,7 @@ def gate(
     gate_stage(
         json.loads(evaluation.read_text()),
         json.loads(drift.read_text()),
+        json.loads(realised.read_text()),
         model,
         candidates_file,
         split_dir,

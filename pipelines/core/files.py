@@ -124,7 +124,11 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> None:
 
 def write_json(obj: Any, path: str | Path) -> None:
     """Write JSON atomically, pretty-printed with sorted keys (stable diffs for DVC)."""
-    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", path)
+
+
+def write_text(text: str, path: str | Path) -> None:
+    """Write a text file atomically."""
     _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
 
 

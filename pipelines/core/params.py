@@ -123,7 +123,22 @@ class Recommend(Section):
     contributions: Literal["path", "shap"]
 
 
+class MonitorInputs(Section):
+    days: PosInt
+    reference_days: PosInt
+    max_z: PosFloat
+    min_relative_change: PosFloat
+    max_rows_factor: Annotated[float, Field(gt=1)]
+    min_share_change: Share
+    min_rows: NonNegInt
+    repriced_by: PosFloat
+    shock_p_value: Share
+    shock_ratio: PosFloat
+    shock_min_expected: PosFloat
+
+
 class Monitor(Section):
+    inputs: MonitorInputs
     sample_rows: PosInt
     seed: int
     drift_method: str | None
@@ -138,8 +153,10 @@ class Gate(Section):
     min_metrics: dict[str, float]
     beat_sources_on: str | None
     max_drift_share: Share
+    block_on_inputs: list[str]
     compare_on: list[str]
     max_regression: Share
+    min_realised: dict[str, float]
 
 
 class Segments(Section):

@@ -21,6 +21,8 @@ PRICE = "unit_price"
 COUNTRY = "country"
 DESCRIPTION = "description"
 CATEGORY = "category"
+AS_OF = "as_of"  # the cutoff a row's features were computed at (drift samples)
+GLOBAL = "*"  # the country of the cold-start list for a country without its own
 
 REQUIRED = (CUSTOMER, ITEM, TS)
 OPTIONAL = (ORDER, QUANTITY, PRICE, COUNTRY, DESCRIPTION, CATEGORY)

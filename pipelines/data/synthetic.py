@@ -186,6 +186,7 @@ SHAPE: dict[str, Any] = {
     "start": "2010-12-01",
     "end": "2011-12-09",
     "lines_per_order": 9.0,
+    "seasonality": 1.0,  # the yearly season's amplitude (0: stationary)
     "guest_share": 0.2,
     "new_customer_share": 0.55,
     "new_item_share": 0.35,
@@ -285,8 +286,9 @@ def _customers(rng: np.random.Generator, n: int, days: int, p: dict[str, Any]) -
     }
 
 
-def _season(days: int, start: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
-    """Daily demand (overall) and per-category seasonal multipliers, both by day index."""
+def _season(days: int, start: pd.Timestamp, amplitude: float) -> tuple[np.ndarray, np.ndarray]:
+    """Daily demand (overall) and per-category seasonal multipliers, both by day index; `amplitude`
+    scales the yearly season (0: a stationary shop, only the weekly rhythm left)."""
     doy = (start + pd.to_timedelta(np.arange(days), "D")).dayofyear.to_numpy()
     weekday = (start + pd.to_timedelta(np.arange(days), "D")).weekday.to_numpy()
     overall = (1 + 1.2 * np.exp(-(((doy - 320) / 35.0) ** 2))) * np.where(weekday == 5, 0.05, 1.0)
@@ -296,6 +298,10 @@ def _season(days: int, start: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
         if peak is not None:
             dist = np.minimum(np.abs(doy - peak), 365 - np.abs(doy - peak))
             per_cat[:, c] = 0.25 + 4.0 * np.exp(-((dist / 30.0) ** 2))
+    if amplitude != 1.0:
+        yearly = overall / np.where(weekday == 5, 0.05, 1.0)
+        overall = (1 + amplitude * (yearly - 1)) * np.where(weekday == 5, 0.05, 1.0)
+        per_cat = 1 + amplitude * (per_cat - 1)
     return overall, per_cat
 
 
@@ -310,7 +316,7 @@ def _purchases(
 ) -> pd.DataFrame:
     ids = np.arange(sel.start, sel.stop)
     loyalty, join = cust["loyalty"][ids], cust["join"][ids]
-    overall, per_cat = _season(days, p["start"])
+    overall, per_cat = _season(days, p["start"], float(p["seasonality"]))
 
     # Orders: Poisson count over the active period, days drawn by seasonal demand after joining.
     active = (days - join) / 365.0

@@ -3,7 +3,10 @@
 Checks, each with its threshold from the `gate` params:
 - quality: every metric in `min_metrics` reaches its floor on the holdout;
 - sources: the ranker beats every single candidate source on `beat_sources_on` (what fusion is for);
-- drift: the share of the ranker's input features that drifted is at most `max_drift_share`;
+- drift: the share of the ranker's input features that drifted is at most `max_drift_share`, and no input
+  property named in `block_on_inputs` alarms (pipelines/monitoring/inputs.py);
+- realised: the lists served since the last publish reach each floor in `min_realised` on the purchases
+  that followed (pipelines/monitoring/realised.py); nothing to check before the first publish;
 - champion: on the same holdout, the challenger loses at most `max_regression` (relative) against the
   published model on each metric in `compare_on`. Without a published model there is nothing to lose to.
 """
@@ -35,6 +38,7 @@ def decide(
     drift: dict[str, Any],
     champion: dict[str, float] | None,
     params: dict[str, Any],
+    realised: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The gate's decision: every check with its figures, and `passed` when all of them pass."""
     named = [*params["min_metrics"], *params["compare_on"], params["beat_sources_on"]]
@@ -66,17 +70,8 @@ def decide(
                 threshold=rival,
             )
         )
-    share, limit = float(drift["share"]), float(params["max_drift_share"])
-    checks.append(
-        check(
-            "feature drift",
-            share <= limit,
-            f"{drift['drifted']} of {drift['features']} features drifted ({share:.0%}, limit {limit:.0%})"
-            + _names(drift.get("drifted_features", [])),
-            value=share,
-            threshold=limit,
-        )
-    )
+    checks += drift_checks(drift, params)
+    checks += _realised_checks(realised, params["min_realised"])
     if champion is None:
         checks.append(check("vs published model", True, "no published model yet: nothing to compare with"))
     else:
@@ -95,6 +90,51 @@ def decide(
             )
     passed = all(c["passed"] for c in checks)
     return {"passed": passed, "decision": "publish" if passed else "blocked", "checks": checks}
+
+
+def drift_checks(drift: dict[str, Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The drift checks: the share of drifted features within `max_drift_share`, and one check per input
+    property in `block_on_inputs` (pipelines/monitoring/inputs.py) that must not alarm; the other input
+    alarms are reported, not blocking."""
+    share, limit = float(drift["share"]), float(params["max_drift_share"])
+    checks = [
+        check(
+            "feature drift",
+            share <= limit,
+            f"{drift['drifted']} of {drift['features']} features drifted ({share:.0%}, limit {limit:.0%})"
+            + _names(drift.get("drifted_features", [])),
+            value=share,
+            threshold=limit,
+        )
+    ]
+    inputs = {c["input"]: c for c in drift.get("inputs", {}).get("checks", [])}
+    for name in params["block_on_inputs"]:
+        if name in inputs:
+            checks.append(check(f"input {name}", not inputs[name]["alarm"], inputs[name]["line"]))
+    return checks
+
+
+def _realised_checks(realised: dict[str, Any] | None, floors: dict[str, float]) -> list[dict[str, Any]]:
+    """A check per floor on what the served lists achieved (one passing check when nothing was served yet)."""
+    if not floors:
+        return []
+    if not realised or not realised.get("served_version") or not realised.get("purchasers"):
+        return [check("realised", True, "no served lists with purchases after them yet: nothing to check")]
+    unknown = sorted(set(floors) - set(realised["overall"]))
+    if unknown:
+        names = ", ".join(unknown)
+        raise InputError(f"params: gate.min_realised names metric(s) {names} that realised did not compute")
+    return [
+        check(
+            f"realised {metric}",
+            realised["overall"][metric] >= floor,
+            f"served version {realised['served_version']} reached {metric} {realised['overall'][metric]:.4f} on "
+            f"{realised['purchasers']} purchasers' next {realised['days']:g} days vs floor {floor:.4f}",
+            value=realised["overall"][metric],
+            threshold=floor,
+        )
+        for metric, floor in floors.items()
+    ]
 
 
 def render(decision: dict[str, Any]) -> str:
@@ -133,6 +173,7 @@ def champion_metrics(
 def gate_stage(
     evaluation: dict[str, Any],
     drift: dict[str, Any],
+    realised: dict[str, Any] | None,
     model_dir: str | Path,
     cands_path: str | Path,
     split_dir: str | Path,
@@ -144,7 +185,9 @@ def gate_stage(
     from pipelines.serving.publish import sha256
 
     champion = champion_metrics(params["publish"]["dir"], cands_path, split_dir, params)
-    decision = decide(evaluation["ranker"], evaluation["sources"], drift, champion and champion[0], params["gate"])
+    decision = decide(
+        evaluation["ranker"], evaluation["sources"], drift, champion and champion[0], params["gate"], realised
+    )
     decision["model_sha256"] = sha256([Path(model_dir) / "ranker.lgb"])
     decision["champion"] = champion[1] if champion else None
     write_json(decision, out_path)

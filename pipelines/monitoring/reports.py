@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from pipelines.core import schema as s
-from pipelines.core.files import write_json
+from pipelines.core.files import write_json, write_text
 
 if TYPE_CHECKING:
     from evidently.core.report import Snapshot
@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 EVIDENTLY_PROJECT = "shoprec"
 LOCK_FILE = "shoprec-runs.lock"  # in the workspace: reports take turns  # the project in the Evidently workspace
 NOT_RECOMMENDED = 10**6  # the rank a bought item that was not recommended gets in Evidently's table
-KEY_COLUMNS = (s.CUSTOMER, s.ITEM, "score", "label")
-MAX_CATEGORY_CODES = 10  # integer-valued features with at most this many values are categories (tier, cluster)
 
 
 def recsys_table(recs: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
@@ -53,8 +51,10 @@ def quality_report(
     k: int,
     recall_k: int,
     timestamp: datetime | None = None,
+    tag: str = "quality",
 ) -> Snapshot:
-    """Evidently's recommendation-quality metrics, with the training purchases for novelty and popularity bias."""
+    """Evidently's recommendation-quality metrics, with the training purchases for novelty and popularity bias;
+    `tag` tells the offline holdout's runs (quality) from the served lists' (realised) on the dashboard."""
     from evidently import DataDefinition, Dataset, Recsys, Report
     from evidently.metrics import (
         MAP,
@@ -92,102 +92,14 @@ def quality_report(
         Novelty(k=k),
         PopularityBiasMetric(k=k, normalize_arp=True),  # its widget also shows catalogue coverage and Gini
     ]
-    return Report(metrics, tags=["quality"]).run(
+    return Report(metrics, tags=[tag]).run(
         current,
         None,
         additional_data={"current_train_data": train},
         timestamp=timestamp,
         metadata=ran_at(),
-        name="Recommendation quality",
+        name="Recommendation quality" if tag == "quality" else "Realised performance of the served lists",
     )
-
-
-def drift_columns(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[list[str], list[str], list[str], list[str]]:
-    """(numerical features, categorical features, features that lost every value in the current sample:
-    drifted, features without values in the reference: not measured)."""
-    features = [c for c in reference.columns if c not in KEY_COLUMNS]
-    unmeasured = [c for c in features if reference[c].notna().sum() == 0]
-    lost = [c for c in features if c not in unmeasured and (c not in current or current[c].notna().sum() == 0)]
-    kept = [c for c in features if c not in unmeasured and c not in lost]
-
-    def is_code(col: pd.Series) -> bool:
-        values = col.dropna()
-        return bool((values == values.round()).all() and values.nunique() <= MAX_CATEGORY_CODES)
-
-    categorical = [c for c in kept if is_code(reference[c])]
-    return [c for c in kept if c not in categorical], categorical, lost, unmeasured
-
-
-def drift_report(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    max_share: float,
-    method: dict[str, Any],
-    timestamp: datetime | None = None,
-) -> tuple[Snapshot, dict[str, Any]]:
-    """DataDriftPreset over the ranker's input features (current vs the training reference), score
-    drift and label-rate drift; and a summary: share and names of the drifted features, rates.
-
-    `method` ({"method": "psi", "threshold": 0.2}) sets the test of every column; empty lets Evidently choose.
-    """
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
-    from evidently.presets import DataDriftPreset
-
-    numerical, categorical, lost, unmeasured = drift_columns(reference, current)
-    features = numerical + categorical
-    extra = [c for c in ("label",) if c in current]
-    definition = DataDefinition(numerical_columns=[*numerical, "score"], categorical_columns=[*categorical, *extra])
-    keep = [*features, "score", *extra]
-    metrics = [  # the preset tests each column and the share (Evidently's test is share < max_share)
-        DataDriftPreset(columns=features, drift_share=max_share, **method),
-        *[ValueDrift(column=c, **method) for c in ("score", *extra)],
-    ]
-    floats = {c: "float64" for c in [*features, "score"]}
-    snapshot = Report(metrics, tags=["drift"], include_tests=True).run(
-        Dataset.from_pandas(current[keep].astype(floats), definition),
-        Dataset.from_pandas(reference[keep].astype(floats), definition),
-        timestamp=timestamp,
-        metadata=ran_at(),
-        name="Drift of the ranker's inputs",
-    )
-    verdict = drifted_columns(snapshot)
-    drifted = [c for c in features if c in verdict] + lost  # a feature gone empty has drifted
-    n = len(features) + len(lost)
-    summary = {
-        "features": n,
-        "drifted": len(drifted),
-        "share": len(drifted) / n if n else 0.0,
-        "drifted_features": sorted(drifted),
-        "lost_features": lost,
-        "not_measured": unmeasured,
-        "score_drift": {"drifted": "score" in verdict, "value": column_drift(snapshot, "score")},
-        "reference_rows": len(reference),
-        "current_rows": len(current),
-        "reference_label_rate": float(reference["label"].mean()) if "label" in reference else None,
-        "current_label_rate": float(current["label"].mean()) if "label" in current else None,
-    }
-    if "label" in current:
-        summary["label_drift"] = {"drifted": "label" in verdict, "value": column_drift(snapshot, "label")}
-    return snapshot, summary
-
-
-def column_drift(snapshot: Snapshot, column: str) -> float:
-    """The drift score Evidently measured for one column."""
-    for result in snapshot.metric_results.values():
-        params = result.metric_value_location.metric.params
-        if params.get("type", "").endswith(":ValueDrift") and params.get("column") == column:
-            return float(result.value)
-    raise KeyError(column)
-
-
-def drifted_columns(snapshot: Snapshot) -> set[str]:
-    """Columns whose value-drift test failed (Evidently's own verdict for its chosen method)."""
-    return {
-        test["metric_config"]["params"]["column"]
-        for test in snapshot.dict()["tests"]
-        if test["status"] == "FAIL" and "Value Drift" in test.get("name", "")
-    }
 
 
 def ingest_report(clean: pd.DataFrame, timestamp: datetime | None = None) -> Snapshot:
@@ -203,22 +115,35 @@ def ingest_report(clean: pd.DataFrame, timestamp: datetime | None = None) -> Sna
 
 
 def dashboard(k: int, recall_k: int) -> Any:
-    """Panels over runs: NDCG@k, recall@recall_k, share of drifted features, rows ingested."""
+    """Panels over runs: NDCG@k and recall@recall_k offline (the holdout) and realised (the served lists on
+    the purchases that followed), share of drifted features, rows ingested."""
     from evidently.sdk.models import DashboardModel, DashboardTabModel, PanelMetric
     from evidently.sdk.panels import counter_panel, line_plot_panel
 
+    def at(metric: str, at_k: int, tag: str) -> PanelMetric:
+        labels = {"k": str(at_k), "column": "value"}
+        return PanelMetric(legend=f"{metric}@{at_k} {tag}", tags=[tag], metric=metric, metric_labels=labels)
+
     series = {
-        f"NDCG@{k}": PanelMetric(legend=f"ndcg@{k}", metric="NDCG", metric_labels={"k": str(k), "column": "value"}),
-        f"Recall@{recall_k}": PanelMetric(
-            legend=f"recall@{recall_k}", metric="RecallTopK", metric_labels={"k": str(recall_k), "column": "value"}
-        ),
+        f"NDCG@{k} (offline)": at("NDCG", k, "quality"),
+        f"NDCG@{k} (realised)": at("NDCG", k, "realised"),
+        f"Recall@{recall_k} (offline)": at("RecallTopK", recall_k, "quality"),
+        f"Recall@{recall_k} (realised)": at("RecallTopK", recall_k, "realised"),
         "Share of drifted features": PanelMetric(
             legend="share", tags=["drift"], metric="DriftedColumnsCount", metric_labels={"value_type": "share"}
         ),
         "Rows ingested": PanelMetric(legend="rows", tags=["ingest"], metric="RowCount"),
     }
     counters = [counter_panel(f"Last {title}", [m], aggregation="last", size="half") for title, m in series.items()]
-    lines = [line_plot_panel(title, [m], size="half") for title, m in series.items()]
+    plotted = {  # the realised figures beside the offline ones, on one time axis
+        f"NDCG@{k}, offline and realised": [series[f"NDCG@{k} (offline)"], series[f"NDCG@{k} (realised)"]],
+        f"Recall@{recall_k}, offline and realised": [
+            series[f"Recall@{recall_k} (offline)"],
+            series[f"Recall@{recall_k} (realised)"],
+        ],
+        **{title: [series[title]] for title in ("Share of drifted features", "Rows ingested")},
+    }
+    lines = [line_plot_panel(title, metrics, size="half") for title, metrics in plotted.items()]
     panels = counters + lines
     return DashboardModel(tabs=[DashboardTabModel(title="Monitoring", panels=[p.id for p in panels])], panels=panels)
 
@@ -291,12 +216,15 @@ def report_stage(
     runs an earlier report with that key added."""
     from pipelines.data.split import read_windows
     from pipelines.evaluation.evaluate import holdout
+    from pipelines.monitoring.drift import drift_report
+    from pipelines.monitoring.first_screen import first_screen, render_first_screen
+    from pipelines.monitoring.inputs import input_drift
     from pipelines.ranking.dataset import labels
 
     monitor, out_dir = params["monitor"], Path(out_dir)
     k, recall_k = int(monitor["k"]), int(monitor["recall_k"])
-    as_of = read_windows(Path(split_dir) / "windows.json").as_of
-    timestamp = as_of.to_pydatetime()
+    windows = read_windows(Path(split_dir) / "windows.json")
+    timestamp = windows.as_of.to_pydatetime()
     history, truth, _ = holdout(split_dir)
     current = pd.read_parquet(current_path)
     current["label"] = labels(current, truth)  # the scored rows are the evaluated customers' candidates
@@ -305,19 +233,18 @@ def report_stage(
         key: monitor[f"drift_{key}"] for key in ("method", "threshold") if monitor.get(f"drift_{key}") is not None
     }
     reference = pd.read_parquet(reference_path)
-    drift, summary = drift_report(reference, current, float(params["gate"]["max_drift_share"]), method, timestamp)
+    max_share = float(params["gate"]["max_drift_share"])
+    drift, summary = drift_report(reference, current, windows.train_start, max_share, method, timestamp)
+    clean = pd.read_parquet(clean_path)
+    summary["inputs"] = input_drift(clean, windows.as_of, monitor["inputs"])
+    summary["first_screen"] = first_screen(summary, params["gate"])
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, snapshot in (("quality", quality), ("drift", drift)):
         snapshot.save_html(str(out_dir / f"{name}.html"))
         snapshot.save_json(str(out_dir / f"{name}.json"))
+    write_text(render_first_screen(summary, windows.as_of), out_dir / "monitoring.html")
     write_json(summary, metrics_path)
-    ingest = ingest_report(pd.read_parquet(clean_path, columns=[s.CUSTOMER, s.ITEM]), timestamp)
+    ingest = ingest_report(clean[[s.CUSTOMER, s.ITEM]], timestamp)
     summary["workspace"] = add_runs(monitor["workspace"], [quality, drift, ingest], k, recall_k, monitor["run_key"])
-    log.info(
-        "reports: %d of %d features drifted (%.0f%%) -> %s",
-        summary["drifted"],
-        summary["features"],
-        100 * summary["share"],
-        out_dir,
-    )
+    log.info("reports: %s -> %s", summary["first_screen"]["headline"], out_dir)
     return summary

@@ -16,10 +16,14 @@ if TYPE_CHECKING:
 
 
 def reference_sample(
-    booster: lgb.Booster, train: list[tuple[pd.DataFrame, pd.DataFrame, np.ndarray]], rows: int, seed: int
+    booster: lgb.Booster,
+    train: list[tuple[pd.DataFrame, pd.DataFrame, np.ndarray]],
+    cutoffs: list[pd.Timestamp],
+    rows: int,
+    seed: int,
 ) -> pd.DataFrame:
-    """The drift reference: a seeded sample of the training cutoffs' rows, scored, with labels
-    (only the sampled rows are gathered and scored)."""
+    """The drift reference: a seeded sample of the training cutoffs' rows (`cutoffs`: each table's), scored,
+    with labels and their cutoff (only the sampled rows are gathered and scored)."""
     sizes = np.array([len(c) for c, _, _ in train])
     picked = np.sort(np.random.default_rng(seed).choice(sizes.sum(), min(rows, sizes.sum()), replace=False))
     window = np.searchsorted(np.cumsum(sizes), picked, side="right")
@@ -30,21 +34,29 @@ def reference_sample(
     ]
     cands, x = (pd.concat(p, ignore_index=True) for p in zip(*[(c, x) for c, x, _ in parts], strict=True))
     y = np.concatenate([y for *_, y in parts])
-    return scored_rows(cands, x, predict(booster, x), y)
+    return scored_rows(cands, x, predict(booster, x), pd.DatetimeIndex(cutoffs)[window], y)
 
 
 def scored_rows(
-    cands: pd.DataFrame, x: pd.DataFrame, scores: np.ndarray, label: np.ndarray | None = None
+    cands: pd.DataFrame,
+    x: pd.DataFrame,
+    scores: np.ndarray,
+    cutoff: pd.Timestamp | pd.DatetimeIndex,
+    label: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Scored rows as drift is measured on them: customer, item, model inputs, score (and label)."""
+    """Scored rows as drift is measured on them: customer, item, model inputs, score, the cutoff the
+    inputs were computed at (`as_of`; drift compares some features relative to it) and the label."""
     frame = pd.concat([cands[[s.CUSTOMER, s.ITEM]].reset_index(drop=True), x.reset_index(drop=True)], axis=1)
     frame["score"] = scores
+    frame[s.AS_OF] = cutoff
     if label is not None:
         frame["label"] = label
     return frame
 
 
-def monitoring_sample(cands: pd.DataFrame, x: pd.DataFrame, scores: np.ndarray, rows: int, seed: int) -> pd.DataFrame:
-    """A seeded sample of `rows` scored rows, in their original order."""
-    frame = scored_rows(cands, x, scores)
+def monitoring_sample(
+    cands: pd.DataFrame, x: pd.DataFrame, scores: np.ndarray, cutoff: pd.Timestamp, rows: int, seed: int
+) -> pd.DataFrame:
+    """A seeded sample of `rows` scored rows at `cutoff`, in their original order."""
+    frame = scored_rows(cands, x, scores, cutoff)
     return frame.sample(n=min(rows, len(frame)), random_state=seed).sort_index().reset_index(drop=True)

@@ -78,9 +78,10 @@ def asset(name: str) -> Asset:
 
 def outlets(stage: str) -> list[Asset]:
     """What a stage's task updates: its outputs in the run's directory (one asset per stage, whatever the
-    date), and for publish and report the deployments every run shares (the published versions, the
-    Evidently workspace)."""
-    shared = {"publish": [asset("published")], "report": [asset("reports/workspace")]}
+    date), and for publish, report and realised the deployments every run shares (the published versions,
+    the Evidently workspace)."""
+    workspace = [asset("reports/workspace")]
+    shared = {"publish": [asset("published")], "report": workspace, "realised": workspace}
     return [Asset(name=f"shoprec/runs/{stage}", uri=f"file://{PROJECT}/runs/{stage}"), *shared.get(stage, [])]
 
 

@@ -65,7 +65,7 @@ def rank_part(
         recs = recommend(booster, cands, x, source_names, k, scores, reasons)
     else:
         recs = top_k(cands, scores, k, positive_only=False).reset_index(drop=True)
-    sample = monitoring_sample(cands, x, scores, round(sample_share * len(cands)), seed + index)
+    sample = monitoring_sample(cands, x, scores, cutoff, round(sample_share * len(cands)), seed + index)
     kept = None
     if keep > 0:
         best = top_k(cands, scores, keep, positive_only=False)

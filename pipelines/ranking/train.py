@@ -45,7 +45,8 @@ def train_stage(
     write_json(info, model_dir / INFO_FILE)
     write_csv(importance(booster), Path(plots_dir) / "feature_importance.csv")
     sample = params["monitor"]
-    reference = reference_sample(booster, train, int(sample["sample_rows"]), int(sample["seed"]))
+    cutoffs = [w.label_windows()[name][0] for name in labelled if name.startswith("train_")]  # training_windows' order
+    reference = reference_sample(booster, train, cutoffs, int(sample["sample_rows"]), int(sample["seed"]))
     write_parquet(reference, model_dir / "reference.parquet")  # the drift reference travels with the model
     log.info("ranker: %s", info)
     return info

@@ -34,10 +34,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.core.errors import InputError
+from pipelines.core.schema import GLOBAL
 from pipelines.data.events import CUSTOMER_ID, ITEM_ID, EventLog, check_batch, parse_batch
 from pipelines.features.fresh import update_online
 from pipelines.serving.rerank import Reranker
-from pipelines.serving.score import GLOBAL
 from pipelines.serving.similar import complete_basket
 from pipelines.serving.store import ServingStore
 

@@ -33,7 +33,6 @@ from pipelines.ranking.explain import contribution_method
 from pipelines.serving.similar import similar_items
 
 log = logging.getLogger(__name__)
-GLOBAL = "*"  # the cold-start list for a country without its own
 NO_PAIRS = pd.DataFrame(columns=KEYS)  # serving has no future window to measure recall on
 PROFILE = ["rfm_tier", "rfm_score", "behaviour_cluster", "profile_keywords", "recency_days", "orders_365d"]
 
@@ -104,7 +103,7 @@ def recommendations(
 def cold_start(history: pd.DataFrame, as_of: pd.Timestamp, k: int, params: dict[str, Any]) -> pd.DataFrame:
     """Best sellers of each country with enough recent buyers, and the global list (country `*`)."""
     src = CountryPopularity(k, int(params["window_days"]), int(params["min_customers"])).fit(history, as_of)
-    frames = [src.global_.assign(country=GLOBAL, reason="a best seller right now")]
+    frames = [src.global_.assign(country=s.GLOBAL, reason="a best seller right now")]
     for country, top in src.per_country_.items():
         frames.append(top.assign(country=country, reason=f"popular in {country} right now"))
     out = pd.concat(frames, ignore_index=True)
@@ -158,7 +157,7 @@ def score_stage(
         "as_of": w.as_of.isoformat(),
         "customers": len(customers),
         **counts,
-        "cold_start_countries": sorted(c for c in cold["country"].unique() if c != GLOBAL),
+        "cold_start_countries": sorted(c for c in cold["country"].unique() if c != s.GLOBAL),
         "tiers": profiles["tier"].value_counts().to_dict(),
         "items_with_similar": int(similar[s.ITEM].nunique()),
     }

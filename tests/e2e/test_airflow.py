@@ -88,6 +88,12 @@ def test_weekly_retrain_then_daily_and_a_rerun_changes_nothing(scheduled):
     record = json.loads((run / "run.json").read_text())
     assert record["model_sha256"] == week_run["model_sha256"]  # scored with the published model
     assert record["published"]["published"] and Releases(root / "published").current() == record["published"]["version"]
+    served = json.loads((run / "metrics/realised.json").read_text())  # the weekly run's lists on the day after
+    assert served["served_version"] == week_run["published"]["version"] and served["purchasers"] > 0, served
+    assert 0 <= served["overall"]["ndcg@10"] <= served["overall"]["hitrate@10"] <= 1
+    assert sum(seg["customers"] for seg in served["segments"].values()) == served["purchasers"]
+    gate = json.loads((run / "reports/gate.json").read_text())
+    assert [c["passed"] for c in gate["checks"] if c["check"] == "realised hitrate@10"] == [True], gate
 
     before, live = digest(run), Releases(root / "published").current()
     rerun = airflow(["dags", "test", "shoprec_daily", DAY], env)  # the same day again
@@ -96,7 +102,9 @@ def test_weekly_retrain_then_daily_and_a_rerun_changes_nothing(scheduled):
     assert json.loads((run / "reports/publish.json").read_text())["reason"] == "already live"
     assert Releases(root / "published").current() == live
     runs = json.loads((root / "reports/workspace/shoprec-runs.json").read_text())
-    assert set(runs) == {f"runs/shoprec_weekly_retrain/{WEEK}", f"runs/shoprec_daily/{DAY}"}  # replaced, not added
+    daily_key = f"runs/shoprec_daily/{DAY}"
+    assert set(runs) == {f"runs/shoprec_weekly_retrain/{WEEK}", daily_key, f"{daily_key}#realised"}  # replaced
+    assert len(runs[f"{daily_key}#realised"]) == 1  # the realised run, once after the rerun
     assert record["commands"][0].startswith("shoprec ingest --data /")  # the rendered dvc.yaml commands that ran
 
 

@@ -49,7 +49,7 @@ def test_the_trained_model_passes_the_gate(project):
 def test_a_planted_distribution_shift_blocks_publishing(project, tmp_path):
     current = pd.read_parquet(project / "data/monitor/current.parquet")
     reference = pd.read_parquet(project / "models/reference.parquet")
-    features = [c for c in current.columns if c not in ("customer_id", "item_id", "score")]
+    features = [c for c in current.columns if c not in ("customer_id", "item_id", "as_of", "score")]
     shifted = current.copy()
     for c in features:  # every input moves by one reference standard deviation
         shifted[c] = shifted[c] + reference[c].std()

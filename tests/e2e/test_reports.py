@@ -74,6 +74,24 @@ def test_the_reports_render_in_chromium_and_show_the_key_numbers(project, browse
     for png in ("quality.png", "drift.png"):
         assert (tmp_path / png).stat().st_size > 50_000  # a drawn page, not a blank one
 
+    # The reviewer's first screen: the sentence, the verdict and what to look at, above the fold.
+    screen = drift["first_screen"]
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto((project / "reports/monitoring.html").resolve().as_uri(), wait_until="load")
+    page.screenshot(path=str(tmp_path / "first_screen.png"))  # the viewport only: what is seen first
+    headline, verdict = page.locator("#headline"), page.locator("#verdict")
+    assert headline.inner_text() == screen["headline"]
+    assert verdict.inner_text() == ("BLOCKS PUBLISHING" if screen["blocks"] else "DOES NOT BLOCK")
+    boxes = [locator.bounding_box() for locator in (headline, verdict, page.locator("#look-at"))]
+    assert all(box and box["y"] + box["height"] < 900 for box in boxes), boxes  # on the first screen
+    inputs = page.locator("#inputs tr").all_inner_texts()
+    assert len(inputs) == len(drift["inputs"]["checks"]) and len(page.locator("#features tr").all()) == len(
+        drift["verdicts"]
+    )
+    context.close()
+    assert (tmp_path / "first_screen.png").stat().st_size > 20_000
+
 
 @pytest.fixture
 def evidently_ui(project):
@@ -104,9 +122,13 @@ def test_the_evidently_ui_shows_two_runs_side_by_side(project, evidently_ui, bro
     assert {s["timestamp"][:10] for s in snapshots} == {as_of}  # the data's date: one time axis with scheduled runs
     assert all(s["metadata"]["ran_at"] > as_of for s in snapshots)  # the wall clock, kept beside it
     panels = {p["title"] for p in http_json(evidently_ui + f"/api/v2/dashboards/{pid}")["panels"]}
-    assert {"NDCG@10", "Recall@20", "Share of drifted features", "Rows ingested"} <= panels
+    assert {"NDCG@10, offline and realised", "Recall@20, offline and realised", "Share of drifted features"} <= panels
     series = {
-        "ndcg": {"metric": "evidently:metric_v2:NDCG", "metric_labels": {"k": "10", "column": "value"}},
+        "ndcg": {
+            "metric": "evidently:metric_v2:NDCG",
+            "metric_labels": {"k": "10", "column": "value"},
+            "tags": ["quality"],
+        },
         "drift": {"metric": "evidently:metric_v2:DriftedColumnsCount", "metric_labels": {"value_type": "share"}},
         "rows": {"metric": "evidently:metric_v2:RowCount", "metric_labels": {}},
     }

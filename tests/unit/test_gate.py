@@ -2,6 +2,7 @@
 
 import pytest
 
+from pipelines.core.errors import InputError
 from pipelines.monitoring.gate import decide, render
 
 pytestmark = pytest.mark.unit
@@ -10,8 +11,10 @@ PARAMS = {
     "min_metrics": {"ndcg@10": 0.1},
     "beat_sources_on": "ndcg@10",
     "max_drift_share": 0.5,
+    "block_on_inputs": ["quantity"],
     "compare_on": ["ndcg@10", "recall@20"],
     "max_regression": 0.02,
+    "min_realised": {},
 }
 GOOD = {"ndcg@10": 0.30, "recall@20": 0.25}
 SOURCES = {"buy_again": {"ndcg@10": 0.25}, "popularity": {"ndcg@10": 0.05}}
@@ -75,3 +78,43 @@ def test_render_is_one_block_with_the_verdict_first():
     assert lines[0] == "GATE: BLOCKED"
     assert any(line.startswith("  [FAIL] feature drift") for line in lines)
     assert all(line.startswith("  [") for line in lines[1:])
+
+
+SERVED = {
+    "served_version": "v1",
+    "purchasers": 40,
+    "days": 1.0,
+    "overall": {"customers": 40, "hitrate@10": 0.05, "ndcg@10": 0.02, "recall@20": 0.03},
+}
+
+
+def test_realised_floor_passes_at_the_floor_and_blocks_below_it():
+    floored = {**PARAMS, "min_realised": {"hitrate@10": 0.05}}
+    assert decide(GOOD, SOURCES, CALM, None, floored, SERVED)["passed"]
+    below = {**SERVED, "overall": {**SERVED["overall"], "hitrate@10": 0.0499}}
+    decision = decide(GOOD, SOURCES, CALM, None, floored, below)
+    assert failed(decision) == ["realised hitrate@10"]
+    assert "served version v1 reached hitrate@10 0.0499 on 40 purchasers' next 1 days" in render(decision)
+
+
+def test_realised_check_passes_and_says_why_before_anything_was_served():
+    floored = {**PARAMS, "min_realised": {"hitrate@10": 0.05}}
+    for nothing in (None, {"served_version": None}, {**SERVED, "purchasers": 0}):
+        decision = decide(GOOD, SOURCES, CALM, None, floored, nothing)
+        (realised,) = [c for c in decision["checks"] if c["check"] == "realised"]
+        assert realised["passed"] and "nothing to check" in realised["detail"]
+    assert all(not c["check"].startswith("realised") for c in decide(GOOD, SOURCES, CALM, None, PARAMS)["checks"])
+
+
+def test_a_realised_floor_on_an_unknown_metric_is_a_one_line_error():
+    with pytest.raises(InputError, match="gate.min_realised names metric\\(s\\) mrr@10"):
+        decide(GOOD, SOURCES, CALM, None, {**PARAMS, "min_realised": {"mrr@10": 0.1}}, SERVED)
+
+
+def test_an_input_alarm_blocks_only_when_named_in_block_on_inputs():
+    def inputs(name: str) -> dict:
+        return {"inputs": {"checks": [{"input": name, "alarm": True, "line": f"{name}: ALARM"}]}}
+
+    decision = decide(GOOD, SOURCES, {**CALM, **inputs("quantity")}, None, PARAMS)
+    assert failed(decision) == ["input quantity"] and "[FAIL] input quantity: quantity: ALARM" in render(decision)
+    assert decide(GOOD, SOURCES, {**CALM, **inputs("new_country_share")}, None, PARAMS)["passed"]

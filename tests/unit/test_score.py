@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from pipelines.serving.score import GLOBAL, cold_start, customer_profiles
+from pipelines.core.schema import GLOBAL
+from pipelines.serving.score import cold_start, customer_profiles
 from tests.conftest import interactions
 
 pytestmark = pytest.mark.unit
