@@ -4,10 +4,13 @@ The reference is a sample of the training cutoffs' rows, the current sample the 
 the two are weeks apart. Some features move over such a gap by construction, not because anything
 changed: they are compared in a form that does not (`FORMS`):
 - `history`: features that grow with the history behind the cutoff (an item's age, a customer's
-  tenure, lifetime counts) as a share of that history's length (days from the data's first day);
-- `volume`: features that scale with the shop's volume and season (popularity, units and buyers in
-  a window, source scores that count purchases) relative to their mean at the same cutoff, so a
-  Christmas that doubles every count leaves them alone and a change in their shape still shows.
+  tenure, days since a customer last bought an item) as a share of that history's length (days from
+  the data's first day);
+- `volume`: features whose level moves with the shop's volume and season, or with how long its
+  customers have been buying (popularity, units and buyers in a window, source scores that count
+  purchases, a customer's orders and spend per window, distinct items, repurchase interval)
+  relative to their mean at the same cutoff, so a Christmas that doubles every count, or a young
+  shop's customers piling up history, leaves them alone and a change in their shape still shows.
   Counts are first spread evenly within their unit (seeded uniform jitter): a count divided by a
   mean would otherwise land its atoms in other histogram bins than the reference's, a false drift.
 Every other feature is compared as it is. Evidently's DataDriftPreset tests each (PSI by default)
@@ -33,18 +36,7 @@ KEY_COLUMNS = (s.CUSTOMER, s.ITEM, s.AS_OF, "score", "label")
 MAX_CATEGORY_CODES = 10  # integer-valued features with at most this many values are categories (tier, cluster)
 HISTORY, VOLUME = "history", "volume"
 FORMS: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "age_days",
-            "tenure_days",
-            "days_since_last_purchase",
-            "mean_repurchase_interval_days",
-            "orders_365d",
-            "spend_365d",
-            "distinct_items",
-        ),
-        HISTORY,
-    ),
+    **dict.fromkeys(("age_days", "tenure_days", "days_since_last_purchase"), HISTORY),
     **dict.fromkeys(
         (
             "popularity_score",
@@ -57,15 +49,21 @@ FORMS: dict[str, str] = {
             "buyers_30d",
             "units_90d",
             "buyers_90d",
-            "trend_7_30",
-            "trend_30_90",
+            "orders_30d",
+            "spend_30d",
+            "orders_90d",
+            "spend_90d",
+            "orders_365d",
+            "spend_365d",
+            "distinct_items",
+            "mean_repurchase_interval_days",
         ),
         VOLUME,
     ),
 }
 SAID = {
     HISTORY: "as a share of the history before its cutoff, since it grows with time by construction",
-    VOLUME: "relative to its mean at the same cutoff, since it scales with the shop's volume and season",
+    VOLUME: "relative to its mean at the same cutoff, since its level moves with the shop's volume and season",
 }
 
 

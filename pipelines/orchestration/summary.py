@@ -55,7 +55,16 @@ def summarize(project: str | Path, params: dict[str, Any]) -> str:
         f"personalisation {r['personalisation@10']:.3f}, coverage {r['coverage@10']:.3f}"
     )
     drift = metrics("report")
-    lines.append(f"drift      {drift['drifted']} of {drift['features']} ranker inputs drifted ({drift['share']:.0%})")
+    lines.append(f"drift      {drift['first_screen']['headline']}  (reports/monitoring.html)")
+    realised = metrics("realised")
+    if realised.get("purchasers"):
+        o = realised["overall"]
+        lines.append(
+            f"realised   version {realised['served_version']} on {realised['purchasers']} purchasers' next "
+            f"{realised['days']:g} days: ndcg@10 {o['ndcg@10']:.4f}, hit rate@10 {o['hitrate@10']:.4f}"
+        )
+    else:
+        lines.append("realised   nothing served before this as-of date to measure")
     gate_file = project / st["gate"].metrics[0]
     if gate_file.is_file():
         from pipelines.monitoring.gate import render

@@ -97,6 +97,9 @@ def test_summary_names_the_outputs_and_the_figures(project):
     evaluation = json.loads((project / "metrics/evaluate.json").read_text())
     assert f"{evaluation['ranker']['ndcg@10']:.4f}" in out
     assert "data/recommendations/test.parquet" in out
+    drift = json.loads((project / "metrics/drift.json").read_text())
+    assert f"drift      {drift['first_screen']['headline']}" in out  # the first screen's sentence
+    assert "realised   nothing served before this as-of date" in out  # a plain repro: nothing published earlier
 
 
 def test_a_changed_param_reruns_only_what_depends_on_it(own_project):
