@@ -26,7 +26,8 @@ def gate(
     drift: str = "metrics/drift.json",
     model: str = "models",
 ):
-    args = ["--evaluation", evaluation, "--drift", drift, "--model", model, *COMMON, "--out", str(out)]
+    args = ["--evaluation", evaluation, "--drift", drift, "--realised", "metrics/realised.json", "--model", model]
+    args += [*COMMON, "--out", str(out)]
     res = shoprec("gate", *args, cwd=project)
     decision = json.loads(out.read_text())
     assert f"GATE: {decision['decision'].upper()}" in res.stderr  # the readable block is in the log
@@ -61,7 +62,7 @@ def test_a_planted_distribution_shift_blocks_publishing(project, tmp_path):
         "--metrics", str(tmp_path / "drift.json"), "--workspace", str(tmp_path / "workspace"), cwd=project,
     )  # fmt: skip
     drift = json.loads((tmp_path / "drift.json").read_text())
-    assert drift["share"] > 0.9, drift
+    assert drift["share"] > 0.5, drift  # above the gate's limit (volume forms absorb part of a uniform shift)
     decision = gate(project, tmp_path / "gate.json", drift=str(tmp_path / "drift.json"))
     assert decision["decision"] == "blocked" and failed(decision) == ["feature drift"]
 
