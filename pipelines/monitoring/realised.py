@@ -49,13 +49,11 @@ def served_lists(recs: pd.DataFrame, cold: pd.DataFrame, purchasers: pd.Index) -
     return pd.concat([personal, filled], ignore_index=True)
 
 
-def realised(
-    recs: pd.DataFrame, cold: pd.DataFrame, tiers: pd.Series, purchases: pd.DataFrame, k: int, recall_k: int
-) -> dict[str, Any]:
-    """Hit rate and NDCG at `k`, recall at `recall_k` of the served lists on `purchases`, overall and per tier."""
+def realised(shown: pd.DataFrame, tiers: pd.Series, purchases: pd.DataFrame, k: int, recall_k: int) -> dict[str, Any]:
+    """Hit rate and NDCG at `k`, recall at `recall_k` of the lists `shown` to the purchasers (`served_lists`)
+    on `purchases`, overall and per tier."""
     truth = purchases[[s.CUSTOMER, s.ITEM]].drop_duplicates()
     purchasers = pd.Index(truth[s.CUSTOMER].unique())
-    shown = served_lists(recs, cold, purchasers)
 
     def figures(customers: pd.Index) -> dict[str, float]:
         part, lists = truth[truth[s.CUSTOMER].isin(customers)], shown[shown[s.CUSTOMER].isin(customers)]
@@ -70,7 +68,6 @@ def realised(
     tier = tiers.reindex(purchasers).fillna(NEW).astype(str)
     return {
         "purchasers": len(purchasers),
-        "with_personal_list": int(purchasers.isin(recs[s.CUSTOMER]).sum()),
         "overall": figures(purchasers),
         "segments": {name: figures(pd.Index(group.index)) for name, group in tier.groupby(tier, sort=True)},
     }
@@ -98,16 +95,18 @@ def realised_stage(clean_path: str | Path, split_dir: str | Path, metrics_path: 
     recs = pd.read_parquet(directory / "recommendations.parquet", columns=[s.CUSTOMER, s.ITEM, "rank"])
     cold = pd.read_parquet(directory / "cold_start.parquet", columns=["country", s.ITEM, "rank"])
     tiers = pd.read_parquet(directory / "segments.parquet", columns=[s.CUSTOMER, "tier"]).set_index(s.CUSTOMER)["tier"]
+    purchasers = pd.Index(purchases[s.CUSTOMER].unique())
+    shown = served_lists(recs, cold, purchasers)  # once: for our figures and for Evidently's run
     result = {
         "served_version": version,
         "served_as_of": str(served_as_of),
         "as_of": str(as_of),
         "days": round((as_of - served_as_of) / pd.Timedelta(days=1), 2),
-        **realised(recs, cold, tiers, purchases, k, recall_k),
+        "with_personal_list": int(purchasers.isin(recs[s.CUSTOMER]).sum()),
+        **realised(shown, tiers, purchases, k, recall_k),
     }
     write_json(result, metrics_path)
     if result["purchasers"]:
-        shown = served_lists(recs, cold, pd.Index(purchases[s.CUSTOMER].unique()))
         snapshot = quality_report(
             shown, purchases, window(clean, None, served_as_of), k, recall_k, as_of.to_pydatetime(), tag="realised"
         )

@@ -32,8 +32,9 @@ def test_customers_without_a_personal_list_are_shown_the_global_cold_start_list(
 def test_realised_figures_match_a_hand_computed_case():
     # a bought y (rank 2) and w (not shown); c (no list) bought p (global rank 1); b bought nothing
     purchases = pd.DataFrame({s.CUSTOMER: ["a", "a", "a", "c"], s.ITEM: ["y", "w", "y", "p"]})
-    result = realised(RECS, COLD, TIERS, purchases, k=1, recall_k=2)
-    assert result["purchasers"] == 2 and result["with_personal_list"] == 1
+    shown = served_lists(RECS, COLD, pd.Index(purchases[s.CUSTOMER].unique()))
+    result = realised(shown, TIERS, purchases, k=1, recall_k=2)
+    assert result["purchasers"] == 2 and sorted(shown.loc[shown[s.ITEM] == "x", s.CUSTOMER]) == ["a"]  # a: its own list
     overall = result["overall"]
     assert overall["hitrate@1"] == pytest.approx(0.5)  # only c's first item was bought
     assert overall["ndcg@1"] == pytest.approx(0.5)
@@ -46,7 +47,7 @@ def test_realised_figures_match_a_hand_computed_case():
 
 def test_ndcg_discounts_a_hit_by_its_served_rank():
     purchases = pd.DataFrame({s.CUSTOMER: ["a"], s.ITEM: ["y"]})
-    result = realised(RECS, COLD, TIERS, purchases, k=2, recall_k=2)
+    result = realised(served_lists(RECS, COLD, pd.Index(["a"])), TIERS, purchases, k=2, recall_k=2)
     assert result["overall"]["ndcg@2"] == pytest.approx(1 / math.log2(3))
 
 
