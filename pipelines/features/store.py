@@ -29,6 +29,7 @@ import pandas as pd
 import yaml
 
 from pipelines.core import schema as s
+from pipelines.core.config import CHECKOUT
 from pipelines.core.errors import InputError
 from pipelines.features.history import EVENT_TS
 
@@ -62,6 +63,16 @@ def store_kind(params: dict[str, Any], env: dict[str, str] | None = None) -> str
     return kind
 
 
+def repo_path(params: dict[str, Any]) -> Path:
+    """`features.repo` as an absolute path: as given, or (relative and not found from the working
+    directory) inside this checkout of shoprec, which ships the feature definitions."""
+    given = Path(params["repo"])
+    for path in (given, CHECKOUT / given) if not given.is_absolute() else (given,):
+        if path.is_dir():
+            return path.resolve()
+    raise InputError(f"features.repo: {given} not found (from {Path.cwd()} nor in {CHECKOUT})")
+
+
 def open_store(params: dict[str, Any], env: dict[str, str] | None = None) -> FeatureStore:
     """A FeatureStore over `features.repo` in the chosen configuration.
 
@@ -71,7 +82,7 @@ def open_store(params: dict[str, Any], env: dict[str, str] | None = None) -> Fea
     from feast import FeatureStore
     from feast.repo_config import MaterializationConfig, RepoConfig
 
-    repo = Path(params["repo"]).resolve()
+    repo = repo_path(params)
     kind = store_kind(params, env)
     path = repo / KINDS[kind]
     if not path.is_file():
@@ -167,7 +178,7 @@ def store_spec(params: dict[str, Any]) -> dict[str, Any]:
     """The store's whole configuration as resolved here: params with an absolute repo, and the environment
     variables that choose and configure it (a dask worker may have another working directory and env)."""
     env = {k: v for k, v in os.environ.items() if k == "SHOPREC_FEATURE_STORE" or k.startswith("SHOPREC_FEAST_")}
-    return {"params": {**params, "repo": str(Path(params["repo"]).resolve())}, "env": env}
+    return {"params": {**params, "repo": str(repo_path(params))}, "env": env}
 
 
 def process_store(spec: dict[str, Any]) -> FeatureStore:
@@ -260,9 +271,9 @@ def scratch_store(
 
     root = Path(root)
     repo = root / "feature_repo"
-    if repo.resolve() != Path(params["repo"]).resolve():
+    if repo.resolve() != repo_path(params):
         shutil.rmtree(repo, ignore_errors=True)
-        shutil.copytree(Path(params["repo"]), repo, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(repo_path(params), repo, ignore=shutil.ignore_patterns("__pycache__"))
     for name, frame in tables.items():
         write_parquet(frame, root / "data" / "features" / f"{name}.parquet")
     store = open_store({**params, "repo": str(repo)}, env={} if env is None else env)

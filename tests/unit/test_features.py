@@ -307,3 +307,16 @@ def test_build_features_utc_cutoffs_and_nothing_at_or_after_as_of():
     assert (b["orders_365d"], b["distinct_items"]) == (1, 1)  # b's day-30 order is at as_of
     cp = tables["customer_product"]
     assert len(cp) == 4 and cp["last_purchase"].max() == pd.Timestamp(day(29), tz="UTC")
+
+
+def test_feature_repo_is_found_from_anywhere_and_a_missing_one_is_named(tmp_path, monkeypatch):
+    from pipelines.core.config import CHECKOUT
+    from pipelines.core.errors import InputError
+    from pipelines.features.store import repo_path
+
+    monkeypatch.chdir(tmp_path)  # e.g. `shoprec backtest --params mine.yaml` run from a shop's own folder
+    assert repo_path({"repo": "feature_repo"}) == (CHECKOUT / "feature_repo").resolve()
+    (tmp_path / "feature_repo").mkdir()  # a repo beside the working directory wins
+    assert repo_path({"repo": "feature_repo"}) == (tmp_path / "feature_repo").resolve()
+    with pytest.raises(InputError, match="features.repo: nowhere not found"):
+        repo_path({"repo": "nowhere"})
