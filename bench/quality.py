@@ -39,7 +39,7 @@ from pipelines.core.config import load_params, override
 from pipelines.data.ingest import clean, load_canonical
 from pipelines.data.split import make_windows, warm_customers, window
 from pipelines.evaluation.backtest import backtest
-from pipelines.evaluation.metrics import catalogue_coverage, ranking_metrics
+from pipelines.evaluation.metrics import catalogue_coverage, paired_bootstrap, per_customer, ranking_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 20
@@ -139,11 +139,15 @@ def peers(
     return out
 
 
+def as_str(frame: pd.DataFrame) -> pd.DataFrame:
+    """Customer and item ids as text (the backtest gives numeric ids back as numbers)."""
+    return frame.assign(**{c: frame[c].astype(str) for c in (s.CUSTOMER, s.ITEM)})
+
+
 def decomposition(lists: dict[str, pd.DataFrame], truth: pd.DataFrame, history: pd.DataFrame) -> str:
     """Where each list's NDCG@10 comes from: repurchases (items the customer bought before the test
     window) or items new to the customer; and what ordering the repurchases perfectly would reach."""
     keys = [s.CUSTOMER, s.ITEM]
-    as_str = lambda f: f.assign(**{c: f[c].astype(str) for c in keys})  # noqa: E731
     bought, truth = as_str(history[keys].drop_duplicates()), as_str(truth)
     relevant = truth[keys].drop_duplicates()
     repeats = relevant.merge(bought, on=keys)
@@ -230,6 +234,9 @@ def main() -> None:
     best_peer = max(lists, key=lambda n: rows[n]["ndcg@10"])
     ours = pd.read_parquet(out / "recommendations.parquet").rename(columns={"user_id": s.CUSTOMER, "item_id": s.ITEM})
     where = decomposition({"shoprec": ours, best_peer: lists[best_peer]}, truth, history)
+    low, high = paired_bootstrap(
+        *(per_customer(as_str(recs), as_str(truth), 10)["ndcg@10"] for recs in (ours, lists[best_peer]))
+    )
     summary = {
         "variant": args.variant,
         "as_of": w.as_of.date().isoformat(),
@@ -238,6 +245,9 @@ def main() -> None:
         "shoprec_ndcg@10": metrics["ranker"]["ndcg@10"],
         "best_competitor_ndcg@10": best_other["ndcg@10"],
         "ratio": metrics["ranker"]["ndcg@10"] / best_other["ndcg@10"],
+        "best_peer": best_peer,
+        "ratio_to_best_peer": metrics["ranker"]["ndcg@10"] / rows[best_peer]["ndcg@10"],
+        "ratio_to_best_peer_95ci": [round(low, 4), round(high, 4)],
         "recall@20_at_least_every_competitor": all(
             metrics["ranker"]["recall@20"] >= r["recall@20"] for n, r in rows.items() if not n.startswith("**")
         ),
@@ -258,11 +268,15 @@ def write_docs(key: str, text: str, summary: dict) -> None:
     path = ROOT / "docs" / "benchmarks.md"
     begin, end = f"<!-- quality:{key}:begin -->", f"<!-- quality:{key}:end -->"
     doc = path.read_text()
+    low, high = summary["ratio_to_best_peer_95ci"]
+    peer = summary["best_peer"].split(" (")[0]
     block = (
         f"{begin}\n{text}\n\n{summary['customers']} customers; shoprec / best competitor NDCG@10 = "
         f"{summary['ratio']:.3f}x; Recall@20 at least every competitor's: "
-        f"{'yes' if summary['recall@20_at_least_every_competitor'] else 'no'}; backtest {summary['backtest_s']} s "
-        f"(ranker fit {summary['ranker_fit_s']} s), peers {summary['peers_s']} s.\n{end}"
+        f"{'yes' if summary['recall@20_at_least_every_competitor'] else 'no'}; shoprec / best peer ({peer}) "
+        f"NDCG@10 = {summary['ratio_to_best_peer']:.3f}x (95% paired bootstrap over customers {low:.3f}-{high:.3f}x); "
+        f"backtest {summary['backtest_s']} s (ranker fit {summary['ranker_fit_s']} s), "
+        f"peers {summary['peers_s']} s.\n{end}"
     )
     if begin in doc:
         doc = doc[: doc.index(begin)] + block + doc[doc.index(end) + len(end) :]

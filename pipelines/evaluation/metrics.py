@@ -26,11 +26,10 @@ def _hits(recs: pd.DataFrame, truth: pd.DataFrame, k: int) -> tuple[pd.DataFrame
     return hits, n_rel
 
 
-def ranking_metrics(recs: pd.DataFrame, truth: pd.DataFrame, k: int) -> dict[str, float]:
-    """NDCG, recall, precision, hit rate, MAP and MRR at `k`, averaged over the customers in `truth`."""
+def per_customer(recs: pd.DataFrame, truth: pd.DataFrame, k: int) -> pd.DataFrame:
+    """NDCG, recall, hit rate, average precision and reciprocal rank at `k` of each customer in `truth`
+    (index: customer id; a customer with no recommendations scores 0), and their hits in `hits@k`."""
     hits, n_rel = _hits(recs, truth, k)
-    if n_rel.empty:
-        return {f"{m}@{k}": 0.0 for m in ("ndcg", "recall", "precision", "hitrate", "map", "mrr")}
     customers = n_rel.index
     hits = hits[hits[s.CUSTOMER].isin(customers)].sort_values([s.CUSTOMER, "rank"])
     discount = 1.0 / np.log2(hits["rank"].to_numpy() + 1.0)
@@ -44,15 +43,40 @@ def ranking_metrics(recs: pd.DataFrame, truth: pd.DataFrame, k: int) -> dict[str
         level=0
     ).sum().reindex(customers, fill_value=0.0) / np.minimum(n_rel, k)
     first = hits.groupby(s.CUSTOMER)["rank"].min().reindex(customers)
-    n = float(len(customers))
-    return {
-        f"ndcg@{k}": float((dcg.reindex(customers, fill_value=0.0) / idcg).sum() / n),
-        f"recall@{k}": float((n_hits / n_rel).sum() / n),
-        f"precision@{k}": float(n_hits.sum() / (k * n)),
-        f"hitrate@{k}": float((n_hits > 0).sum() / n),
-        f"map@{k}": float(ap.sum() / n),
-        f"mrr@{k}": float((1.0 / first).fillna(0.0).sum() / n),
-    }
+    return pd.DataFrame(
+        {
+            f"ndcg@{k}": dcg.reindex(customers, fill_value=0.0) / idcg,
+            f"recall@{k}": n_hits / n_rel,
+            f"hits@{k}": n_hits.astype(float),
+            f"hitrate@{k}": (n_hits > 0).astype(float),
+            f"map@{k}": ap,
+            f"mrr@{k}": (1.0 / first).fillna(0.0),
+        },
+        index=customers,
+    )
+
+
+def ranking_metrics(recs: pd.DataFrame, truth: pd.DataFrame, k: int) -> dict[str, float]:
+    """NDCG, recall, precision, hit rate, MAP and MRR at `k`, averaged over the customers in `truth`."""
+    table = per_customer(recs, truth, k)
+    if table.empty:
+        return {f"{m}@{k}": 0.0 for m in ("ndcg", "recall", "precision", "hitrate", "map", "mrr")}
+    means = table.mean()
+    out = {name: float(means[name]) for name in table.columns if not name.startswith("hits@")}
+    out[f"precision@{k}"] = float(table[f"hits@{k}"].sum() / (k * len(table)))
+    return {f"{m}@{k}": out[f"{m}@{k}"] for m in ("ndcg", "recall", "precision", "hitrate", "map", "mrr")}
+
+
+def paired_bootstrap(ours: pd.Series, theirs: pd.Series, draws: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% interval of mean(ours) / mean(theirs) over `draws` resamples of the customers (paired:
+    both series are indexed by customer and resampled together)."""
+    theirs = theirs.reindex(ours.index, fill_value=0.0)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(ours), size=(draws, len(ours)))
+    a, b = ours.to_numpy()[idx].mean(axis=1), theirs.to_numpy()[idx].mean(axis=1)
+    ratios = a / np.where(b > 0, b, np.nan)
+    low, high = np.nanpercentile(ratios, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def catalogue_coverage(recs: pd.DataFrame, k: int, n_items: int) -> float:

@@ -15,6 +15,8 @@ from pipelines.evaluation.metrics import (
     intra_list_diversity,
     item_popularity,
     novelty,
+    paired_bootstrap,
+    per_customer,
     personalisation,
     ranking_metrics,
 )
@@ -173,6 +175,37 @@ def test_metrics_average_over_customers():
     assert got["precision@2"] == pytest.approx(3 / 4)
     # map: u = (1/1 + 2/2) / 2 = 1; v = (1/2) / 1
     assert got["map@2"] == pytest.approx((1 + 0.5) / 2)
+
+
+def test_per_customer_rows_hand_computed():
+    # u: hit at rank 1 of 2 relevant -> dcg 1, idcg 1 + 1/log2(3); v: no recommendations -> 0
+    got = per_customer(recs({"u": ["a", "x"]}), truth([("u", "a"), ("u", "b"), ("v", "c")]), k=2)
+    assert got.loc["u", "ndcg@2"] == pytest.approx(1 / (1 + 1 / math.log2(3)))
+    assert got.loc["u", "recall@2"] == pytest.approx(0.5)
+    assert got.loc["v"].tolist() == [0.0] * got.shape[1]
+    assert ranking_metrics(recs({"u": ["a", "x"]}), truth([("u", "a"), ("u", "b"), ("v", "c")]), k=2)[
+        "ndcg@2"
+    ] == pytest.approx(got["ndcg@2"].mean())
+
+
+def test_paired_bootstrap_of_a_constant_ratio_is_that_ratio():
+    theirs = pd.Series([0.1, 0.4, 0.2, 0.3], index=list("abcd"))
+    assert paired_bootstrap(2 * theirs, theirs) == pytest.approx((2.0, 2.0))
+
+
+def test_paired_bootstrap_interval_holds_the_point_ratio_and_is_paired():
+    rng = np.random.default_rng(1)
+    theirs = pd.Series(rng.random(400), index=[f"c{i}" for i in range(400)])
+    ours = theirs + rng.normal(0.05, 0.01, 400)  # paired: the same customers, a small steady gain
+    low, high = paired_bootstrap(ours, theirs)
+    point = ours.mean() / theirs.mean()
+    assert low < point < high
+    assert high - low < 0.02  # pairing cancels the customers' own spread (unpaired it would be ~0.15 wide)
+    # a customer missing from `theirs` counts as 0 for them
+    assert paired_bootstrap(pd.Series([1.0, 1.0], index=["a", "b"]), pd.Series([1.0], index=["a"])) == (
+        pytest.approx(1.0),
+        pytest.approx(2.0),
+    )
 
 
 def test_keys_are_named_with_k():
