@@ -198,7 +198,7 @@ def candidates(
     from pipelines.core.config import section
 
     p = _params(params)
-    _show(candidates_stage(split_dir, out, section(p, "candidates"), metrics, p["compute"]))
+    _show(candidates_stage(split_dir, out, section(p, "candidates"), metrics, p["compute"], p["ranker"]))
 
 
 @app.command()

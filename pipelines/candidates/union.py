@@ -16,7 +16,7 @@ from pipelines.candidates.selection import budgets, fit_weights, select
 from pipelines.core import schema as s
 from pipelines.core.compute import LOCAL, Backend, open_backend
 from pipelines.core.files import parquet_parts, write_json
-from pipelines.data.split import Windows, read_split, read_windows, warm_customers, window
+from pipelines.data.split import Windows, read_split, read_windows, sample_customers, warm_customers, window
 
 KEYS = [s.CUSTOMER, s.ITEM]
 CHUNK = 1000  # customers per union pass: bounds memory at any data size (union also holds chunk x items bytes)
@@ -157,10 +157,15 @@ def candidates_at_cutoffs(
     cand_params: dict[str, Any],
     backend: Backend = LOCAL,
     out_dir: Path | None = None,
+    learn_customers: int | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Candidates at every cutoff of `w.label_windows()` (train_1..n, valid, test), sources fitted before it.
 
-    Each window's customers are its warm ones (history before it, purchases inside it). With a
+    Each window's customers are its warm ones (history before it, purchases inside it); the windows
+    the ranker learns from (all but test) keep a seeded sample of at most `learn_customers` of them
+    (`ranker.max_customers` and `ranker.seed`): the ranker learns from no more, so no more are
+    generated, and their recall is measured on that sample. With a
     `selection` section, the union is cut to per-customer budgets, with source weights tuned
     for recall on a sample of the earliest window's customers (the first training cutoff, or
     validation without one) and applied unchanged to the later windows, so no window's
@@ -183,6 +188,8 @@ def candidates_at_cutoffs(
             sample = pd.Index(np.sort(np.random.default_rng(0).choice(customers, n_tune, replace=False)))
             weights, recall = fit_weights(union(sources, sample), future, list(source_params), budget, sel)
             out["selection"] = {"weights": weights, "rrf_k": float(sel["rrf_k"]), "valid_recall_tuning_sample": recall}
+        if name != "test":
+            customers = sample_customers(customers, learn_customers, seed)
         frames: list[pd.DataFrame] = []
         with parquet_parts(Path(out_dir) / f"{name}.parquet") if out_dir else nullcontext(frames.append) as write:
             out["metrics"][name] = window_candidates(
@@ -199,14 +206,16 @@ def candidates_stage(
     cand_params: dict[str, Any],
     metrics_path: str | Path,
     compute_params: dict[str, Any],
+    ranker_params: dict[str, Any],
 ) -> dict[str, Any]:
     """The candidates step: candidates at every cutoff (`<window>.parquet`), selection weights, recall metrics;
-    the per-customer work runs on the `compute` backend."""
+    the per-customer work runs on the `compute` backend; the learning windows hold the ranker's sample."""
     split_dir, out_dir = Path(split_dir), Path(out_dir)
     w = read_windows(split_dir / "windows.json")
     df = read_split(split_dir)
     with open_backend(compute_params) as backend:
-        result = candidates_at_cutoffs(df, w, cand_params, backend, out_dir)
+        learn = {"learn_customers": ranker_params["max_customers"], "seed": int(ranker_params["seed"])}
+        result = candidates_at_cutoffs(df, w, cand_params, backend, out_dir, **learn)
     write_json({"selection": result["selection"]}, out_dir / "selection.json")
     write_json(result["metrics"], metrics_path)
     return result["metrics"]

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipelines.core import schema as s
@@ -93,6 +94,14 @@ def window(df: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp) -> p
 def warm_customers(history: pd.DataFrame, future: pd.DataFrame) -> pd.Index:
     """Customers with purchases both in the history and in the future window (the evaluated ones)."""
     return pd.Index(sorted(set(history[s.CUSTOMER]) & set(future[s.CUSTOMER])), name=s.CUSTOMER)
+
+
+def sample_customers(customers: pd.Index, max_customers: int | None, seed: int) -> pd.Index:
+    """At most `max_customers` of `customers`: a seeded sample, in their order (None, or no more: all)."""
+    if max_customers is None or len(customers) <= max_customers:
+        return customers
+    keep = np.random.default_rng(seed).choice(customers.to_numpy(), int(max_customers), replace=False)
+    return customers[customers.isin(keep)]
 
 
 def split(

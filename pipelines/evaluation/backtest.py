@@ -56,13 +56,14 @@ def prepare(
         cleaned = window(cleaned, None, pd.Timestamp(as_of))
     w = make_windows(cleaned[s.TS], {**params["split"], "as_of": as_of, "test_days": test_days})
     timings = {}
-    cands = candidates_at_cutoffs(cleaned, w, params["candidates"])
+    learn = {"learn_customers": params["ranker"]["max_customers"], "seed": int(params["ranker"]["seed"])}
+    cands = candidates_at_cutoffs(cleaned, w, params["candidates"], **learn)
     timings["candidates"] = round(time.perf_counter() - started, 2)
     local = {**params["features"], "store": "local"}
     store = scratch_store(out_dir / "_feast", build_features(cleaned, w, local), local)
     timings["features"] = round(time.perf_counter() - started - sum(timings.values()), 2)
     names = list(params["candidates"]["sources"])
-    inputs = labelled_windows({n: cands[n] for n in w.label_windows()}, cleaned, w, names, store, params["ranker"])
+    inputs = labelled_windows({n: cands[n] for n in w.label_windows()}, cleaned, w, names, store)
     return Prepared(cleaned, w, cands, inputs, numeric_ids, timings)
 
 

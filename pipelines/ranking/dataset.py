@@ -49,29 +49,6 @@ def feature_table(
     return x
 
 
-def cap_customers(cands: pd.DataFrame | str | Path, max_customers: int | None, seed: int) -> pd.DataFrame:
-    """At most `max_customers` customers' candidates (a seeded sample of whole customers; None: all).
-
-    `cands` is a frame or a candidates file; from a file the customer column is read first and then
-    only the kept customers' rows, the same sample as from its frame.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    if isinstance(cands, pd.DataFrame):
-        customers = cands[s.CUSTOMER].unique()
-    else:
-        customers = pc.unique(pq.read_table(cands, columns=[s.CUSTOMER]).column(s.CUSTOMER))
-        customers = customers.to_numpy(zero_copy_only=False)
-    if max_customers is None or len(customers) <= max_customers:
-        return cands if isinstance(cands, pd.DataFrame) else pd.read_parquet(cands)
-    keep = np.random.default_rng(seed).choice(customers, int(max_customers), replace=False)
-    if isinstance(cands, pd.DataFrame):
-        return cands[cands[s.CUSTOMER].isin(keep)].reset_index(drop=True)
-    return pq.read_table(cands, filters=pc.field(s.CUSTOMER).isin(pa.array(keep))).to_pandas()
-
-
 def labels(cands: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
     """1 where the customer bought the item in `future`, else 0 (aligned with `cands`)."""
     bought = pd.MultiIndex.from_frame(future[[s.CUSTOMER, s.ITEM]].drop_duplicates())
@@ -84,17 +61,13 @@ def labelled_windows(
     w: Windows,
     source_names: list[str],
     store: FeatureStore | None,
-    ranker_params: dict[str, Any] | None = None,
 ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame, np.ndarray]]:
-    """(candidates, features, labels) of every window in `cands` (frames or files), each at its own cutoff.
-    The windows the ranker learns from (all but test) keep at most `ranker.max_customers` customers,
-    capped before the join (and, from a file, before pandas holds them)."""
-    rp = ranker_params or {}
+    """(candidates, features, labels) of every window in `cands` (frames or files), each at its own cutoff
+    (the learning windows hold the ranker's sample of customers already: `candidates_at_cutoffs`)."""
     out = {}
     for name, (start, end) in w.label_windows().items():
         if name in cands:
-            cap = None if name == "test" else rp["max_customers"]
-            window_cands = cap_customers(cands[name], cap, int(rp["seed"]))
+            window_cands = cands[name] if isinstance(cands[name], pd.DataFrame) else pd.read_parquet(cands[name])
             future = frame[(frame[s.TS] >= start) & (frame[s.TS] < end)]
             out[name] = (
                 window_cands,

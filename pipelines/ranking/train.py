@@ -34,7 +34,7 @@ def train_stage(
     frame = read_split(split_dir, ("train", "valid"), columns=[s.CUSTOMER, s.ITEM, s.TS])  # for the labels
     names = list(params["candidates"]["sources"])
     cands = {n: cands_dir / f"{n}.parquet" for n in w.label_windows() if n != "test"}
-    labelled = labelled_windows(cands, frame, w, names, applied_store(params["features"]), params["ranker"])
+    labelled = labelled_windows(cands, frame, w, names, applied_store(params["features"]))
     train = training_windows(labelled)
     with open_backend(params["compute"]) as backend:
         booster, info = fit(train, labelled["valid"], params["ranker"], backend)

@@ -275,15 +275,20 @@ def test_customer_partitions_hold_whole_customers_in_order(tmp_path):
     assert rows == 0 and only.empty and list(only.columns) == list(cands.columns)
 
 
-def test_cap_customers_keeps_a_seeded_sample_of_whole_customers(tmp_path):
-    from pipelines.ranking.dataset import cap_customers
+def test_the_learning_windows_hold_the_rankers_sample_of_customers_and_test_holds_everyone(clean_interactions):
+    from pipelines.data.split import sample_customers
 
-    cands = pd.DataFrame({"customer_id": np.repeat([f"c{i}" for i in range(10)], 3), "item_id": list("xyz") * 10})
-    assert cap_customers(cands, None, 0) is cands and cap_customers(cands, 10, 0) is cands
-    capped = cap_customers(cands, 4, 1)
-    assert capped["customer_id"].nunique() == 4 and (capped.groupby("customer_id").size() == 3).all()
-    pd.testing.assert_frame_equal(capped, cap_customers(cands, 4, 1))
-    assert capped["customer_id"].is_monotonic_increasing  # rows stay grouped by customer, in order
-    cands.to_parquet(tmp_path / "cands.parquet", index=False)  # from a file: the same sample
-    pd.testing.assert_frame_equal(cap_customers(tmp_path / "cands.parquet", 4, 1), capped)
-    pd.testing.assert_frame_equal(cap_customers(tmp_path / "cands.parquet", None, 1), cands)
+    w = make_windows(clean_interactions["timestamp"], shipped("split", train_cutoffs=1))
+    cand_params = {"sources": {"buy_again": source("buy_again", n=20), "popularity": source("popularity", n=10)}}
+    full = candidates_at_cutoffs(clean_interactions, w, cand_params)
+    capped = candidates_at_cutoffs(clean_interactions, w, cand_params, learn_customers=30, seed=3)
+    for name in w.label_windows():
+        everyone = pd.Index(full[name]["customer_id"].unique())
+        if name == "test":
+            pd.testing.assert_frame_equal(capped[name], full[name])
+            continue
+        kept = sample_customers(everyone, 30, 3)  # the sample the ranker used to draw from the whole window
+        assert len(everyone) > 30 and len(kept) == 30
+        assert capped["metrics"][name]["customers"] == 30
+        expected = full[name][full[name]["customer_id"].isin(kept)].reset_index(drop=True)
+        pd.testing.assert_frame_equal(capped[name], expected)  # whole customers, the same rows as before

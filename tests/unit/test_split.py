@@ -132,3 +132,13 @@ def test_cutoff_step_defaults_to_the_validation_length():
     assert make_windows(ts, {**base, "cutoff_step_days": 30}) == w
     with pytest.raises(InputError, match="cutoff_step_days"):
         make_windows(ts, {**base, "cutoff_step_days": -1})
+
+
+def test_sample_customers_is_seeded_ordered_and_keeps_small_sets_whole():
+    from pipelines.data.split import sample_customers
+
+    customers = pd.Index([f"c{i:02d}" for i in range(20)], name="customer_id")
+    assert sample_customers(customers, None, 0) is customers and sample_customers(customers, 20, 0) is customers
+    got = sample_customers(customers, 5, 1)
+    assert len(got) == 5 and got.is_monotonic_increasing and got.isin(customers).all()
+    assert got.equals(sample_customers(customers, 5, 1)) and not got.equals(sample_customers(customers, 5, 2))
