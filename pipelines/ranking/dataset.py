@@ -7,7 +7,7 @@ Labels: 1 when the customer bought the item in the window that follows the cutof
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
