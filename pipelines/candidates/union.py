@@ -151,6 +151,11 @@ def window_candidates(
     return metrics
 
 
+def learning_sample(ranker_params: dict[str, Any]) -> dict[str, Any]:
+    """`candidates_at_cutoffs`' sample of the learning windows' customers from the `ranker` params."""
+    return {"learn_customers": ranker_params["max_customers"], "seed": int(ranker_params["seed"])}
+
+
 def candidates_at_cutoffs(
     df: pd.DataFrame,
     w: Windows,
@@ -164,8 +169,9 @@ def candidates_at_cutoffs(
 
     Each window's customers are its warm ones (history before it, purchases inside it); the windows
     the ranker learns from (all but test) keep a seeded sample of at most `learn_customers` of them
-    (`ranker.max_customers` and `ranker.seed`): the ranker learns from no more, so no more are
-    generated, and their recall is measured on that sample. With a
+    (`learning_sample`): the ranker learns from no more, so no more are generated, and their recall
+    is measured on that sample. (It is the sample the ranker once drew from a window's candidates
+    whenever every warm customer has one, as buy_again gives them.) With a
     `selection` section, the union is cut to per-customer budgets, with source weights tuned
     for recall on a sample of the earliest window's customers (the first training cutoff, or
     validation without one) and applied unchanged to the later windows, so no window's
@@ -184,8 +190,7 @@ def candidates_at_cutoffs(
         sources = fit_sources(history, start, source_params)
         budget = budgets(history, customers, sel) if sel else None
         if sel and out["selection"] is None:
-            n_tune = min(int(sel["tune_customers"]), len(customers))
-            sample = pd.Index(np.sort(np.random.default_rng(0).choice(customers, n_tune, replace=False)))
+            sample = sample_customers(customers, int(sel["tune_customers"]), 0)
             weights, recall = fit_weights(union(sources, sample), future, list(source_params), budget, sel)
             out["selection"] = {"weights": weights, "rrf_k": float(sel["rrf_k"]), "valid_recall_tuning_sample": recall}
         if name != "test":
@@ -214,8 +219,7 @@ def candidates_stage(
     w = read_windows(split_dir / "windows.json")
     df = read_split(split_dir)
     with open_backend(compute_params) as backend:
-        learn = {"learn_customers": ranker_params["max_customers"], "seed": int(ranker_params["seed"])}
-        result = candidates_at_cutoffs(df, w, cand_params, backend, out_dir, **learn)
+        result = candidates_at_cutoffs(df, w, cand_params, backend, out_dir, **learning_sample(ranker_params))
     write_json({"selection": result["selection"]}, out_dir / "selection.json")
     write_json(result["metrics"], metrics_path)
     return result["metrics"]

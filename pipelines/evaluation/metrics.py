@@ -68,14 +68,18 @@ def ranking_metrics(recs: pd.DataFrame, truth: pd.DataFrame, k: int) -> dict[str
 
 
 def paired_bootstrap(ours: pd.Series, theirs: pd.Series, draws: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95% interval of mean(ours) / mean(theirs) over `draws` resamples of the customers (paired:
-    both series are indexed by customer and resampled together)."""
-    theirs = theirs.reindex(ours.index, fill_value=0.0)
+    """95% interval of mean(ours) / mean(theirs) over `draws` resamples of the customers (paired: both
+    are indexed by customer and resampled together; a customer missing from one counts 0 there).
+    Resamples where theirs averages 0 have no ratio and are left out."""
+    index = ours.index.union(theirs.index)
+    a, b = (x.reindex(index, fill_value=0.0).to_numpy(dtype=float) for x in (ours, theirs))
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(ours), size=(draws, len(ours)))
-    a, b = ours.to_numpy()[idx].mean(axis=1), theirs.to_numpy()[idx].mean(axis=1)
-    ratios = a / np.where(b > 0, b, np.nan)
-    low, high = np.nanpercentile(ratios, [2.5, 97.5])
+    ratios = []
+    for lo in range(0, draws, 100):  # 100 resamples at a time: memory holds 100 x customers indices
+        idx = rng.integers(0, len(index), size=(min(100, draws - lo), len(index)))
+        mean_b = b[idx].mean(axis=1)
+        ratios.append(a[idx].mean(axis=1) / np.where(mean_b > 0, mean_b, np.nan))
+    low, high = np.nanpercentile(np.concatenate(ratios), [2.5, 97.5])
     return float(low), float(high)
 
 

@@ -63,14 +63,16 @@ def store_kind(params: dict[str, Any], env: dict[str, str] | None = None) -> str
     return kind
 
 
-def repo_path(params: dict[str, Any]) -> Path:
-    """`features.repo` as an absolute path: as given, or (relative and not found from the working
-    directory) inside this checkout of shoprec, which ships the feature definitions."""
+def definitions(params: dict[str, Any]) -> Path:
+    """The feature definitions a scratch store copies: `features.repo` as given, or (relative and not
+    found from the working directory) inside this checkout of shoprec, which ships them. Only for
+    copying: a project's own store always opens `features.repo` from the working directory."""
     given = Path(params["repo"])
-    for path in (given, CHECKOUT / given) if not given.is_absolute() else (given,):
+    where = (given,) if given.is_absolute() else (given, CHECKOUT / given)
+    for path in where:
         if path.is_dir():
             return path.resolve()
-    raise InputError(f"features.repo: {given} not found (from {Path.cwd()} nor in {CHECKOUT})")
+    raise InputError(f"features.repo: {given} not found (looked in {', '.join(str(p) for p in where)})")
 
 
 def open_store(params: dict[str, Any], env: dict[str, str] | None = None) -> FeatureStore:
@@ -82,7 +84,7 @@ def open_store(params: dict[str, Any], env: dict[str, str] | None = None) -> Fea
     from feast import FeatureStore
     from feast.repo_config import MaterializationConfig, RepoConfig
 
-    repo = repo_path(params)
+    repo = Path(params["repo"]).resolve()
     kind = store_kind(params, env)
     path = repo / KINDS[kind]
     if not path.is_file():
@@ -178,7 +180,7 @@ def store_spec(params: dict[str, Any]) -> dict[str, Any]:
     """The store's whole configuration as resolved here: params with an absolute repo, and the environment
     variables that choose and configure it (a dask worker may have another working directory and env)."""
     env = {k: v for k, v in os.environ.items() if k == "SHOPREC_FEATURE_STORE" or k.startswith("SHOPREC_FEAST_")}
-    return {"params": {**params, "repo": str(repo_path(params))}, "env": env}
+    return {"params": {**params, "repo": str(Path(params["repo"]).resolve())}, "env": env}
 
 
 def process_store(spec: dict[str, Any]) -> FeatureStore:
@@ -271,9 +273,10 @@ def scratch_store(
 
     root = Path(root)
     repo = root / "feature_repo"
-    if repo.resolve() != repo_path(params):
+    source = definitions(params)
+    if repo.resolve() != source:
         shutil.rmtree(repo, ignore_errors=True)
-        shutil.copytree(repo_path(params), repo, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(source, repo, ignore=shutil.ignore_patterns("__pycache__"))
     for name, frame in tables.items():
         write_parquet(frame, root / "data" / "features" / f"{name}.parquet")
     store = open_store({**params, "repo": str(repo)}, env={} if env is None else env)

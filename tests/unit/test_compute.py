@@ -279,9 +279,13 @@ def test_the_learning_windows_hold_the_rankers_sample_of_customers_and_test_hold
     from pipelines.data.split import sample_customers
 
     w = make_windows(clean_interactions["timestamp"], shipped("split", train_cutoffs=1))
-    cand_params = {"sources": {"buy_again": source("buy_again", n=20), "popularity": source("popularity", n=10)}}
+    cand_params = {
+        "sources": {"buy_again": source("buy_again", n=20), "popularity": source("popularity", n=10)},
+        "selection": shipped("candidates")["selection"] | {"mean_per_customer": 15, "tune_customers": 40},
+    }
     full = candidates_at_cutoffs(clean_interactions, w, cand_params)
     capped = candidates_at_cutoffs(clean_interactions, w, cand_params, learn_customers=30, seed=3)
+    assert capped["selection"] == full["selection"]  # tuned on the whole earliest window, as before
     for name in w.label_windows():
         everyone = pd.Index(full[name]["customer_id"].unique())
         if name == "test":

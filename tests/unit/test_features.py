@@ -309,14 +309,17 @@ def test_build_features_utc_cutoffs_and_nothing_at_or_after_as_of():
     assert len(cp) == 4 and cp["last_purchase"].max() == pd.Timestamp(day(29), tz="UTC")
 
 
-def test_feature_repo_is_found_from_anywhere_and_a_missing_one_is_named(tmp_path, monkeypatch):
+def test_a_scratch_store_finds_the_feature_definitions_from_anywhere_and_a_missing_one_is_named(tmp_path, monkeypatch):
     from pipelines.core.config import CHECKOUT
     from pipelines.core.errors import InputError
-    from pipelines.features.store import repo_path
+    from pipelines.features.store import definitions
 
     monkeypatch.chdir(tmp_path)  # e.g. `shoprec backtest --params mine.yaml` run from a shop's own folder
-    assert repo_path({"repo": "feature_repo"}) == (CHECKOUT / "feature_repo").resolve()
+    assert definitions({"repo": "feature_repo"}) == (CHECKOUT / "feature_repo").resolve()
     (tmp_path / "feature_repo").mkdir()  # a repo beside the working directory wins
-    assert repo_path({"repo": "feature_repo"}) == (tmp_path / "feature_repo").resolve()
+    assert definitions({"repo": "feature_repo"}) == (tmp_path / "feature_repo").resolve()
+    assert definitions({"repo": str(tmp_path / "feature_repo")}) == (tmp_path / "feature_repo").resolve()
     with pytest.raises(InputError, match="features.repo: nowhere not found"):
-        repo_path({"repo": "nowhere"})
+        definitions({"repo": "nowhere"})
+    with pytest.raises(InputError, match=r"looked in /nowhere\)"):  # absolute: looked for there only
+        definitions({"repo": "/nowhere"})

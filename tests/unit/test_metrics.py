@@ -201,10 +201,14 @@ def test_paired_bootstrap_interval_holds_the_point_ratio_and_is_paired():
     point = ours.mean() / theirs.mean()
     assert low < point < high
     assert high - low < 0.02  # pairing cancels the customers' own spread (unpaired it would be ~0.15 wide)
-    # a customer missing from `theirs` counts as 0 for them
+    # a customer missing from one side counts as 0 there, whichever side it is
     assert paired_bootstrap(pd.Series([1.0, 1.0], index=["a", "b"]), pd.Series([1.0], index=["a"])) == (
         pytest.approx(1.0),
         pytest.approx(2.0),
+    )
+    assert paired_bootstrap(pd.Series([1.0], index=["a"]), pd.Series([1.0, 1.0], index=["a", "b"])) == (
+        pytest.approx(0.0),  # a resample of b alone: 0 / 1
+        pytest.approx(1.0),
     )
 
 
