@@ -285,7 +285,11 @@ def scratch_store(
 
 
 def historical_features(
-    store: FeatureStore, entities: pd.DataFrame, service: str = "ranker", chunk_rows: int = 500_000
+    store: FeatureStore,
+    entities: pd.DataFrame,
+    service: str = "ranker",
+    chunk_rows: int = 500_000,
+    snapshot: bool = False,
 ) -> pd.DataFrame:
     """Point-in-time join of `service` onto customer x item rows stamped `event_timestamp` (the cutoff).
 
@@ -294,6 +298,11 @@ def historical_features(
     (customer; item; customer x item) is retrieved once per distinct key and timestamp, not once
     per row: a customer's snapshot is joined once, not once per candidate item. The joins run
     `chunk_rows` distinct rows at a time, which bounds memory whatever the training set's size.
+
+    `snapshot`, for a step that joins partition after partition at one timestamp (scoring): each
+    group is retrieved once per process for every entity its sources hold (`_snapshot`), and each
+    call only looks its rows up; an entity the sources do not hold gets what Feast gives any such
+    entity at that time. The same values as without it (an integer feature may come back as a float).
     """
     missing = [c for c in (s.CUSTOMER, s.ITEM, EVENT_TS) if c not in entities]
     if missing:
@@ -301,21 +310,57 @@ def historical_features(
     out = entities.reset_index(drop=True).copy()
     ts = pd.to_datetime(out[EVENT_TS])
     out[EVENT_TS] = ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
+    one_time = out[EVENT_TS].nunique() == 1
     columns = [out]
     with _inside(store):
-        for keys, refs in _retrievals(store, service):
+        for keys, refs, views in _retrievals(store, service):
             by = out[[*keys, EVENT_TS]]
-            rows = by.drop_duplicates(ignore_index=True)  # in order of first appearance, as ngroup numbers them
-            rows = rows.assign(**{AS_OF: rows[EVENT_TS], "_row": range(len(rows))})
-            names = [ref.split(":", 1)[1] for ref in refs]
-            parts = []
-            for lo in range(0, max(len(rows), 1), chunk_rows):
-                with _dropping_duckdb_views():
-                    job = store.get_historical_features(entity_df=rows.iloc[lo : lo + chunk_rows], features=refs)
-                    parts.append(job.to_df().sort_values("_row")[names])
-            at = by.groupby([*keys, EVENT_TS], sort=False).ngroup().to_numpy()
-            columns.append(pd.concat(parts, ignore_index=True).iloc[at].reset_index(drop=True))
+            if snapshot and one_time and all(set(keys) == {c.name for c in v.entity_columns} for v in views):
+                known, feats = _snapshot(store, keys, refs, views, out[EVENT_TS].iloc[0], chunk_rows)
+                at = known.get_indexer(pd.MultiIndex.from_frame(by[keys]) if len(keys) > 1 else by[keys[0]])
+                at[at < 0] = len(feats) - 1  # the last row: an entity the sources do not hold
+            else:
+                feats = _retrieve(store, by.drop_duplicates(ignore_index=True), refs, chunk_rows)
+                at = by.groupby([*keys, EVENT_TS], sort=False).ngroup().to_numpy()  # drop_duplicates' order
+            columns.append(feats.iloc[at].reset_index(drop=True))
     return pd.concat(columns, axis=1)[[*entities.columns, *service_features(store, service)]]
+
+
+def _retrieve(store: FeatureStore, rows: pd.DataFrame, refs: list[str], chunk_rows: int) -> pd.DataFrame:
+    """Feast's point-in-time join of `refs` for distinct entity rows (keys, event_timestamp), in their
+    order, `chunk_rows` at a time; the request time of an on-demand view is the row's timestamp."""
+    rows = rows.assign(**{AS_OF: rows[EVENT_TS], "_row": range(len(rows))})
+    names = [ref.split(":", 1)[1] for ref in refs]
+    parts = []
+    for lo in range(0, max(len(rows), 1), chunk_rows):
+        with _dropping_duckdb_views():
+            job = store.get_historical_features(entity_df=rows.iloc[lo : lo + chunk_rows], features=refs)
+            parts.append(job.to_df().sort_values("_row")[names])
+    return pd.concat(parts, ignore_index=True)
+
+
+_SNAPSHOTS: dict[tuple, tuple[pd.Index, pd.DataFrame]] = {}  # this process's, one per group of views
+UNKNOWN_ENTITY = "\x00shoprec:unknown"  # a key no source holds
+
+
+def _snapshot(
+    store: FeatureStore, keys: list[str], refs: list[str], views: list[Any], when: pd.Timestamp, chunk_rows: int
+) -> tuple[pd.Index, pd.DataFrame]:
+    """Every entity of the views' source files joined at `when` (retrieved once per process while the
+    files are unchanged): their keys, and their features with one more row last, an unknown entity's."""
+    import pyarrow.parquet as pq
+
+    paths = [Path(store.config.repo_path, v.batch_source.path).resolve() for v in views]
+    stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+    key = (str(store.config.repo_path), tuple(keys), tuple(refs), when, stamp)
+    if key not in _SNAPSHOTS:
+        _SNAPSHOTS.pop(next((k for k in _SNAPSHOTS if k[:3] == key[:3]), None), None)  # one time per group
+        held = pd.concat([pq.read_table(p, columns=keys).to_pandas() for p in paths]).drop_duplicates()
+        rows = pd.concat([held, pd.DataFrame({k: [UNKNOWN_ENTITY] for k in keys})], ignore_index=True)
+        feats = _retrieve(store, rows.assign(**{EVENT_TS: when}), refs, chunk_rows)
+        known = pd.MultiIndex.from_frame(held) if len(keys) > 1 else pd.Index(held[keys[0]])
+        _SNAPSHOTS[key] = (known, feats)
+    return _SNAPSHOTS[key]
 
 
 @contextlib.contextmanager
@@ -341,11 +386,11 @@ def _views(con: Any) -> set[str]:
     return {row[0] for row in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
 
 
-def _retrievals(store: FeatureStore, service: str) -> list[tuple[list[str], list[str]]]:
+def _retrievals(store: FeatureStore, service: str) -> list[tuple[list[str], list[str], list[Any]]]:
     """The service's feature references grouped by the entity keys their views join on (an on-demand
-    view joins on the keys of the views it reads): [(keys, ["view:feature", ...]), ...]."""
+    view joins on the keys of the views it reads): [(keys, ["view:feature", ...], [batch views]), ...]."""
     views = {view.name: view for view in store.list_feature_views()}
-    groups: dict[tuple[str, ...], list[str]] = {}
+    groups: dict[tuple[str, ...], tuple[list[str], dict[str, Any]]] = {}
     for projection in store.get_feature_service(service).feature_view_projections:
         if projection.name in views:
             sources = [views[projection.name]]
@@ -353,8 +398,10 @@ def _retrievals(store: FeatureStore, service: str) -> list[tuple[list[str], list
             odfv = store.get_on_demand_feature_view(projection.name)
             sources = [views[p.name] for p in odfv.source_feature_view_projections.values()]
         keys = tuple(sorted({field.name for view in sources for field in view.entity_columns}))
-        groups.setdefault(keys, []).extend(f"{projection.name_to_use()}:{f.name}" for f in projection.features)
-    return [(list(keys), refs) for keys, refs in groups.items()]
+        refs, batch = groups.setdefault(keys, ([], {}))
+        refs.extend(f"{projection.name_to_use()}:{f.name}" for f in projection.features)
+        batch.update((view.name, view) for view in sources)
+    return [(list(keys), refs, list(batch.values())) for keys, (refs, batch) in groups.items()]
 
 
 def service_features(store: FeatureStore, service: str) -> list[str]:

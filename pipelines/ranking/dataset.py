@@ -26,9 +26,14 @@ def source_columns(source_names: list[str]) -> list[str]:
 
 
 def feature_table(
-    cands: pd.DataFrame, cutoff: pd.Timestamp, source_names: list[str], store: FeatureStore | None
+    cands: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    source_names: list[str],
+    store: FeatureStore | None,
+    snapshot: bool = False,
 ) -> pd.DataFrame:
-    """Model inputs for `cands` (row for row): source columns and the Feast `ranker` features.
+    """Model inputs for `cands` (row for row): source columns and the Feast `ranker` features
+    (`snapshot`: for partition after partition at one cutoff, see `historical_features`).
 
     No calendar context: with a few training cutoffs a date feature only identifies the cutoff,
     and the test cutoff's value is never seen in training.
@@ -40,7 +45,7 @@ def feature_table(
     x["n_sources"] = (cands[[f"{n}_score" for n in source_names]].to_numpy() > 0).sum(axis=1)
     if store is not None:
         entities = cands[[s.CUSTOMER, s.ITEM]].reset_index(drop=True).assign(**{EVENT_TS: cutoff})
-        feats = historical_features(store, entities).drop(columns=[s.CUSTOMER, s.ITEM, EVENT_TS])
+        feats = historical_features(store, entities, snapshot=snapshot).drop(columns=[s.CUSTOMER, s.ITEM, EVENT_TS])
         tier = pd.Categorical(feats.pop("rfm_tier"), categories=list(TIERS))
         feats["rfm_tier"] = np.where(tier.codes >= 0, tier.codes, np.nan)  # 0 = champion ... 4 = hibernating
         top, category = feats.pop("top_category"), feats.pop("category")

@@ -59,7 +59,7 @@ def rank_part(
     from pipelines.features.store import process_store
 
     index, cands = part
-    x = feature_table(cands, cutoff, source_names, process_store(store))
+    x = feature_table(cands, cutoff, source_names, process_store(store), snapshot=True)  # one cutoff, many parts
     scores = predict(booster, x)
     if reasons is not None:
         recs = recommend(booster, cands, x, source_names, k, scores, reasons)

@@ -11,7 +11,15 @@ import pytest
 
 from pipelines.data.split import Windows
 from pipelines.features.history import EVENT_TS
-from pipelines.features.store import _inside, _views, historical_features, materialize, online_features, scratch_store
+from pipelines.features.store import (
+    _SNAPSHOTS,
+    _inside,
+    _views,
+    historical_features,
+    materialize,
+    online_features,
+    scratch_store,
+)
 from tests.conftest import feature_project, interactions
 
 pytestmark = pytest.mark.e2e
@@ -131,6 +139,26 @@ def test_events_at_or_after_the_entity_timestamp_never_reach_the_join(store, tmp
     assert later.loc[("c1", "A"), "units_30d"] == 6  # c1 (day 80), c9 (day 81), c3 (day 90)
 
 
+def test_a_snapshot_gives_each_row_what_the_join_of_that_row_gives(store):
+    # scoring joins partition after partition at one time: each group of views is retrieved once for
+    # every entity its sources hold; unknown customers and pairs get what Feast gives them
+    _SNAPSHOTS.clear()
+    parts = [
+        pd.concat([entities(day(80)), entities(day(80))[::-1]], ignore_index=True),
+        pd.DataFrame({"customer_id": ["c9", "c2", "c1"], "item_id": ["A", "Z", "C"], EVENT_TS: day(80)}),
+    ]
+    for rows in parts:
+        got = historical_features(store, rows.set_index(np.arange(7, 7 + len(rows))), snapshot=True)
+        pd.testing.assert_frame_equal(got, historical_features(store, rows), check_dtype=False)  # ints may be floats
+    assert len(_SNAPSHOTS) == 3  # customer, product, customer x product: retrieved once for both parts
+    later = entities(day(90))
+    snap, plain = historical_features(store, later, snapshot=True), historical_features(store, later)
+    pd.testing.assert_frame_equal(snap, plain, check_dtype=False)
+    assert len(_SNAPSHOTS) == 3  # another time replaces each group's snapshot, not beside it
+    assert all(key[3] == day(90).tz_localize("UTC") for key in _SNAPSHOTS)
+    assert historical_features(store, parts[1], snapshot=True).loc[0, "customer_id"] == "c9"
+
+
 def test_a_value_older_than_the_ttl_is_not_served(tmp_path):
     fs, params = feature_project(tmp_path, clean(ROWS), WINDOWS)
     customer = pd.read_parquet(tmp_path / "data" / "features" / "customer.parquet")
@@ -147,6 +175,9 @@ def test_a_value_older_than_the_ttl_is_not_served(tmp_path):
         {"customer_id": "c2", "item_id": "B", "event_timestamp": [last + ttl, last + ttl + pd.Timedelta(days=1)]}
     )
     got = historical_features(fs, rows)
+    for i in (0, 1):  # each time alone through the snapshot: the same
+        one = historical_features(fs, rows.iloc[[i]], snapshot=True)
+        pd.testing.assert_frame_equal(one, got.iloc[[i]].reset_index(drop=True), check_dtype=False)
     assert got.loc[0, "orders_365d"] == 1  # exactly at the TTL: still served
     assert np.isnan(got.loc[1, "orders_365d"])  # a day later: expired
     assert got.loc[1, "times_bought"] == 1  # the customer x product view has its own, longer TTL
