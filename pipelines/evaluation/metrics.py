@@ -27,8 +27,8 @@ def _hits(recs: pd.DataFrame, truth: pd.DataFrame, k: int) -> tuple[pd.DataFrame
 
 
 def per_customer(recs: pd.DataFrame, truth: pd.DataFrame, k: int) -> pd.DataFrame:
-    """NDCG, recall, hit rate, average precision and reciprocal rank at `k` of each customer in `truth`
-    (index: customer id; a customer with no recommendations scores 0), and their hits in `hits@k`."""
+    """NDCG, recall, precision, hit rate, average precision and reciprocal rank at `k` of each customer
+    in `truth` (index: customer id; a customer with no recommendations scores 0)."""
     hits, n_rel = _hits(recs, truth, k)
     customers = n_rel.index
     hits = hits[hits[s.CUSTOMER].isin(customers)].sort_values([s.CUSTOMER, "rank"])
@@ -47,7 +47,7 @@ def per_customer(recs: pd.DataFrame, truth: pd.DataFrame, k: int) -> pd.DataFram
         {
             f"ndcg@{k}": dcg.reindex(customers, fill_value=0.0) / idcg,
             f"recall@{k}": n_hits / n_rel,
-            f"hits@{k}": n_hits.astype(float),
+            f"precision@{k}": n_hits / k,  # a short list still counts k slots
             f"hitrate@{k}": (n_hits > 0).astype(float),
             f"map@{k}": ap,
             f"mrr@{k}": (1.0 / first).fillna(0.0),
@@ -61,10 +61,7 @@ def ranking_metrics(recs: pd.DataFrame, truth: pd.DataFrame, k: int) -> dict[str
     table = per_customer(recs, truth, k)
     if table.empty:
         return {f"{m}@{k}": 0.0 for m in ("ndcg", "recall", "precision", "hitrate", "map", "mrr")}
-    means = table.mean()
-    out = {name: float(means[name]) for name in table.columns if not name.startswith("hits@")}
-    out[f"precision@{k}"] = float(table[f"hits@{k}"].sum() / (k * len(table)))
-    return {f"{m}@{k}": out[f"{m}@{k}"] for m in ("ndcg", "recall", "precision", "hitrate", "map", "mrr")}
+    return {name: float(value) for name, value in table.mean().items()}
 
 
 def paired_bootstrap(ours: pd.Series, theirs: pd.Series, draws: int = 1000, seed: int = 0) -> tuple[float, float]:
