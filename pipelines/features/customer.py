@@ -61,7 +61,7 @@ class Keywords:
     def of(self, pairs: pd.DataFrame, customers: pd.Index) -> pd.Series:
         """Space-separated top terms per customer ('' when nothing bought has text)."""
         out = pd.Series("", index=customers, dtype=object)
-        if self.item_terms is None or pairs.empty:
+        if self.item_terms is None or pairs.empty or self.top == 0:
             return out
         rows = customers.get_indexer(pairs[s.CUSTOMER])
         keep = rows >= 0
@@ -76,9 +76,14 @@ class Keywords:
         row, col = tf.row[order], tf.col[order]
         starts = np.r_[0, np.flatnonzero(np.diff(row)) + 1]
         rank = np.arange(len(row)) - np.repeat(starts, np.diff(np.r_[starts, len(row)]))
-        top = pd.DataFrame({"row": row[rank < self.top], "term": self.terms[col[rank < self.top]]})
-        joined = top.groupby("row")["term"].agg(" ".join)
-        out.iloc[joined.index.to_numpy()] = joined.to_numpy()
+        kept = rank < self.top
+        rows, slot = np.unique(row[kept], return_inverse=True)
+        words = np.full((len(rows), self.top), "", dtype=object)  # a customer's terms, best first, "" after
+        words[slot, rank[kept]] = self.terms[col[kept]]
+        joined = words[:, 0]
+        for j in range(1, self.top):  # column by column: one vectorised concatenation per rank, not per customer
+            joined = joined + np.where(words[:, j] == "", "", " " + words[:, j])
+        out.iloc[rows] = joined
         return out
 
 

@@ -188,6 +188,7 @@ def test_keywords_rank_distinctive_terms_first():
     # mug: idf log(5/4) + 1 < lace, star: log(5/2) + 1, so it comes second even where it sorts first ("mug" < "star")
     assert got.tolist() == ["lace mug", "star mug", "mug", ""]
     assert Keywords(h.lines, top=1).of(h.pairs, pd.Index(range(4))).tolist() == ["lace", "star", "mug", ""]
+    assert Keywords(h.lines, top=0).of(h.pairs, pd.Index(range(4))).tolist() == ["", "", "", ""]
 
 
 def segment_frame(spends):
