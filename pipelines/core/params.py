@@ -80,6 +80,7 @@ class Features(Section):
     repo: str
     store: Literal["local", "production"]
     online_write_batch_size: PosInt
+    materialize_workers: PosInt
 
 
 class Compute(Section):

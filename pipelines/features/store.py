@@ -48,6 +48,7 @@ PRODUCTION_DEFAULTS = {
 AS_OF = "as_of"  # the request-time field of the on-demand view
 # Third-party warnings Feast's calls raise on every run, about Feast's own use of its dependencies:
 # nothing a shoprec user can act on (feast 0.67 with ibis 10 / duckdb 1.4).
+PARALLEL_ROWS = 100_000  # below this, a view is written in this process (starting writers costs seconds)
 KNOWN_WARNINGS = (
     (".*fetch_arrow_table.* is deprecated", DeprecationWarning),
     ("On demand feature view is an experimental feature", RuntimeWarning),
@@ -202,12 +203,14 @@ def applied_store(params: dict[str, Any]) -> FeatureStore:
     return store
 
 
-def materialize(store: FeatureStore, end: pd.Timestamp) -> dict[str, Any]:
+def materialize(store: FeatureStore, end: pd.Timestamp, workers: int = 1) -> dict[str, Any]:
     """Load the online store with the latest values up to `end`; rows written and rows/s per view.
 
     Incremental: a view loads only what is newer than its last materialisation, unless its
     source file was rebuilt since (a content fingerprint differs), in which case its whole
     TTL window is reloaded, so the online store never keeps values the sources no longer hold.
+    With `workers` > 1 and an online store that takes several writers (not SQLite), a view of at
+    least PARALLEL_ROWS rows is written by that many processes (`_write_latest`).
     """
     end = _utc(end)
     state_path = Path(store.config.repo_path) / "../data/feast" / f"materialized-{store.project}.json"
@@ -223,8 +226,14 @@ def materialize(store: FeatureStore, end: pd.Timestamp) -> dict[str, Any]:
             continue
         rows = _latest_rows(store, view, start, end)
         t0 = time.perf_counter()
-        with _inside(store):
-            store.materialize(start_date=start.to_pydatetime(), end_date=end.to_pydatetime(), feature_views=[view.name])
+        parallel = workers > 1 and rows >= PARALLEL_ROWS and store.config.online_store.type != "sqlite"
+        if parallel:
+            _write_latest(store, view, start, end, workers)
+        else:
+            with _inside(store):
+                store.materialize(
+                    start_date=start.to_pydatetime(), end_date=end.to_pydatetime(), feature_views=[view.name]
+                )
         seconds = time.perf_counter() - t0
         state[view.name] = fingerprint
         report[view.name] = {
@@ -234,10 +243,42 @@ def materialize(store: FeatureStore, end: pd.Timestamp) -> dict[str, Any]:
             "from": start.isoformat(),
             "to": end.isoformat(),
             "reloaded": since is None,
+            "writers": workers if parallel else 1,
         }
     state_path.parent.mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
     return report
+
+
+def _write_latest(store: FeatureStore, view: Any, start: pd.Timestamp, end: pd.Timestamp, workers: int) -> None:
+    """What `store.materialize` writes for `view` (each entity's latest row stamped in [start, end]),
+    split by entity among `workers` processes (Feast converts and writes row by row in Python: one
+    core per writer), then the interval recorded in the registry as materialize records it."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    import numpy as np
+
+    keys = [field.name for field in view.entity_columns]
+    frame = pd.read_parquet(Path(store.config.repo_path) / view.batch_source.path)
+    frame = frame.loc[(frame[EVENT_TS] >= start) & (frame[EVENT_TS] <= end)]
+    latest = frame.sort_values(EVENT_TS, kind="stable").drop_duplicates(keys, keep="last")
+    del frame
+    parts = np.array_split(np.arange(len(latest)), workers)
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:  # no inherited connections
+        done = [pool.submit(_write_rows, store.config, view.name, latest.iloc[part]) for part in parts]
+        for future in done:
+            future.result()
+    store.registry.apply_materialization(view, store.project, start.to_pydatetime(), end.to_pydatetime())
+
+
+def _write_rows(config: Any, view_name: str, rows: pd.DataFrame) -> None:
+    """One writer of `_write_latest`: `rows` into the online store of the store `config` describes."""
+    from feast import FeatureStore
+
+    store = FeatureStore(config=config)
+    with _inside(store):
+        store.write_to_online_store(view_name, rows)
 
 
 def _materialized_until(view: Any) -> pd.Timestamp | None:
@@ -436,7 +477,7 @@ def materialize_stage(
     from pipelines.core.files import write_json
 
     store = applied_store(params)
-    report = materialize(store, as_of)
+    report = materialize(store, as_of, int(params["materialize_workers"]))
     log.info("features: materialised into the %s online store: %s", store_kind(params), report)
     summary = {
         "store": store_kind(params),
