@@ -77,6 +77,8 @@ def generate_candidates(
 
 def coverage(candidates: pd.DataFrame, pairs: pd.DataFrame, source_names: list[str]) -> dict[str, int]:
     """How many of the distinct customer x item `pairs` each source, and the union, proposes."""
+    if pairs.empty:  # serving: no future to measure on (indexing every candidate would find nothing)
+        return dict.fromkeys([*source_names, "union"], 0)
     found = pd.MultiIndex.from_frame(candidates[KEYS]).get_indexer(pd.MultiIndex.from_frame(pairs[KEYS]))
     hit = found >= 0
     counts = {name: int((candidates[f"{name}_score"].to_numpy()[found[hit]] > 0).sum()) for name in source_names}

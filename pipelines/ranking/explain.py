@@ -130,11 +130,14 @@ def explain(
         sayable[:, i] &= holds(name, values[:, i], proposed) if name not in CUSTOMER_LEVEL else False
     order = np.argsort(np.where(sayable, -contrib, np.inf), axis=1, kind="stable")[:, :TOP]
     picked = np.take_along_axis(sayable, order, axis=1)
+    said_as = lru_cache(maxsize=None)(lambda i, value: words(names[i], value))  # values repeat across rows
+    quoted = [json.dumps(name) for name in names]
     reasons, details = [], []
     for row, (columns, keep) in enumerate(zip(order.tolist(), picked.tolist(), strict=True)):
         said = [i for i, k in zip(columns, keep, strict=True) if k]
-        reasons.append("; ".join(dict.fromkeys(words(names[i], values[row, i]) for i in said)))
-        details.append(json.dumps({names[i]: round(float(contrib[row, i]), 4) for i in said}))
+        reasons.append("; ".join(dict.fromkeys(said_as(i, float(values[row, i])) for i in said)))
+        # the JSON object json.dumps writes for {name: round(c, 4)}, without a dict and an encoder per row
+        details.append("{" + ", ".join(f"{quoted[i]}: {round(float(contrib[row, i]), 4)!r}" for i in said) + "}")
     return pd.DataFrame(
         {"sources": _sources(proposed, source_names, len(x)), "reasons": reasons, "contributions": details}
     )
