@@ -24,6 +24,7 @@ from pipelines.evaluation.metrics import (
     intra_list_diversity,
     item_popularity,
     novelty,
+    per_customer,
     personalisation,
     ranking_metrics,
 )
@@ -105,7 +106,14 @@ def by_segment(
     catalogue: Catalogue,
     headline: list[str],
 ) -> dict[str, Any]:
-    """Per dimension and segment: its customer count and the `headline` metrics of every model."""
+    """Per dimension and segment: its customer count and the `headline` metrics of every model.
+
+    A ranking metric is a mean over customers of a value each customer has alone (`per_customer`),
+    so those are computed once per model and averaged per segment; the beyond-accuracy ones are
+    measured on the segment's lists."""
+    listwise = [m for m in headline if m.split("@")[0] in BEYOND_ACCURACY]
+    by_k = {k: [m for m in headline if m not in listwise and m.endswith(f"@{k}")] for k in ks}
+    tables = {name: {k: per_customer(recs, truth, k) for k, ms in by_k.items() if ms} for name, recs in lists.items()}
     out: dict[str, Any] = {}
     for dim in SEGMENT_DIMENSIONS:
         out[dim] = {}
@@ -113,7 +121,11 @@ def by_segment(
             part = truth[truth[s.CUSTOMER].isin(members)]
             row: dict[str, Any] = {"customers": int(part[s.CUSTOMER].nunique())}
             for name, model_recs in lists.items():
-                row[name] = metric_table(model_recs, part, ks, catalogue, headline)
+                got = metric_table(model_recs, part, ks, catalogue, listwise) if listwise else {}
+                for k, table in tables[name].items():
+                    inside = table[table.index.isin(members)]
+                    got.update({m: float(inside[m].mean()) if len(inside) else 0.0 for m in by_k[k]})
+                row[name] = {m: got[m] for m in headline}
             out[dim][str(value)] = row
     return out
 
