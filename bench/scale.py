@@ -249,7 +249,7 @@ def plot(results: list[dict], path: Path) -> None:
                 ax_t.plot(*zip(*built, strict=True), ls=":", marker=".", label="features")
             linear = [totals(rs[0], backend)[0] / 60 * v / x[0] for v in x]
             ax_t.plot(x, linear, color="grey", lw=0.8, label="linear from the smallest (local)")
-    ax_m.axhline(8, color="red", lw=0.8, label="target: 8 GiB")
+    ax_m.axhline(6, color="red", lw=0.8, label="target: 6 GiB")
     ax_m.set_ylim(bottom=0)
     ax_t.set_ylim(0, ax_t.get_ylim()[1] * 1.6)  # room above the lines for the legend
     ax_t.set(xlabel="raw interactions (millions)", ylabel="wall time (minutes)", title="Wall time")
