@@ -273,12 +273,15 @@ def _write_latest(store: FeatureStore, view: Any, start: pd.Timestamp, end: pd.T
 
 
 def _write_rows(config: Any, view_name: str, rows: pd.DataFrame) -> None:
-    """One writer of `_write_latest`: `rows` into the online store of the store `config` describes."""
+    """One writer of `_write_latest`: `rows` into the online store of the store `config` describes, a
+    batch at a time (Feast turns all the rows it is given into Python objects before writing)."""
     from feast import FeatureStore
 
     store = FeatureStore(config=config)
+    batch = config.materialization_config.online_write_batch_size or len(rows)
     with _inside(store):
-        store.write_to_online_store(view_name, rows)
+        for lo in range(0, len(rows), batch):
+            store.write_to_online_store(view_name, rows.iloc[lo : lo + batch])
 
 
 def _materialized_until(view: Any) -> pd.Timestamp | None:
