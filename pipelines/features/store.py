@@ -46,9 +46,9 @@ PRODUCTION_DEFAULTS = {
     "SHOPREC_FEAST_REDIS": "127.0.0.1:6379,db=0",
 }
 AS_OF = "as_of"  # the request-time field of the on-demand view
+PARALLEL_ROWS = 100_000  # rows to write below which a view is written in this process (writers take seconds to start)
 # Third-party warnings Feast's calls raise on every run, about Feast's own use of its dependencies:
 # nothing a shoprec user can act on (feast 0.67 with ibis 10 / duckdb 1.4).
-PARALLEL_ROWS = 100_000  # below this, a view is written in this process (starting writers costs seconds)
 KNOWN_WARNINGS = (
     (".*fetch_arrow_table.* is deprecated", DeprecationWarning),
     ("On demand feature view is an experimental feature", RuntimeWarning),
@@ -209,8 +209,9 @@ def materialize(store: FeatureStore, end: pd.Timestamp, workers: int = 1) -> dic
     Incremental: a view loads only what is newer than its last materialisation, unless its
     source file was rebuilt since (a content fingerprint differs), in which case its whole
     TTL window is reloaded, so the online store never keeps values the sources no longer hold.
-    With `workers` > 1 and an online store that takes several writers (not SQLite), a view of at
-    least PARALLEL_ROWS rows is written by that many processes (`_write_latest`).
+    With `workers` > 1 and a Redis online store (SQLite takes one writer), a view with at least
+    PARALLEL_ROWS rows to write (entities with a row in the interval) is written by that many
+    processes (`_write_latest`).
     """
     end = _utc(end)
     state_path = Path(store.config.repo_path) / "../data/feast" / f"materialized-{store.project}.json"
@@ -222,11 +223,13 @@ def materialize(store: FeatureStore, end: pd.Timestamp, workers: int = 1) -> dic
         since = _materialized_until(view) if state.get(view.name) == fingerprint else None
         start = since or end - (view.ttl or timedelta(days=3650))
         if start >= end:
-            report[view.name] = {"rows": 0, "seconds": 0.0, "from": start.isoformat(), "to": end.isoformat()}
+            report[view.name] = {
+                "rows": 0, "seconds": 0.0, "from": start.isoformat(), "to": end.isoformat(), "writers": 0
+            }  # fmt: skip
             continue
         rows = _latest_rows(store, view, start, end)
         t0 = time.perf_counter()
-        parallel = workers > 1 and rows >= PARALLEL_ROWS and store.config.online_store.type != "sqlite"
+        parallel = workers > 1 and rows >= PARALLEL_ROWS and store.config.online_store.type == "redis"
         if parallel:
             _write_latest(store, view, start, end, workers)
         else:
@@ -260,7 +263,8 @@ def _write_latest(store: FeatureStore, view: Any, start: pd.Timestamp, end: pd.T
     import numpy as np
 
     keys = [field.name for field in view.entity_columns]
-    frame = pd.read_parquet(Path(store.config.repo_path) / view.batch_source.path)
+    columns = [*keys, EVENT_TS, *(field.name for field in view.features)]
+    frame = pd.read_parquet(Path(store.config.repo_path) / view.batch_source.path, columns=columns)
     frame = frame.loc[(frame[EVENT_TS] >= start) & (frame[EVENT_TS] <= end)]
     latest = frame.sort_values(EVENT_TS, kind="stable").drop_duplicates(keys, keep="last")
     del frame

@@ -265,25 +265,29 @@ def test_production_configuration_on_redis_and_postgresql(tmp_path, production_e
 def test_writers_in_parallel_load_what_materialize_loads(tmp_path, production_env, monkeypatch):
     import pipelines.features.store as feature_store
 
-    monkeypatch.setattr(feature_store, "PARALLEL_ROWS", 5)  # customer x product's 7 rows: in parallel
+    monkeypatch.setattr(feature_store, "PARALLEL_ROWS", 5)  # customer x product's 7 rows: in parallel on Redis
     customers = pd.DataFrame({"customer_id": ["c1", "c2", "c3", "nobody"]})
+    pairs = interactions(ROWS)[["customer_id", "item_id"]].drop_duplicates()  # all 7 pairs
     reads = {}
-    for workers, kind, env in ((1, "local", None), (2, "production", production_env)):
+    for kind, env in (("local", None), ("production", production_env)):
         fs, _ = feature_project(tmp_path / kind, clean(ROWS), WINDOWS, store=kind, env=env)
         try:
-            report = materialize(fs, WINDOWS.as_of, workers)
-            assert report["customer_product"]["writers"] == workers  # SQLite takes one writer only
+            report = materialize(fs, WINDOWS.as_of, workers=2)
+            parallel = 2 if kind == "production" else 1  # SQLite takes one writer
+            assert report["customer_product"]["writers"] == parallel and report["customer_product"]["rows"] == 7
             assert report["customer"]["writers"] == report["product"]["writers"] == 1  # 3 and 4 rows
-            assert report["customer_product"]["rows"] == 7
-            pairs = online_features(fs, PAIRS, "ranker", as_of=day(110))
-            reads[workers] = (pairs, online_features(fs, customers, "customer_profile"))
-            assert all(r["rows"] == 0 for r in materialize(fs, WINDOWS.as_of, workers).values())  # interval recorded
+            reads[kind] = (
+                online_features(fs, pairs, "ranker", as_of=day(110)),
+                online_features(fs, customers, "customer_profile"),
+            )
+            again = materialize(fs, WINDOWS.as_of, workers=2)
+            assert all(r["rows"] == 0 and r["writers"] == 0 for r in again.values())  # the interval was recorded
             if kind == "production":
                 assert len(redis_keys(env["SHOPREC_FEAST_PROJECT"])) == 14
         finally:
             if kind == "production":
                 fs.teardown()
-    for serial, parallel in zip(reads[1], reads[2], strict=True):
+    for serial, parallel in zip(reads["local"], reads["production"], strict=True):
         pd.testing.assert_frame_equal(serial, parallel)
 
 
