@@ -227,11 +227,13 @@ def materialize(store: FeatureStore, end: pd.Timestamp, workers: int = 1) -> dic
                 "rows": 0, "seconds": 0.0, "from": start.isoformat(), "to": end.isoformat(), "writers": 0
             }  # fmt: skip
             continue
-        rows = _latest_rows(store, view, start, end)
+        may_split = workers > 1 and store.config.online_store.type == "redis"  # SQLite takes one writer
+        latest = _latest(store, view, start, end, features=may_split)
+        rows = len(latest)
+        parallel = may_split and rows >= PARALLEL_ROWS
         t0 = time.perf_counter()
-        parallel = workers > 1 and rows >= PARALLEL_ROWS and store.config.online_store.type == "redis"
         if parallel:
-            _write_latest(store, view, start, end, workers)
+            _write_latest(store, view, latest, start, end, workers)
         else:
             with _inside(store):
                 store.materialize(
@@ -253,21 +255,17 @@ def materialize(store: FeatureStore, end: pd.Timestamp, workers: int = 1) -> dic
     return report
 
 
-def _write_latest(store: FeatureStore, view: Any, start: pd.Timestamp, end: pd.Timestamp, workers: int) -> None:
-    """What `store.materialize` writes for `view` (each entity's latest row stamped in [start, end]),
-    split by entity among `workers` processes (Feast converts and writes row by row in Python: one
-    core per writer), then the interval recorded in the registry as materialize records it."""
+def _write_latest(
+    store: FeatureStore, view: Any, latest: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, workers: int
+) -> None:
+    """What `store.materialize` writes for `view` (`latest`: each entity's latest row stamped in [start,
+    end]), split by entity among `workers` processes (Feast converts and writes row by row in Python:
+    one core per writer), then the interval recorded in the registry as materialize records it."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     import numpy as np
 
-    keys = [field.name for field in view.entity_columns]
-    columns = [*keys, EVENT_TS, *(field.name for field in view.features)]
-    frame = pd.read_parquet(Path(store.config.repo_path) / view.batch_source.path, columns=columns)
-    frame = frame.loc[(frame[EVENT_TS] >= start) & (frame[EVENT_TS] <= end)]
-    latest = frame.sort_values(EVENT_TS, kind="stable").drop_duplicates(keys, keep="last")
-    del frame
     parts = np.array_split(np.arange(len(latest)), workers)
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:  # no inherited connections
         done = [pool.submit(_write_rows, store.config, view.name, latest.iloc[part]) for part in parts]
@@ -293,13 +291,16 @@ def _materialized_until(view: Any) -> pd.Timestamp | None:
     return _utc(max(i[1] for i in intervals)) if intervals else None
 
 
-def _latest_rows(store: FeatureStore, view: Any, start: pd.Timestamp, end: pd.Timestamp) -> int:
-    """Entities with a row in [start, end]: what materialisation writes (one latest row per entity)."""
-    path = Path(store.config.repo_path) / view.batch_source.path
+def _latest(
+    store: FeatureStore, view: Any, start: pd.Timestamp, end: pd.Timestamp, features: bool = False
+) -> pd.DataFrame:
+    """Each entity's latest row stamped in [start, end] of the view's source (what materialisation
+    writes): its keys and timestamp, and with `features` the view's features too."""
     keys = [field.name for field in view.entity_columns]
-    frame = pd.read_parquet(path, columns=[*keys, EVENT_TS])
-    ts = frame[EVENT_TS]
-    return int(len(frame.loc[(ts >= start) & (ts <= end)].drop_duplicates(keys)))
+    columns = [*keys, EVENT_TS, *(field.name for field in view.features if features)]
+    frame = pd.read_parquet(Path(store.config.repo_path) / view.batch_source.path, columns=columns)
+    frame = frame.loc[(frame[EVENT_TS] >= start) & (frame[EVENT_TS] <= end)]
+    return frame.sort_values(EVENT_TS, kind="stable").drop_duplicates(keys, keep="last")
 
 
 def _utc(ts: Any) -> pd.Timestamp:
@@ -492,7 +493,7 @@ def materialize_stage(
         "feature_views": sorted(v.name for v in store.list_feature_views()),
         "rows_materialized": {name: r["rows"] for name, r in report.items()},
         "rows_online": {  # what the online store holds for as_of, whatever earlier runs loaded
-            view.name: _latest_rows(store, view, _utc(as_of) - (view.ttl or timedelta(days=3650)), _utc(as_of))
+            view.name: len(_latest(store, view, _utc(as_of) - (view.ttl or timedelta(days=3650)), _utc(as_of)))
             for view in store.list_feature_views()
         },
     }

@@ -320,6 +320,7 @@ def test_recommend_sources_are_those_that_proposed_the_item(data, recs):
 def test_recommend_contributions_are_up_to_three_features_that_push_up(recs):
     for text in recs["contributions"]:
         contrib = json.loads(text)
+        assert text == json.dumps(contrib)  # written as json.dumps writes it
         assert len(contrib) <= 3
         assert all(v > 0 for v in contrib.values())
         assert list(contrib.values()) == sorted(contrib.values(), reverse=True)
