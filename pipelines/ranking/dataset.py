@@ -42,7 +42,8 @@ def feature_table(
     from pipelines.features.store import historical_features
 
     x = cands[source_columns(source_names)].astype("float32").reset_index(drop=True)
-    x["n_sources"] = (cands[[f"{n}_score" for n in source_names]].to_numpy() > 0).sum(axis=1)
+    # float32 like every column: LightGBM then makes its copy of the table in float32, not float64
+    x["n_sources"] = (cands[[f"{n}_score" for n in source_names]].to_numpy() > 0).sum(axis=1, dtype=np.float32)
     if store is not None:
         entities = cands[[s.CUSTOMER, s.ITEM]].reset_index(drop=True).assign(**{EVENT_TS: cutoff})
         feats = historical_features(store, entities, snapshot=snapshot).drop(columns=[s.CUSTOMER, s.ITEM, EVENT_TS])
