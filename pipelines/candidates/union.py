@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -15,7 +16,8 @@ from pipelines.candidates.matrix import MatrixSource, SharedMatrices
 from pipelines.candidates.selection import budgets, fit_weights, select
 from pipelines.core import schema as s
 from pipelines.core.compute import LOCAL, Backend, open_backend
-from pipelines.core.files import parquet_parts, write_json
+from pipelines.core.errors import InputError
+from pipelines.core.files import SELECTION_FILE, parquet_parts, write_json
 from pipelines.data.split import Windows, read_split, read_windows, sample_customers, warm_customers, window
 
 KEYS = [s.CUSTOMER, s.ITEM]
@@ -166,6 +168,7 @@ def candidates_at_cutoffs(
     out_dir: Path | None = None,
     learn_customers: int | None = None,
     seed: int = 0,
+    trained: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Candidates at every cutoff of `w.label_windows()` (train_1..n, valid, test), sources fitted before it.
 
@@ -177,21 +180,24 @@ def candidates_at_cutoffs(
     `selection` section, the union is cut to per-customer budgets, with source weights tuned
     for recall on a sample of the earliest window's customers (the first training cutoff, or
     validation without one) and applied unchanged to the later windows, so no window's
-    candidates are chosen with a later window's purchases.
+    candidates are chosen with a later window's purchases. Given the selection a model was
+    `trained` with (its selection.json: the daily run), that one is used and only the test window is
+    generated: no ranker learns here.
     Returns {name: frame for each window, "selection": weights or None, "metrics": recall per window};
     with an `out_dir`, each window goes to `<out_dir>/<name>.parquet` partition by partition instead
     of into the result.
     """
     source_params, sel = cand_params["sources"], cand_params.get("selection")
-    out: dict[str, Any] = {"selection": None, "metrics": {}}
+    out: dict[str, Any] = {"selection": trained["selection"] if trained else None, "metrics": {}}
     windows = w.label_windows()
-    for name in windows:  # oldest first: the selection is tuned on the earliest window, before any later label
+    # oldest first: the selection is tuned on the earliest window, before any later label
+    for name in windows if trained is None else ["test"]:
         start, end = windows[name]
         history, future = window(df, None, start), window(df, start, end)
         customers = warm_customers(history, future)
         sources = fit_sources(history, start, source_params)
         budget = budgets(history, customers, sel) if sel else None
-        if sel and out["selection"] is None:
+        if sel and trained is None and out["selection"] is None:
             sample = sample_customers(customers, int(sel["tune_customers"]), 0)
             weights, recall = fit_weights(union(sources, sample), future, list(source_params), budget, sel)
             out["selection"] = {"weights": weights, "rrf_k": float(sel["rrf_k"]), "valid_recall_tuning_sample": recall}
@@ -216,12 +222,32 @@ def candidates_stage(
     ranker_params: dict[str, Any],
 ) -> dict[str, Any]:
     """The candidates step: candidates at every cutoff (`<window>.parquet`), selection weights, recall metrics;
-    the per-customer work runs on the `compute` backend; the learning windows hold the ranker's sample."""
+    the per-customer work runs on the `compute` backend; the learning windows hold the ranker's sample.
+    With `candidates.reuse_model` (the daily run), the test window only, cut with that model's weights."""
     split_dir, out_dir = Path(split_dir), Path(out_dir)
     w = read_windows(split_dir / "windows.json")
+    model = cand_params.get("reuse_model")
+    trained = model_selection(Path(model), cand_params) if model else None
     df = read_split(split_dir)
     with open_backend(compute_params) as backend:
-        result = candidates_at_cutoffs(df, w, cand_params, backend, out_dir, **learning_sample(ranker_params))
-    write_json({"selection": result["selection"]}, out_dir / "selection.json")
+        sample = learning_sample(ranker_params)
+        result = candidates_at_cutoffs(df, w, cand_params, backend, out_dir, **sample, trained=trained)
+    write_json({"selection": result["selection"]}, out_dir / SELECTION_FILE)
     write_json(result["metrics"], metrics_path)
     return result["metrics"]
+
+
+def model_selection(model_dir: Path, cand_params: dict[str, Any]) -> dict[str, Any]:
+    """What a trained model's candidates were cut with (`<model_dir>/selection.json`, as the candidates
+    step wrote it; train keeps it with the model), checked against this run's sources and `selection`."""
+    path = model_dir / SELECTION_FILE
+    if not path.is_file():
+        raise InputError(f"{path}: the model has no candidate selection (trained before it was kept): retrain it")
+    selection = json.loads(path.read_text())["selection"]
+    if (selection is None) != (cand_params.get("selection") is None):
+        state = "without" if selection is None else "with"
+        raise InputError(f"{path}: the model was trained {state} a candidate selection, unlike candidates.selection")
+    unknown = sorted(set(selection["weights"] if selection else ()) - set(cand_params["sources"]))
+    if unknown:
+        raise InputError(f"{path}: weights for sources not in candidates.sources: {', '.join(unknown)}")
+    return {"selection": selection}

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
+# The candidates' selection weights: written by the candidates step, kept with the model by train, read
+# by score and by the daily run's candidates (`candidates.reuse_model`).
+SELECTION_FILE = "selection.json"
 READERS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".xlsx": "excel"}
 
 

@@ -105,6 +105,7 @@ class Selection(Section):
 class Candidates(Section):
     sources: dict[str, dict[str, Any]]
     selection: Selection | None  # null keeps the whole union
+    reuse_model: str | None  # a trained model's directory (the daily run): its selection, the test window only
 
 
 class Ranker(Section):

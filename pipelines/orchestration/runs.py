@@ -60,7 +60,8 @@ def run_dir(project: Path, dag_id: str, as_of: str) -> Run:
 def prepare(project: str | Path, dag_id: str, as_of: datetime, data: str | None = None, k: int | None = None) -> Run:
     """Lay out the run's directory: its params (the project's, with split.as_of = the run's date,
     the data file and k from the trigger form, the shared publish, workspace and event log paths made absolute)
-    and a copy of the feature repo. The daily run also takes a copy of the published model."""
+    and a copy of the feature repo. The daily run also takes a copy of the published model, and its
+    candidates take that model's selection (`candidates.reuse_model`)."""
     project = Path(project).resolve()
     params = load_params(project / "params.yaml")
     day = as_of.strftime("%Y-%m-%d")
@@ -80,24 +81,26 @@ def prepare(project: str | Path, dag_id: str, as_of: datetime, data: str | None 
     if k is not None:
         params["publish"]["k"] = int(k)
     run.root.mkdir(parents=True, exist_ok=True)
+    if dag_id.endswith("daily"):  # no training: the published model, and its candidate selection
+        params["candidates"]["reuse_model"] = take_published_model(run, Path(params["publish"]["dir"]))
     (run / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for own in ("feature_repo", "data/feast"):  # the run's Feast repo and store start afresh on every try
         shutil.rmtree(run / own, ignore_errors=True)
     shutil.copytree(project / "feature_repo", run / "feature_repo", ignore=shutil.ignore_patterns("__pycache__"))
-    if dag_id.endswith("daily"):
-        take_published_model(run, Path(params["publish"]["dir"]))
     log.info("run %s: prepared for as_of %s on %s", run.root, day, raw)
     return run
 
 
-def take_published_model(run: Run, publish_dir: Path) -> None:
+def take_published_model(run: Run, publish_dir: Path) -> str:
     """Copy the live model (publish.dir/current/model) to where the train stage writes its model:
-    the daily run scores with it."""
-    model, models = publish_dir / "current" / "model", run / stages.load()["train"].outs[0]
+    the daily run scores with it. Returns that place, relative to the run."""
+    rel = stages.load()["train"].outs[0]
+    model, models = publish_dir / "current" / "model", run / rel
     if not (model / "ranker.lgb").is_file():
         raise InputError(f"{model}: no published model yet: trigger shoprec_weekly_retrain first")
     shutil.rmtree(models, ignore_errors=True)
     shutil.copytree(model, models)
+    return rel
 
 
 def run_stage(run: Run, name: str) -> dict[str, Any]:

@@ -4,12 +4,13 @@ feature importance and drift reference."""
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
 from pipelines.core import schema as s
 from pipelines.core.compute import open_backend
-from pipelines.core.files import write_csv, write_json, write_parquet
+from pipelines.core.files import SELECTION_FILE, write_csv, write_json, write_parquet
 from pipelines.data.split import read_split, read_windows
 from pipelines.monitoring.samples import reference_sample
 from pipelines.ranking.dataset import labelled_windows, training_windows
@@ -26,7 +27,8 @@ def train_stage(
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """The train step: LightGBM on every training cutoff, early stopping on validation; model, importance,
-    and a sample of the training inputs with scores and labels (the drift reference)."""
+    a sample of the training inputs with scores and labels (the drift reference), and the candidates'
+    selection weights (`reuse_model`)."""
     from pipelines.features.store import applied_store
 
     cands_dir, split_dir, model_dir = Path(cands_dir), Path(split_dir), Path(model_dir)
@@ -43,6 +45,7 @@ def train_stage(
     info["sources"] = names
     log.info("ranker: trained in %.1f s", info.pop("seconds"))  # not in the model file: same data, same bytes
     write_json(info, model_dir / INFO_FILE)
+    shutil.copyfile(cands_dir / SELECTION_FILE, model_dir / SELECTION_FILE)  # the daily run cuts candidates alike
     write_csv(importance(booster), Path(plots_dir) / "feature_importance.csv")
     sample = params["monitor"]
     cutoffs = [w.label_windows()[name][0] for name in labelled if name.startswith("train_")]  # training_windows' order

@@ -30,7 +30,7 @@ import pandas as pd
 
 from pipelines.core import schema as s
 from pipelines.core.errors import InputError
-from pipelines.core.files import write_json
+from pipelines.core.files import SELECTION_FILE, write_json
 from pipelines.serving.store import ServingStore, open_serving_store
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ FILES = (
     "similar.parquet",
     "candidates.parquet",
 )
-MODEL_FILES = ("ranker.lgb", "ranker.json", "reference.parquet")
+MODEL_FILES = ("ranker.lgb", "ranker.json", "reference.parquet", SELECTION_FILE)
 
 
 def sha256(paths: list[Path]) -> str:

@@ -26,7 +26,7 @@ from pipelines.candidates.selection import budgets
 from pipelines.candidates.union import KEYS, chunk_candidates, customer_parts, fit_sources
 from pipelines.core import schema as s
 from pipelines.core.compute import LOCAL, Backend, open_backend
-from pipelines.core.files import parquet_parts, write_parquet
+from pipelines.core.files import SELECTION_FILE, parquet_parts, write_parquet
 from pipelines.data.split import read_split, read_windows
 from pipelines.evaluation.segments import UNKNOWN, latest_snapshot
 from pipelines.ranking.explain import contribution_method
@@ -136,7 +136,7 @@ def score_stage(
     w = read_windows(split_dir / "windows.json")
     history = read_split(split_dir)
     customers = pd.Index(sorted(history[s.CUSTOMER].unique()), name=s.CUSTOMER)
-    selection = json.loads((Path(cands_dir) / "selection.json").read_text())["selection"]
+    selection = json.loads((Path(cands_dir) / SELECTION_FILE).read_text())["selection"]
     cold = cold_start(history, w.as_of, int(params["publish"]["k"]), params["publish"]["cold_start"])
     sources, budget = serving_sources(history, w.as_of, customers, params, selection)
     del history  # the partitions need only the fitted sources: free the interactions before they run

@@ -87,6 +87,9 @@ def test_weekly_retrain_then_daily_and_a_rerun_changes_nothing(scheduled):
     run = root / "runs/shoprec_daily" / DAY
     record = json.loads((run / "run.json").read_text())
     assert record["model_sha256"] == week_run["model_sha256"]  # scored with the published model
+    week_selection = (root / "runs/shoprec_weekly_retrain" / WEEK / "data/candidates/selection.json").read_text()
+    assert (run / "data/candidates/selection.json").read_text() == week_selection  # and the model's selection
+    assert sorted(p.name for p in (run / "data/candidates").glob("*.parquet")) == ["test.parquet"]  # no learning
     assert record["published"]["published"] and Releases(root / "published").current() == record["published"]["version"]
     served = json.loads((run / "metrics/realised.json").read_text())  # the weekly run's lists on the day after
     assert served["served_version"] == week_run["published"]["version"] and served["purchasers"] > 0, served

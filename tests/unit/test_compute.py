@@ -296,3 +296,38 @@ def test_the_learning_windows_hold_the_rankers_sample_of_customers_and_test_hold
         assert capped["metrics"][name]["customers"] == 30
         expected = full[name][full[name]["customer_id"].isin(kept)].reset_index(drop=True)
         pd.testing.assert_frame_equal(capped[name], expected)  # whole customers, the same rows as before
+
+
+def test_a_trained_selection_is_reused_and_only_the_test_window_is_generated(clean_interactions):
+    w = make_windows(clean_interactions["timestamp"], shipped("split", train_cutoffs=1))
+    cand_params = {
+        "sources": {"buy_again": source("buy_again", n=20), "popularity": source("popularity", n=10)},
+        "selection": shipped("candidates")["selection"] | {"mean_per_customer": 15, "tune_customers": 40},
+    }
+    full = candidates_at_cutoffs(clean_interactions, w, cand_params)
+    reused = candidates_at_cutoffs(clean_interactions, w, cand_params, trained={"selection": full["selection"]})
+    assert list(reused["metrics"]) == ["test"] and reused["selection"] == full["selection"]
+    pd.testing.assert_frame_equal(reused["test"], full["test"])
+    assert reused["metrics"]["test"] == full["metrics"]["test"]
+    other = full["selection"] | {"weights": {"buy_again": 0.0, "popularity": 1.0}}
+    moved = candidates_at_cutoffs(clean_interactions, w, cand_params, trained={"selection": other})
+    assert moved["selection"] == other and not moved["test"].equals(full["test"])  # cut with the model's weights
+
+
+def test_a_models_selection_must_exist_and_fit_the_params(tmp_path):
+    import json
+
+    from pipelines.candidates.union import model_selection
+
+    params = {"sources": {"buy_again": {}, "popularity": {}}, "selection": {"rrf_k": 20}}
+    with pytest.raises(InputError, match=r"selection\.json: the model has no candidate selection"):
+        model_selection(tmp_path, params)
+    kept = {"weights": {"buy_again": 1.0, "popularity": 0.5}, "rrf_k": 20.0}
+    (tmp_path / "selection.json").write_text(json.dumps({"selection": kept}))
+    assert model_selection(tmp_path, params) == {"selection": kept}
+    with pytest.raises(InputError, match="trained with a candidate selection, unlike candidates.selection"):
+        model_selection(tmp_path, params | {"selection": None})
+    with pytest.raises(InputError, match="weights for sources not in candidates.sources: popularity"):
+        model_selection(tmp_path, params | {"sources": {"buy_again": {}}})
+    (tmp_path / "selection.json").write_text(json.dumps({"selection": None}))
+    assert model_selection(tmp_path, params | {"selection": None}) == {"selection": None}

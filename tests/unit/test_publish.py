@@ -82,6 +82,7 @@ def model(tmp_path) -> Path:
     (d / "ranker.lgb").write_text("tree\n")
     (d / "ranker.json").write_text(json.dumps({"kind": "lightgbm_lambdarank", "best_iteration": 7, "sources": []}))
     pd.DataFrame({"x": [1.0]}).to_parquet(d / "reference.parquet")
+    (d / "selection.json").write_text(json.dumps({"selection": None}))
     return d
 
 
