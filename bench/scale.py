@@ -256,7 +256,8 @@ def plot(results: list[dict], path: Path) -> None:
     ax_m.set(xlabel="raw interactions (millions)", ylabel="GiB", title="Peak RSS (stage process tree)")
     for ax in (ax_t, ax_m):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # none until a size's run is complete
+            ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

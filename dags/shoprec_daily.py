@@ -1,7 +1,8 @@
 """shoprec_daily: fresh recommendations every day with the published model.
 
 ingest -> split -> features (-> materialize) -> candidates -> recommend (the last test window) ->
-evaluate -> report (drift) -> gate -> score (every customer at the run's date) -> publish.
+evaluate -> report (drift) -> gate -> score (every customer at the run's date) -> publish. The candidates
+are cut with the published model's selection, for the test window only (docs/airflow.md).
 The tasks and their edges are dvc.yaml's stages (`wire`, pipelines/orchestration/tasks.py); each task runs
 its stage's own command in the run's directory (pipelines/orchestration/runs.py).
 """

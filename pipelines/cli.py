@@ -193,7 +193,8 @@ def candidates(
     metrics: Path = typer.Option(..., help="Candidate recall JSON."),
     params: Path = ParamsOpt,
 ) -> None:
-    """Generate candidates from every configured source, at the validation and test cutoffs."""
+    """Candidates from every configured source at each training cutoff, validation and test (test only,
+    with the model's selection, when candidates.reuse_model is set)."""
     from pipelines.candidates.union import candidates_stage
     from pipelines.core.config import section
 

@@ -229,6 +229,8 @@ def candidates_stage(
     model = cand_params.get("reuse_model")
     trained = model_selection(Path(model), cand_params) if model else None
     df = read_split(split_dir)
+    for name in [n for n in w.label_windows() if n != "test"] if trained else []:  # none left from an earlier run
+        (out_dir / f"{name}.parquet").unlink(missing_ok=True)
     with open_backend(compute_params) as backend:
         sample = learning_sample(ranker_params)
         result = candidates_at_cutoffs(df, w, cand_params, backend, out_dir, **sample, trained=trained)
@@ -243,11 +245,19 @@ def model_selection(model_dir: Path, cand_params: dict[str, Any]) -> dict[str, A
     path = model_dir / SELECTION_FILE
     if not path.is_file():
         raise InputError(f"{path}: the model has no candidate selection (trained before it was kept): retrain it")
-    selection = json.loads(path.read_text())["selection"]
+    selection = read_selection(path)
     if (selection is None) != (cand_params.get("selection") is None):
         state = "without" if selection is None else "with"
         raise InputError(f"{path}: the model was trained {state} a candidate selection, unlike candidates.selection")
-    unknown = sorted(set(selection["weights"] if selection else ()) - set(cand_params["sources"]))
-    if unknown:
-        raise InputError(f"{path}: weights for sources not in candidates.sources: {', '.join(unknown)}")
+    weighted, sources = set(selection["weights"] if selection else cand_params["sources"]), set(cand_params["sources"])
+    if weighted != sources:
+        raise InputError(
+            f"{path}: the model's sources ({', '.join(sorted(weighted))}) are not candidates.sources "
+            f"({', '.join(sorted(sources))})"
+        )
     return {"selection": selection}
+
+
+def read_selection(path: Path) -> dict[str, Any] | None:
+    """The selection in a `SELECTION_FILE` (None: the whole union was kept)."""
+    return json.loads(path.read_text())["selection"]

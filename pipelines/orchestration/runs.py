@@ -4,9 +4,10 @@ Each run works in its own directory, `runs/<dag_id>/<as_of>/`, laid out like the
 (params.yaml, feature_repo/, data/, models/, metrics/, plots/, reports/), and each task runs its
 dvc.yaml stage's own command there (`run_stage`), rendered with the run's params. So runs of other
 dates never touch each other's files, re-running a date rewrites its own directory with the same
-outputs, and a data scientist reproduces a run from its params.yaml with `dvc repro` (or `dvc exp
-run -S split.as_of=<date> -S data.raw=<file>`). What runs share is what they publish to: the
-published versions and serving store (`publish.dir`) and the Evidently workspace.
+outputs, and a data scientist reproduces a weekly run from its params.yaml with `dvc repro` (or `dvc
+exp run -S split.as_of=<date> -S data.raw=<file>`) and any run with its run.json's `reproduce`. What
+runs share is what they publish to: the published versions and serving store (`publish.dir`) and
+the Evidently workspace.
 """
 
 from __future__ import annotations
@@ -81,8 +82,8 @@ def prepare(project: str | Path, dag_id: str, as_of: datetime, data: str | None 
     if k is not None:
         params["publish"]["k"] = int(k)
     run.root.mkdir(parents=True, exist_ok=True)
-    if dag_id.endswith("daily"):  # no training: the published model, and its candidate selection
-        params["candidates"]["reuse_model"] = take_published_model(run, Path(params["publish"]["dir"]))
+    daily = dag_id.endswith("daily")  # no training: the published model, and its candidate selection
+    params["candidates"]["reuse_model"] = take_published_model(run, Path(params["publish"]["dir"])) if daily else None
     (run / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for own in ("feature_repo", "data/feast"):  # the run's Feast repo and store start afresh on every try
         shutil.rmtree(run / own, ignore_errors=True)

@@ -28,7 +28,7 @@ def train_stage(
 ) -> dict[str, Any]:
     """The train step: LightGBM on every training cutoff, early stopping on validation; model, importance,
     a sample of the training inputs with scores and labels (the drift reference), and the candidates'
-    selection weights (`reuse_model`)."""
+    selection weights (the daily run's candidates reuse them: `candidates.reuse_model`)."""
     from pipelines.features.store import applied_store
 
     cands_dir, split_dir, model_dir = Path(cands_dir), Path(split_dir), Path(model_dir)

@@ -12,7 +12,6 @@ budgeted selection with the tuned weights, Feast features joined at as_of, the L
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ import pandas as pd
 from pipelines.candidates.base import SCORE, CandidateSource
 from pipelines.candidates.popularity import CountryPopularity
 from pipelines.candidates.selection import budgets
-from pipelines.candidates.union import KEYS, chunk_candidates, customer_parts, fit_sources
+from pipelines.candidates.union import KEYS, chunk_candidates, customer_parts, fit_sources, read_selection
 from pipelines.core import schema as s
 from pipelines.core.compute import LOCAL, Backend, open_backend
 from pipelines.core.files import SELECTION_FILE, parquet_parts, write_parquet
@@ -136,7 +135,7 @@ def score_stage(
     w = read_windows(split_dir / "windows.json")
     history = read_split(split_dir)
     customers = pd.Index(sorted(history[s.CUSTOMER].unique()), name=s.CUSTOMER)
-    selection = json.loads((Path(cands_dir) / SELECTION_FILE).read_text())["selection"]
+    selection = read_selection(Path(cands_dir) / SELECTION_FILE)
     cold = cold_start(history, w.as_of, int(params["publish"]["k"]), params["publish"]["cold_start"])
     sources, budget = serving_sources(history, w.as_of, customers, params, selection)
     del history  # the partitions need only the fitted sources: free the interactions before they run

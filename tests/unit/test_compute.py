@@ -327,7 +327,9 @@ def test_a_models_selection_must_exist_and_fit_the_params(tmp_path):
     assert model_selection(tmp_path, params) == {"selection": kept}
     with pytest.raises(InputError, match="trained with a candidate selection, unlike candidates.selection"):
         model_selection(tmp_path, params | {"selection": None})
-    with pytest.raises(InputError, match="weights for sources not in candidates.sources: popularity"):
+    with pytest.raises(InputError, match=r"sources \(buy_again, popularity\) are not candidates.sources \(buy_again\)"):
         model_selection(tmp_path, params | {"sources": {"buy_again": {}}})
+    with pytest.raises(InputError, match=r"are not candidates.sources \(als, buy_again, popularity\)"):
+        model_selection(tmp_path, params | {"sources": {"buy_again": {}, "popularity": {}, "als": {}}})
     (tmp_path / "selection.json").write_text(json.dumps({"selection": None}))
     assert model_selection(tmp_path, params | {"selection": None}) == {"selection": None}

@@ -1,0 +1,85 @@
+"""The daily DAG's run at scale: its stages (no train), laid out and run as its Airflow tasks run them,
+in a work directory bench/scale.py left (its raw data, params and published model).
+
+    .venv/bin/python bench/daily.py --work /tmp/shoprec-scale/rows-10000000
+
+`prepare` (pipelines/orchestration/runs.py) lays out runs/shoprec_daily/<as_of>/ in the work directory
+from its params, as the DAG's first task does, then every stage of shoprec_daily runs with `run_stage`,
+as its task would. So, unlike bench/scale.py's stages, the run has its own SQLite Feast store (as every
+scheduled run does) and cuts its candidates with the published model's selection (`candidates.reuse_model`);
+its lists are published to the work directory's serving store. The as-of date is the scale run's, which
+is also the published version's: `realised` finds no version before it and measures nothing.
+Per stage: wall time and the peak RSS of the stage's process tree (this script's own process included,
+about 0.1 GiB). Results are appended to bench/results/daily.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale import GIB, head, peak_rss  # noqa: E402
+
+from pipelines.core.files import SELECTION_FILE  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DAG = "shoprec_daily"
+
+
+def run_daily(work: Path) -> dict:
+    """Prepare the daily run at the work directory's as-of date and run its stages in order."""
+    from pipelines.orchestration.runs import prepare, run_stage
+    from pipelines.orchestration.tasks import dag_stages
+
+    os.environ["DO_NOT_TRACK"] = "1"
+    as_of = json.loads((work / "data/split/windows.json").read_text())["as_of"]
+    run = prepare(work, DAG, datetime.fromisoformat(as_of))
+    rows, backend = int(work.name.removeprefix("rows-")), run.params["compute"]["backend"]
+    result: dict = {"rows": rows, "commit": head(), "as_of": as_of[:10], "backend": backend, "stages": {}}
+    result["run"] = str(run.root)
+    print(f"{DAG} at {rows:,} rows, as of {as_of[:10]}, {backend} backend, in {run.root}", flush=True)
+    for name in dag_stages(DAG):
+        stop, peak = threading.Event(), [0]
+        sampler = threading.Thread(target=peak_rss, args=(psutil.Process(), stop, peak), daemon=True)
+        sampler.start()
+        started = time.perf_counter()
+        run_stage(run, name)
+        seconds = time.perf_counter() - started
+        stop.set()
+        sampler.join()
+        result["stages"][name] = {"seconds": round(seconds, 1), "peak_rss_gib": round(peak[0] / GIB, 3)}
+        print(f"  {name:<12} {seconds:8.1f} s  {peak[0] / GIB:6.2f} GiB", flush=True)
+    result["seconds"] = round(sum(v["seconds"] for v in result["stages"].values()), 1)
+    result["peak_rss_gib"] = max(v["peak_rss_gib"] for v in result["stages"].values())
+    print(f"  total        {result['seconds']:8.1f} s  {result['peak_rss_gib']:6.2f} GiB", flush=True)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, required=True, help="a size's work directory from bench/scale.py")
+    ap.add_argument("--results", type=Path, default=ROOT / "bench/results/daily.json")
+    args = ap.parse_args()
+    model = args.work / "published/current/model"
+    if not (model / "ranker.lgb").is_file():
+        sys.exit(f"{args.work}: no published model: run bench/scale.py for this size first")
+    if not (model / SELECTION_FILE).is_file():
+        sys.exit(
+            f"{model}: no {SELECTION_FILE} (trained before train kept it): run bench/scale.py again from this checkout"
+        )
+    result = run_daily(args.work.resolve())
+    earlier = json.loads(args.results.read_text()) if args.results.is_file() else []
+    args.results.write_text(json.dumps([*earlier, result], indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
