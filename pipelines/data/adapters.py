@@ -106,10 +106,16 @@ def _ids(col: pd.Series) -> pd.Series:
 
 
 def _texts(col: pd.Series) -> pd.Series:
-    """Stripped strings as objects; blanks and missing values become None."""
-    text = col.astype("string").str.strip()
+    """Stripped strings as objects; blanks and missing values become None.
+
+    Each distinct value is stripped once and its rows share that one string object: a column repeats
+    few values (items, countries, descriptions) over many rows, and a string object per row would hold
+    tens of bytes per row where a shared one costs a pointer."""
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    text = pd.Series(uniques, dtype=object).astype("string").str.strip()
     present = (text.notna() & (text != "")).fillna(False).astype(bool)
-    return text.astype(object).where(present, None)
+    stripped = np.append(text.astype(object).where(present, None).to_numpy(dtype=object), None)  # -1: missing
+    return pd.Series(stripped[codes], index=col.index, dtype=object)
 
 
 def _numbers(col: pd.Series, source: str, name: str) -> pd.Series:
