@@ -275,15 +275,23 @@ def test_customer_partitions_hold_whole_customers_in_order(tmp_path):
     assert rows == 0 and only.empty and list(only.columns) == list(cands.columns)
 
 
-def test_the_learning_windows_hold_the_rankers_sample_of_customers_and_test_holds_everyone(clean_interactions):
-    from pipelines.data.split import sample_customers
-
+@pytest.fixture(scope="module")
+def two_sources(clean_interactions) -> tuple:
+    """Windows with one training cutoff, two sources with a selection, and their candidates at every window."""
     w = make_windows(clean_interactions["timestamp"], shipped("split", train_cutoffs=1))
     cand_params = {
         "sources": {"buy_again": source("buy_again", n=20), "popularity": source("popularity", n=10)},
         "selection": shipped("candidates")["selection"] | {"mean_per_customer": 15, "tune_customers": 40},
     }
-    full = candidates_at_cutoffs(clean_interactions, w, cand_params)
+    return w, cand_params, candidates_at_cutoffs(clean_interactions, w, cand_params)
+
+
+def test_the_learning_windows_hold_the_rankers_sample_of_customers_and_test_holds_everyone(
+    clean_interactions, two_sources
+):
+    from pipelines.data.split import sample_customers
+
+    w, cand_params, full = two_sources
     capped = candidates_at_cutoffs(clean_interactions, w, cand_params, learn_customers=30, seed=3)
     assert capped["selection"] == full["selection"]  # tuned on the whole earliest window, as before
     for name in w.label_windows():
@@ -298,13 +306,8 @@ def test_the_learning_windows_hold_the_rankers_sample_of_customers_and_test_hold
         pd.testing.assert_frame_equal(capped[name], expected)  # whole customers, the same rows as before
 
 
-def test_a_trained_selection_is_reused_and_only_the_test_window_is_generated(clean_interactions):
-    w = make_windows(clean_interactions["timestamp"], shipped("split", train_cutoffs=1))
-    cand_params = {
-        "sources": {"buy_again": source("buy_again", n=20), "popularity": source("popularity", n=10)},
-        "selection": shipped("candidates")["selection"] | {"mean_per_customer": 15, "tune_customers": 40},
-    }
-    full = candidates_at_cutoffs(clean_interactions, w, cand_params)
+def test_a_trained_selection_is_reused_and_only_the_test_window_is_generated(clean_interactions, two_sources):
+    w, cand_params, full = two_sources
     reused = candidates_at_cutoffs(clean_interactions, w, cand_params, trained={"selection": full["selection"]})
     assert list(reused["metrics"]) == ["test"] and reused["selection"] == full["selection"]
     pd.testing.assert_frame_equal(reused["test"], full["test"])
