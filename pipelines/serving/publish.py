@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,11 +54,14 @@ def sha256(paths: list[Path]) -> str:
 
 
 def payloads(
-    recs: pd.DataFrame, cold: pd.DataFrame, segments: pd.DataFrame, similar: pd.DataFrame, cands: pd.DataFrame
-) -> dict[str, list[tuple[str, str]]]:
+    recs: pd.DataFrame, cold: pd.DataFrame, segments: pd.DataFrame, similar: pd.DataFrame, cands: Path
+) -> dict[str, Iterable[tuple[str, str]]]:
     """Store entries (key, JSON) per kind: a customer's list, a country's cold-start list, a customer's
-    segment, an item's similar items, a customer's candidates with their model inputs (re-ranking)."""
-    from pipelines.serving.rerank import candidate_payloads
+    segment, an item's similar items, a customer's candidates with their model inputs (re-ranking).
+
+    The re-ranking entries are made as they are written, from the `cands` file read partition by
+    partition of whole customers: at 10M interactions they are 22M rows of model inputs, far more
+    than memory holds as one frame beside their JSON."""
 
     def items(frame: pd.DataFrame) -> list[dict[str, Any]]:
         return [
@@ -84,8 +88,18 @@ def payloads(
             )
             for i, rows in _grouped(similar.sort_values([s.ITEM, "rank"]), s.ITEM, [s.SIMILAR, "score", "source"])
         ],
-        "cand": candidate_payloads(cands, [c for c in cands.columns if c not in (s.CUSTOMER, s.ITEM)]),
+        "cand": candidate_entries(cands),
     }
+
+
+def candidate_entries(path: Path) -> Iterator[tuple[str, str]]:
+    """The re-ranking entries of a candidates file (customer, item, the model's inputs), customer by customer."""
+    from pipelines.core.partitions import customer_partitions
+    from pipelines.serving.rerank import candidate_payloads
+
+    parts, _ = customer_partitions(path)
+    for part in parts:
+        yield from candidate_payloads(part, [c for c in part.columns if c not in (s.CUSTOMER, s.ITEM)])
 
 
 def _grouped(frame: pd.DataFrame, key: str, columns: list[str]) -> list[tuple[object, list[tuple]]]:
@@ -226,8 +240,8 @@ def publish(
     published = {k: params[k] for k in ("candidates", "ranker", "features", "recommend", "publish") if k in params}
     releases.stage(version, files, manifest(version, model_sha, info, windows, published, evaluation, gate))
     if version not in store.versions():
-        frames = [pd.read_parquet(files[name]) for name in FILES]
-        for kind, entries in payloads(*frames).items():
+        frames = [pd.read_parquet(files[name]) for name in FILES if name != "candidates.parquet"]
+        for kind, entries in payloads(*frames, files["candidates.parquet"]).items():
             store.write(version, kind, entries, int(p["write_batch_size"]))
         store.complete(version)
     releases.record(version)

@@ -354,3 +354,25 @@ def test_the_production_store_redis_serves_and_rolls_back(services, tmp_path, mo
         keys = list(store.client.scan_iter(f"{namespace}:*"))
         if keys:
             store.client.delete(*keys)
+
+
+def test_rerank_entries_are_made_customer_by_customer_across_row_groups(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipelines.serving.publish import candidate_entries
+    from pipelines.serving.rerank import candidate_payloads
+
+    kept = pd.DataFrame(
+        {
+            "customer_id": ["c1", "c1", "c1", "c2", "c3", "c3"],
+            "item_id": ["a", "b", "c", "a", "d", "e"],
+            "f": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            "g": [0.5, 0.25, 0.0, 1.0, 2.0, 3.0],
+        }
+    )
+    pq.write_table(pa.Table.from_pandas(kept, preserve_index=False), tmp_path / "c.parquet", row_group_size=2)
+    assert pq.ParquetFile(tmp_path / "c.parquet").num_row_groups == 3  # c1 and c3 span two row groups
+    entries = list(candidate_entries(tmp_path / "c.parquet"))
+    assert entries == candidate_payloads(kept, ["f", "g"])  # one entry per customer, rows whole
+    assert [customer for customer, _ in entries] == ["c1", "c2", "c3"]
