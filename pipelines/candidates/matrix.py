@@ -103,20 +103,33 @@ def top_n(
         if exclude is not None:  # by structure, not value: a fully decayed purchase is still a purchase
             bought = exclude[batch]
             scores[np.repeat(np.arange(len(batch)), np.diff(bought.indptr)), bought.indices] = 0.0
-        k = min(n, scores.shape[1])
-        if k == 0:
+        if n == 0 or scores.shape[1] == 0:
             continue
-        part = np.sort(np.argpartition(-scores, k - 1, axis=1)[:, :k], axis=1)  # item order breaks ties
-        top = np.take_along_axis(scores, part, axis=1)
-        order = np.argsort(-top, axis=1, kind="stable")  # best first within each customer
-        part, top = np.take_along_axis(part, order, axis=1), np.take_along_axis(top, order, axis=1)
-        r, c = np.nonzero(top > 0)
-        frames.append(
-            pd.DataFrame({s.CUSTOMER: ids[lo : lo + BATCH][r], s.ITEM: items.to_numpy()[part[r, c]], SCORE: top[r, c]})
-        )
+        r, c, top = top_positive(scores, n)
+        frames.append(pd.DataFrame({s.CUSTOMER: ids[lo : lo + BATCH][r], s.ITEM: items.to_numpy()[c], SCORE: top}))
     if not frames:
         return no_candidates()
     return pd.concat(frames, ignore_index=True)  # grouped by customer in `rows` order, best first
+
+
+def top_positive(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's n largest positive float32 `scores`, ties broken by column (item) order: their rows,
+    columns and values, row by row, best first.
+
+    Each row's n-th largest value comes from a partition of the values (several times cheaper than
+    partitioning their indices); the entries at or above it are then ordered with one sort of an
+    integer key (row, value descending), stable, so equal values keep their column order."""
+    positive = scores > 0
+    if n < scores.shape[1]:
+        positive &= scores >= -np.partition(-scores, n - 1, axis=1)[:, n - 1 : n]
+    r, c = np.nonzero(positive)  # row by row, columns ascending
+    top = scores[r, c]
+    descending = np.uint64(0xFFFFFFFF) - top.view(np.uint32).astype(np.uint64)  # positive floats order as their bits
+    order = np.argsort((r.astype(np.uint64) << np.uint64(32)) | descending, kind="stable")
+    r, c, top = r[order], c[order], top[order]
+    rank = np.arange(len(r)) - np.searchsorted(r, r)  # place within the row (r is sorted)
+    keep = rank < n
+    return r[keep], c[keep], top[keep]
 
 
 class SharedMatrices:

@@ -749,3 +749,13 @@ def test_sources_across_batches_match_one_batch(monkeypatch):
     monkeypatch.setattr(mx, "BATCH", 2)
     for name, want in expected.items():
         pd.testing.assert_frame_equal(cached(name).recommend(CUSTOMERS), want, obj=name)
+
+
+def test_top_positive_breaks_ties_at_the_cut_by_item_order():
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.random((50, 40)), 1).astype(np.float32) * (rng.random((50, 40)) < 0.7)  # ties, zeros
+    rows, cols, values = mx.top_positive(scores, 5)
+    for row in range(len(scores)):
+        expected = sorted((-v, c) for c, v in enumerate(scores[row].tolist()) if v > 0)[:5]  # best, then item order
+        got = [(-float(v), int(c)) for c, v in zip(cols[rows == row], values[rows == row], strict=True)]
+        assert got == expected, row
