@@ -100,6 +100,7 @@ def top_n(
         batch = rows[lo : lo + BATCH]
         scores = score_rows(batch)
         scores = np.asarray(scores.todense() if sp.issparse(scores) else scores, dtype=np.float32)
+        np.nan_to_num(scores, copy=False, nan=0.0)  # no score is no candidate (a NaN would void a row's cut)
         if exclude is not None:  # by structure, not value: a fully decayed purchase is still a purchase
             bought = exclude[batch]
             scores[np.repeat(np.arange(len(batch)), np.diff(bought.indptr)), bought.indices] = 0.0

@@ -94,9 +94,13 @@ def payloads(
 
 def candidate_entries(path: Path) -> Iterator[tuple[str, str]]:
     """The re-ranking entries of a candidates file (customer, item, the model's inputs), customer by customer."""
+    import pyarrow.parquet as pq
+
     from pipelines.core.partitions import customer_partitions
     from pipelines.serving.rerank import candidate_payloads
 
+    if s.CUSTOMER not in pq.read_schema(path).names:  # publish.rerank_candidates: 0 (score writes no columns)
+        return
     parts, _ = customer_partitions(path)
     for part in parts:
         yield from candidate_payloads(part, [c for c in part.columns if c not in (s.CUSTOMER, s.ITEM)])

@@ -21,7 +21,7 @@ import orjson
 
 from pipelines.core.errors import InputError
 
-KINDS = ("rec", "cold", "segment", "similar")
+KINDS = ("rec", "cold", "segment", "similar", "cand")  # every kind publish writes (drop deletes them all)
 
 
 class ServingStore(Protocol):

@@ -376,3 +376,11 @@ def test_rerank_entries_are_made_customer_by_customer_across_row_groups(tmp_path
     entries = list(candidate_entries(tmp_path / "c.parquet"))
     assert entries == candidate_payloads(kept, ["f", "g"])  # one entry per customer, rows whole
     assert [customer for customer, _ in entries] == ["c1", "c2", "c3"]
+
+
+def test_without_rerank_candidates_nothing_is_published_for_re_ranking(tmp_path, model, params):
+    scored(tmp_path, "a")
+    pd.DataFrame().to_parquet(tmp_path / "scored-a" / "candidates.parquet")  # score's file with rerank_candidates: 0
+    result = publish(tmp_path / "scored-a", model, judged(PASSED, model), WINDOWS, EVALUATION, params)
+    store = SqliteStore(Path(params["publish"]["dir"]) / "serving.db")
+    assert result["published"] and store.get("rec", "u")[1] and store.get("cand", "c1") == (result["version"], None)

@@ -27,6 +27,7 @@ def contract(store) -> None:
     assert store.get("rec", "c1") == ("v1", [{"item_id": "v1-1"}])
     assert store.get("rec", "nobody") == ("v1", None)  # the live version, no entry
     store.write("v2", "rec", entries("v2", 2), batch_size=10)
+    store.write("v2", "cand", entries("v2", 1), batch_size=10)
     assert store.get("rec", "c1") == ("v1", [{"item_id": "v1-1"}])  # v2 is written but not live
     store.complete("v2")
     assert store.versions() == ["v1", "v2"]
@@ -36,6 +37,7 @@ def contract(store) -> None:
     assert store.get("rec", "c2") == ("v1", [{"item_id": "v1-2"}])
     store.drop("v2")
     assert store.versions() == ["v1"]
+    assert store.get("rec", "c0", "v2")[1] is None and store.get("cand", "c0", "v2")[1] is None  # every kind dropped
     with pytest.raises(InputError):
         store.set_live("v2")
 

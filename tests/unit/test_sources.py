@@ -759,3 +759,9 @@ def test_top_positive_breaks_ties_at_the_cut_by_item_order():
         expected = sorted((-v, c) for c, v in enumerate(scores[row].tolist()) if v > 0)[:5]  # best, then item order
         got = [(-float(v), int(c)) for c, v in zip(cols[rows == row], values[rows == row], strict=True)]
         assert got == expected, row
+
+
+def test_top_n_skips_nan_scores_and_keeps_the_rest():
+    nan_scores = np.array([[np.nan, np.nan, np.nan, 1.0, 2.0]], dtype=np.float32)
+    got = mx.top_n(lambda r: nan_scores[r], np.arange(1), IDS[:1], pd.Index(["a", "b", "c", "d", "e"]), 3)
+    assert list(zip(got["item_id"], got["score"], strict=True)) == [("e", 2.0), ("d", 1.0)]
