@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scale import GIB, head, peak_rss  # noqa: E402
+from scale import GIB, head, sampled  # noqa: E402
 
 from pipelines.core.files import SELECTION_FILE  # noqa: E402
 
@@ -48,14 +47,10 @@ def run_daily(work: Path) -> dict:
     result["run"] = str(run.root)
     print(f"{DAG} at {rows:,} rows, as of {as_of[:10]}, {backend} backend, in {run.root}", flush=True)
     for name in dag_stages(DAG):
-        stop, peak = threading.Event(), [0]
-        sampler = threading.Thread(target=peak_rss, args=(psutil.Process(), stop, peak), daemon=True)
-        sampler.start()
         started = time.perf_counter()
-        run_stage(run, name)
+        with sampled(psutil.Process()) as peak:
+            run_stage(run, name)
         seconds = time.perf_counter() - started
-        stop.set()
-        sampler.join()
         result["stages"][name] = {"seconds": round(seconds, 1), "peak_rss_gib": round(peak[0] / GIB, 3)}
         print(f"  {name:<12} {seconds:8.1f} s  {peak[0] / GIB:6.2f} GiB", flush=True)
     result["seconds"] = round(sum(v["seconds"] for v in result["stages"].values()), 1)

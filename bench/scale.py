@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -70,6 +70,19 @@ def peak_rss(proc: psutil.Process, stop: threading.Event, out: list[int]) -> Non
         stop.wait(0.2)
 
 
+@contextlib.contextmanager
+def sampled(proc: psutil.Process) -> Iterator[list[int]]:
+    """The peak summed RSS of `proc` and its descendants while the block runs, in the yielded [bytes]."""
+    stop, peak = threading.Event(), [0]
+    sampler = threading.Thread(target=peak_rss, args=(proc, stop, peak), daemon=True)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        sampler.join()
+
+
 def run_stage(name: str, cmd: str, cwd: Path, env: dict[str, str], log: Path) -> dict[str, float | str]:
     """Run one stage's command; its wall time, peak RSS and commit. A failing stage stops the benchmark."""
     commit, started = head(), time.perf_counter()
@@ -77,12 +90,8 @@ def run_stage(name: str, cmd: str, cwd: Path, env: dict[str, str], log: Path) ->
         out.write(f"\n### {name}: {cmd}\n")
         out.flush()
         child = subprocess.Popen(cmd, shell=True, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        stop, peak = threading.Event(), [0]
-        sampler = threading.Thread(target=peak_rss, args=(psutil.Process(child.pid), stop, peak), daemon=True)
-        sampler.start()
-        code = child.wait()
-        stop.set()
-        sampler.join()
+        with sampled(psutil.Process(child.pid)) as peak:
+            code = child.wait()
     seconds = time.perf_counter() - started
     if code != 0:
         raise SystemExit(f"{name} failed (exit {code}); see {log}")

@@ -117,9 +117,9 @@ def top_positive(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np
     """Each row's n largest positive float32 `scores`, ties broken by column (item) order: their rows,
     columns and values, row by row, best first.
 
-    Each row's n-th largest value comes from a partition of the values (several times cheaper than
-    partitioning their indices); the entries at or above it are then ordered with one sort of an
-    integer key (row, value descending), stable, so equal values keep their column order."""
+    Each row's n-th largest value comes from a partition of the values; the entries at or above it are
+    then ordered with one stable sort of an integer key (row, value descending), so equal values keep
+    their column order and the cut among them goes by item order."""
     positive = scores > 0
     if n < scores.shape[1]:
         positive &= scores >= -np.partition(-scores, n - 1, axis=1)[:, n - 1 : n]

@@ -229,8 +229,9 @@ def candidates_stage(
     model = cand_params.get("reuse_model")
     trained = model_selection(Path(model), cand_params) if model else None
     df = read_split(split_dir)
-    for name in [n for n in w.label_windows() if n != "test"] if trained else []:  # none left from an earlier run
-        (out_dir / f"{name}.parquet").unlink(missing_ok=True)
+    if trained:  # no learning windows: none may be left from an earlier run
+        for name in set(w.label_windows()) - {"test"}:
+            (out_dir / f"{name}.parquet").unlink(missing_ok=True)
     with open_backend(compute_params) as backend:
         sample = learning_sample(ranker_params)
         result = candidates_at_cutoffs(df, w, cand_params, backend, out_dir, **sample, trained=trained)

@@ -108,9 +108,8 @@ def _ids(col: pd.Series) -> pd.Series:
 def _texts(col: pd.Series) -> pd.Series:
     """Stripped strings as objects; blanks and missing values become None.
 
-    Each distinct value is stripped once and its rows share that one string object: a column repeats
-    few values (items, countries, descriptions) over many rows, and a string object per row would hold
-    tens of bytes per row where a shared one costs a pointer."""
+    Each distinct value is stripped once and its rows share the result: a column repeats few values
+    (items, countries, descriptions) over many rows."""
     codes, uniques = pd.factorize(col, use_na_sentinel=True)
     text = pd.Series(uniques, dtype=object).astype("string").str.strip()
     present = (text.notna() & (text != "")).fillna(False).astype(bool)

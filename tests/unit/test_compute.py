@@ -336,3 +336,28 @@ def test_a_models_selection_must_exist_and_fit_the_params(tmp_path):
         model_selection(tmp_path, params | {"sources": {"buy_again": {}, "popularity": {}, "als": {}}})
     (tmp_path / "selection.json").write_text(json.dumps({"selection": None}))
     assert model_selection(tmp_path, params | {"selection": None}) == {"selection": None}
+
+
+def test_the_daily_candidates_stage_writes_the_test_window_with_the_models_selection(tmp_path, clean_interactions):
+    import json
+
+    from pipelines.candidates.union import candidates_stage
+    from pipelines.data.split import split
+
+    clean_interactions.to_parquet(tmp_path / "clean.parquet")
+    split(tmp_path / "clean.parquet", tmp_path / "split", shipped("split", train_cutoffs=1), tmp_path / "s.json")
+    cand_params = {
+        "sources": {"buy_again": source("buy_again", n=20), "popularity": source("popularity", n=10)},
+        "selection": shipped("candidates")["selection"] | {"mean_per_customer": 15, "tune_customers": 40},
+        "reuse_model": None,
+    }
+    args = (tmp_path / "m.json", shipped("compute"), {"max_customers": 30, "seed": 3})
+    candidates_stage(tmp_path / "split", tmp_path / "weekly", cand_params, *args)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model/selection.json").write_bytes((tmp_path / "weekly/selection.json").read_bytes())
+    daily = tmp_path / "weekly"  # a directory an earlier training run left its learning windows in
+    metrics = candidates_stage(tmp_path / "split", daily, cand_params | {"reuse_model": str(tmp_path / "model")}, *args)
+    assert list(metrics) == ["test"] and sorted(p.name for p in daily.glob("*.parquet")) == ["test.parquet"]
+    assert json.loads((daily / "selection.json").read_text()) == json.loads(
+        (tmp_path / "model/selection.json").read_text()
+    )
