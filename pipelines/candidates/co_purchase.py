@@ -7,7 +7,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from pipelines.candidates.base import register
-from pipelines.candidates.matrix import MatrixSource, keep_top_k
+from pipelines.candidates.matrix import MatrixSource
+from pipelines.candidates.topk import Product, top_entries
 from pipelines.core import schema as s
 
 
@@ -34,8 +35,8 @@ class CoPurchase(MatrixSource):
         together.setdiag(0)
         together.eliminate_zeros()
         norm = 1.0 / np.sqrt(np.maximum(counts, 1.0))
-        self.similarity_ = keep_top_k(sp.diags(norm) @ together @ sp.diags(norm), self.neighbours)
+        self.similarity_ = top_entries(sp.diags(norm) @ together @ sp.diags(norm), self.neighbours)
         return self
 
-    def scores(self, rows: np.ndarray) -> sp.spmatrix:
-        return self.ui_.matrix[rows] @ self.similarity_
+    def scores(self, rows: np.ndarray) -> Product:
+        return Product(self.ui_.matrix[rows], self.similarity_)

@@ -14,7 +14,8 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from pipelines.candidates.base import no_candidates, register
-from pipelines.candidates.matrix import MatrixSource, keep_top_k, l2_rows
+from pipelines.candidates.matrix import MatrixSource, l2_rows
+from pipelines.candidates.topk import Product, top_entries
 from pipelines.core import schema as s
 from pipelines.core.errors import InputError
 
@@ -68,6 +69,7 @@ class Content(MatrixSource):
         if self.similarity == "cosine":
             vec = TfidfVectorizer(max_features=self.max_features, sublinear_tf=True, dtype=np.float32)
             self.item_vectors_ = vec.fit_transform(texts).tocsr()  # rows are L2-normalised
+            self.item_vectors_t_ = self.item_vectors_.T.tocsr()
         else:
             tokens = TfidfVectorizer(max_features=self.max_features, use_idf=False, norm=None, binary=True)
             b = tokens.fit_transform(texts).astype(np.float32).tocsr()
@@ -77,13 +79,12 @@ class Content(MatrixSource):
             inter.eliminate_zeros()
             coo = inter.tocoo()
             jac = coo.data / (sizes[coo.row] + sizes[coo.col] - coo.data)
-            self.jaccard_ = keep_top_k(sp.csr_matrix((jac, (coo.row, coo.col)), shape=inter.shape), self.neighbours)
+            self.jaccard_ = top_entries(sp.csr_matrix((jac, (coo.row, coo.col)), shape=inter.shape), self.neighbours)
 
-    def scores(self, rows: np.ndarray) -> sp.spmatrix | np.ndarray:
+    def scores(self, rows: np.ndarray) -> Product:
         if self.similarity == "jaccard":
-            return self.ui_.matrix[rows] @ self.jaccard_
-        profiles = l2_rows(self.ui_.matrix[rows] @ self.item_vectors_)
-        return profiles @ self.item_vectors_.T
+            return Product(self.ui_.matrix[rows], self.jaccard_)
+        return Product(l2_rows(self.ui_.matrix[rows] @ self.item_vectors_), self.item_vectors_t_)
 
     def recommend(self, customers: pd.Index) -> pd.DataFrame:
         return super().recommend(customers) if self.has_text_ else no_candidates()

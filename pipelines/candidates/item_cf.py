@@ -6,12 +6,12 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from implicit.nearest_neighbours import BM25Recommender, CosineRecommender, TFIDFRecommender
 from implicit.utils import ParameterWarning
 
 from pipelines.candidates.base import register
 from pipelines.candidates.matrix import MatrixSource
+from pipelines.candidates.topk import Product
 from pipelines.core.errors import InputError
 
 MODELS = {"cosine": CosineRecommender, "bm25": BM25Recommender, "tfidf": TFIDFRecommender}
@@ -43,5 +43,5 @@ class ItemCF(MatrixSource):
         self.similarity_ = model.similarity.tocsr()
         return self
 
-    def scores(self, rows: np.ndarray) -> sp.spmatrix:
-        return self.ui_.matrix[rows] @ self.similarity_
+    def scores(self, rows: np.ndarray) -> Product:
+        return Product(self.ui_.matrix[rows], self.similarity_)

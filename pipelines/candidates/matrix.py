@@ -11,6 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from pipelines.candidates.base import SCORE, CandidateSource, no_candidates
+from pipelines.candidates.topk import Scores, top_entries
 from pipelines.core import schema as s
 
 BATCH = 1024  # customers scored at once: bounds the dense batch x items block
@@ -56,24 +57,6 @@ def l2_rows(m: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(1.0 / norms) @ m)
 
 
-def keep_top_k(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """Keep the k largest entries of each row (a k-nearest-neighbour graph)."""
-    m = sp.csr_matrix(m)
-    data, indices, indptr = [], [], [0]
-    for i in range(m.shape[0]):
-        lo, hi = m.indptr[i], m.indptr[i + 1]
-        vals, cols = m.data[lo:hi], m.indices[lo:hi]
-        if len(vals) > k:
-            top = np.argpartition(-vals, k - 1)[:k]
-            vals, cols = vals[top], cols[top]
-        data.append(vals)
-        indices.append(cols)
-        indptr.append(indptr[-1] + len(vals))
-    return sp.csr_matrix(
-        (np.concatenate(data) if data else [], np.concatenate(indices) if indices else [], indptr), shape=m.shape
-    )
-
-
 def row_blocks(rows: np.ndarray, n_customers: int) -> Iterator[np.ndarray]:
     """`rows` in consecutive slices whose similarity to all `n_customers` holds at most `BLOCK` entries."""
     step = max(1, BLOCK // max(n_customers, 1))
@@ -82,7 +65,7 @@ def row_blocks(rows: np.ndarray, n_customers: int) -> Iterator[np.ndarray]:
 
 
 def top_n(
-    score_rows: Callable[[np.ndarray], np.ndarray | sp.spmatrix],
+    score_rows: Callable[[np.ndarray], Scores],
     rows: np.ndarray,
     ids: np.ndarray,
     items: pd.Index,
@@ -91,46 +74,23 @@ def top_n(
 ) -> pd.DataFrame:
     """Top-n positive-scored items per customer, scoring `BATCH` customers at a time.
 
-    `score_rows(rows)` returns the scores of those matrix rows over all items; items with an
-    entry in `exclude` (e.g. what the customer already bought) are skipped. Output rows are
-    grouped by customer in the order of `rows`, best first, ties broken by item order.
+    `score_rows(rows)` returns the scores of those matrix rows over all items (dense, sparse or a
+    `Product` left to the selection); items with an entry in `exclude` (e.g. what the customer
+    already bought; by structure, not value: a fully decayed purchase is still a purchase) are
+    skipped. Output rows are grouped by customer in the order of `rows`, best first, ties broken
+    by item order.
     """
     frames = []
     for lo in range(0, len(rows), BATCH):
         batch = rows[lo : lo + BATCH]
-        scores = score_rows(batch)
-        scores = np.asarray(scores.todense() if sp.issparse(scores) else scores, dtype=np.float32)
-        np.nan_to_num(scores, copy=False, nan=0.0)  # no score is no candidate (a NaN would void a row's cut)
-        if exclude is not None:  # by structure, not value: a fully decayed purchase is still a purchase
-            bought = exclude[batch]
-            scores[np.repeat(np.arange(len(batch)), np.diff(bought.indptr)), bought.indices] = 0.0
-        if n == 0 or scores.shape[1] == 0:
-            continue
-        r, c, top = top_positive(scores, n)
-        frames.append(pd.DataFrame({s.CUSTOMER: ids[lo : lo + BATCH][r], s.ITEM: items.to_numpy()[c], SCORE: top}))
+        top = top_entries(score_rows(batch), n, None if exclude is None else exclude[batch])
+        r = np.repeat(np.arange(len(batch)), np.diff(top.indptr))
+        frames.append(
+            pd.DataFrame({s.CUSTOMER: ids[lo : lo + BATCH][r], s.ITEM: items.to_numpy()[top.indices], SCORE: top.data})
+        )
     if not frames:
         return no_candidates()
     return pd.concat(frames, ignore_index=True)  # grouped by customer in `rows` order, best first
-
-
-def top_positive(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each row's n largest positive float32 `scores`, ties broken by column (item) order: their rows,
-    columns and values, row by row, best first.
-
-    Each row's n-th largest value comes from a partition of the values; the entries at or above it are
-    then ordered with one stable sort of an integer key (row, value descending), so equal values keep
-    their column order and the cut among them goes by item order."""
-    positive = scores > 0
-    if n < scores.shape[1]:
-        positive &= scores >= -np.partition(-scores, n - 1, axis=1)[:, n - 1 : n]
-    r, c = np.nonzero(positive)  # row by row, columns ascending
-    top = scores[r, c]
-    descending = np.uint64(0xFFFFFFFF) - top.view(np.uint32).astype(np.uint64)  # positive floats order as their bits
-    order = np.argsort((r.astype(np.uint64) << np.uint64(32)) | descending, kind="stable")
-    r, c, top = r[order], c[order], top[order]
-    rank = np.arange(len(r)) - np.searchsorted(r, r)  # place within the row (r is sorted)
-    keep = rank < n
-    return r[keep], c[keep], top[keep]
 
 
 class SharedMatrices:
@@ -171,7 +131,7 @@ class MatrixSource(CandidateSource):
         return self.ui_
 
     @abstractmethod
-    def scores(self, rows: np.ndarray) -> np.ndarray | sp.spmatrix:
+    def scores(self, rows: np.ndarray) -> Scores:
         """Scores of these matrix rows (customers) over all items."""
 
     def recommend(self, customers: pd.Index) -> pd.DataFrame:

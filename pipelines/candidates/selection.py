@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.candidates.base import rank_within_groups
+from pipelines.candidates.topk import best_in_groups
 from pipelines.candidates.tuning import coordinate_ascent
 from pipelines.core import schema as s
 
@@ -37,20 +37,15 @@ class Selector:
 
     def __init__(self, cands: pd.DataFrame, names: list[str], budget: pd.Series, rrf_k: float) -> None:
         self.names = names
-        self.codes = pd.factorize(cands[s.CUSTOMER])[0]
+        self.codes, customers = pd.factorize(cands[s.CUSTOMER])
         self.votes = np.column_stack(
             [np.where(cands[f"{n}_score"] > 0, 1.0 / (rrf_k + cands[f"{n}_rank"].to_numpy()), 0.0) for n in names]
         )
-        self.budget = budget.reindex(cands[s.CUSTOMER]).fillna(0).to_numpy()
+        self.budget = budget.reindex(customers).fillna(0).to_numpy()  # per customer (code)
 
     def keep(self, weights: np.ndarray) -> np.ndarray:
-        """Boolean mask of the rows within their customer's budget under `weights`."""
-        priority = self.votes @ weights
-        order = np.lexsort((-priority, self.codes))
-        position = rank_within_groups(self.codes[order]) - 1
-        mask = np.zeros(len(order), dtype=bool)
-        mask[order] = (position < self.budget[order]) & (priority[order] > 0)
-        return mask
+        """Boolean mask of the rows within their customer's budget under `weights` (ties by row order)."""
+        return best_in_groups(self.codes, self.votes @ weights, self.budget)
 
 
 def fit_weights(

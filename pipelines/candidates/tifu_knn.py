@@ -8,7 +8,8 @@ import scipy.sparse as sp
 
 from pipelines.candidates.base import register
 from pipelines.candidates.baskets import AGE, COUNT, basket_lines, before, weighted
-from pipelines.candidates.matrix import MatrixSource, keep_top_k, l2_rows, row_blocks
+from pipelines.candidates.matrix import MatrixSource, l2_rows, row_blocks
+from pipelines.candidates.topk import top_entries
 from pipelines.core.errors import InputError
 
 
@@ -65,7 +66,7 @@ class TifuKnn(MatrixSource):
         sim = (self.unit_[rows] @ self.unit_t_).tocsr()  # rows x customers
         sim[np.arange(len(rows)), rows] = 0.0  # a customer is not their own neighbour
         sim.eliminate_zeros()
-        near = keep_top_k(sim, self.neighbours)
+        near = top_entries(sim, self.neighbours)
         near.data[:] = 1.0
         found = np.maximum(np.diff(near.indptr), 1)
         neighbours = sp.diags(1.0 / found) @ near @ self.vectors_

@@ -42,15 +42,15 @@ def union(sources: list[CandidateSource], customers: pd.Index) -> pd.DataFrame:
     for key in keys:
         present[key] = True
     all_keys = np.flatnonzero(present)
-    position = np.cumsum(present, dtype=np.int64) - 1
     out = pd.DataFrame(
         {s.CUSTOMER: cust_index.to_numpy()[all_keys // n_items], s.ITEM: items.to_numpy()[all_keys % n_items]}
     )
     for src, part, key in zip(sources, parts, keys, strict=True):
         score = np.zeros(len(all_keys))
         rank = np.full(len(all_keys), src.n + 1, dtype=np.int32)
-        score[position[key]] = part[SCORE].to_numpy()
-        rank[position[key]] = rank_within_groups(key // n_items)
+        at = np.searchsorted(all_keys, key)  # the key's row: a sorted search, not a cumsum over chunk x items
+        score[at] = part[SCORE].to_numpy()
+        rank[at] = rank_within_groups(key // n_items)
         out[f"{src.name}_score"], out[f"{src.name}_rank"] = score, rank
     return out
 

@@ -8,7 +8,8 @@ import scipy.sparse as sp
 
 from pipelines.candidates.base import register
 from pipelines.candidates.baskets import AGE, COUNT, basket_lines, before, weighted
-from pipelines.candidates.matrix import MatrixSource, keep_top_k, row_blocks
+from pipelines.candidates.matrix import MatrixSource, row_blocks
+from pipelines.candidates.topk import top_entries
 from pipelines.core.errors import InputError
 
 
@@ -64,5 +65,5 @@ class UpCF(MatrixSource):
         sim = (self.left_[rows] @ self.right_t_).tocsr()  # rows x customers
         sim.data **= self.locality
         if self.neighbours is not None:
-            sim = keep_top_k(sim, self.neighbours)
+            sim = top_entries(sim, self.neighbours)
         return sp.csr_matrix(sim @ self.popularity_)

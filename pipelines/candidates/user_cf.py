@@ -8,7 +8,8 @@ import scipy.sparse as sp
 from implicit.nearest_neighbours import bm25_weight, tfidf_weight
 
 from pipelines.candidates.base import register
-from pipelines.candidates.matrix import MatrixSource, keep_top_k, l2_rows
+from pipelines.candidates.matrix import MatrixSource, l2_rows
+from pipelines.candidates.topk import Product, top_entries
 from pipelines.core.errors import InputError
 
 WEIGHTINGS = {"bm25": lambda m: bm25_weight(m, K1=1.2, B=0.75), "tfidf": tfidf_weight, "cosine": lambda m: m}
@@ -54,10 +55,12 @@ class UserCF(MatrixSource):
             self.pool_t_, self.pool_items_ = self.vectors_[self.pool_].T.tocsr(), self.ui_.matrix[self.pool_]
         return self
 
-    def scores(self, rows: np.ndarray) -> sp.csr_matrix:
-        sim = (self.vectors_[rows] @ self.pool_t_).tocsr()  # batch x pool
+    def scores(self, rows: np.ndarray) -> Product:
         own = np.searchsorted(self.pool_, rows)
         in_pool = (own < len(self.pool_)) & (self.pool_[np.minimum(own, len(self.pool_) - 1)] == rows)
-        sim[np.flatnonzero(in_pool), own[in_pool]] = 0.0  # a customer is not their own neighbour
-        sim.eliminate_zeros()
-        return keep_top_k(sim, self.neighbours) @ self.pool_items_
+        itself = sp.csr_matrix(  # a customer is not their own neighbour
+            (np.ones(in_pool.sum(), np.float32), (np.flatnonzero(in_pool), own[in_pool])),
+            shape=(len(rows), len(self.pool_)),
+        )
+        near = top_entries(Product(self.vectors_[rows], self.pool_t_), self.neighbours, exclude=itself)  # batch x pool
+        return Product(near, self.pool_items_)

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from pipelines.candidates import SOURCES, build_sources
 from pipelines.candidates import matrix as mx
+from pipelines.candidates import topk
 from pipelines.candidates.als import ALS
 from pipelines.candidates.co_purchase import CoPurchase
 from pipelines.candidates.content import Content, item_texts
@@ -666,14 +667,28 @@ def test_user_items_rows_of_known_customers():
     assert rows.tolist() == [1, 0] and ids.tolist() == ["b", "a"]
 
 
-def test_keep_top_k_keeps_the_k_largest_per_row():
+def test_top_entries_keeps_the_k_largest_per_row():
     m = sp.csr_matrix(np.array([[1, 5, 3, 0, 4], [2, 0, 0, 0, 0], [0, 0, 0, 0, 0], [7, 6, 0, 0, 0]], np.float32))
-    got = mx.keep_top_k(m, 2)
+    got = topk.top_entries(m, 2)
     assert sp.issparse(got) and got.shape == m.shape
     np.testing.assert_array_equal(got.toarray(), [[0, 5, 0, 0, 4], [2, 0, 0, 0, 0], [0, 0, 0, 0, 0], [7, 6, 0, 0, 0]])
-    np.testing.assert_array_equal(mx.keep_top_k(m, 10).toarray(), m.toarray())
-    np.testing.assert_array_equal(mx.keep_top_k(m, 1).toarray()[0], [0, 5, 0, 0, 0])
-    assert mx.keep_top_k(sp.csr_matrix((0, 3)), 2).shape == (0, 3)
+    assert got.indices.tolist() == [1, 4, 0, 0, 1]  # each row best first
+    np.testing.assert_array_equal(topk.top_entries(m, 10).toarray(), m.toarray())
+    np.testing.assert_array_equal(topk.top_entries(m, 1).toarray()[0], [0, 5, 0, 0, 0])
+    assert topk.top_entries(sp.csr_matrix((0, 3)), 2).shape == (0, 3)
+
+
+def test_top_entries_of_a_product_equal_those_of_the_product_computed():
+    rng = np.random.default_rng(7)
+    left = sp.random(40, 30, density=0.2, format="csr", dtype=np.float32, random_state=rng)
+    right = sp.random(30, 50, density=0.1, format="csr", dtype=np.float32, random_state=rng)
+    left.data -= 0.3  # negative sums too: only positive ones are candidates
+    exclude = sp.random(40, 50, density=0.1, format="csr", random_state=rng)
+    lazy = topk.top_entries(topk.Product(left, right), 6, exclude)
+    computed = topk.top_entries((left @ right).toarray(), 6, exclude)
+    assert (lazy != computed).nnz == 0 and lazy.indices.tolist() == computed.indices.tolist()
+    assert lazy.nnz > 0 and (lazy.data > 0).all()
+    assert not (lazy.multiply(exclude != 0)).nnz  # nothing excluded is kept
 
 
 def test_l2_rows_unit_norm_and_empty_rows_stay_empty():
@@ -751,14 +766,16 @@ def test_sources_across_batches_match_one_batch(monkeypatch):
         pd.testing.assert_frame_equal(cached(name).recommend(CUSTOMERS), want, obj=name)
 
 
-def test_top_positive_breaks_ties_at_the_cut_by_item_order():
+@pytest.mark.parametrize("form", ["dense", "sparse"])
+def test_top_entries_break_ties_at_the_cut_by_item_order(form):
     rng = np.random.default_rng(3)
     scores = np.round(rng.random((50, 40)), 1).astype(np.float32) * (rng.random((50, 40)) < 0.7)  # ties, zeros
-    rows, cols, values = mx.top_positive(scores, 5)
+    scores[:, ::-1][:, :20] = np.round(scores[:, ::-1][:, :20], 0)  # many ties at 1.0 and 0
+    got = topk.top_entries(scores if form == "dense" else sp.csr_matrix(scores), 5)
     for row in range(len(scores)):
         expected = sorted((-v, c) for c, v in enumerate(scores[row].tolist()) if v > 0)[:5]  # best, then item order
-        got = [(-float(v), int(c)) for c, v in zip(cols[rows == row], values[rows == row], strict=True)]
-        assert got == expected, row
+        lo, hi = got.indptr[row], got.indptr[row + 1]
+        assert [(-float(v), int(c)) for c, v in zip(got.indices[lo:hi], got.data[lo:hi], strict=True)] == expected
 
 
 def test_top_n_skips_nan_scores_and_keeps_the_rest():
