@@ -32,15 +32,22 @@ def budgets(history: pd.DataFrame, customers: pd.Index, p: dict[str, Any]) -> pd
     return np.floor(np.clip(raw * scale, lo, hi)).astype(int).rename("budget")
 
 
+def votes(cands: pd.DataFrame, names: list[str], rrf_k: float) -> np.ndarray:
+    """Each row's reciprocal-rank vote from each named source, 1 / (rrf_k + rank) (0 if not proposed)."""
+    out = np.zeros((len(cands), len(names)))
+    for j, n in enumerate(names):
+        proposed = cands[f"{n}_score"].to_numpy() > 0
+        out[proposed, j] = 1.0 / (rrf_k + cands[f"{n}_rank"].to_numpy()[proposed])
+    return out
+
+
 class Selector:
     """Precomputed arrays for selecting within budgets quickly under many weight vectors."""
 
     def __init__(self, cands: pd.DataFrame, names: list[str], budget: pd.Series, rrf_k: float) -> None:
         self.names = names
         self.codes, customers = pd.factorize(cands[s.CUSTOMER])
-        self.votes = np.column_stack(
-            [np.where(cands[f"{n}_score"] > 0, 1.0 / (rrf_k + cands[f"{n}_rank"].to_numpy()), 0.0) for n in names]
-        )
+        self.votes = votes(cands, names, rrf_k)
         self.budget = budget.reindex(customers).fillna(0).to_numpy()  # per customer (code)
 
     def keep(self, weights: np.ndarray) -> np.ndarray:

@@ -42,15 +42,16 @@ def union(sources: list[CandidateSource], customers: pd.Index) -> pd.DataFrame:
     for key in keys:
         present[key] = True
     all_keys = np.flatnonzero(present)
+    row_of = np.empty(len(present), dtype=np.int32)  # key -> output row; only the present keys are ever read
+    row_of[all_keys] = np.arange(len(all_keys), dtype=np.int32)
     out = pd.DataFrame(
         {s.CUSTOMER: cust_index.to_numpy()[all_keys // n_items], s.ITEM: items.to_numpy()[all_keys % n_items]}
     )
     for src, part, key in zip(sources, parts, keys, strict=True):
         score = np.zeros(len(all_keys))
         rank = np.full(len(all_keys), src.n + 1, dtype=np.int32)
-        at = np.searchsorted(all_keys, key)  # the key's row: a sorted search, not a cumsum over chunk x items
-        score[at] = part[SCORE].to_numpy()
-        rank[at] = rank_within_groups(key // n_items)
+        score[row_of[key]] = part[SCORE].to_numpy()
+        rank[row_of[key]] = rank_within_groups(key // n_items)
         out[f"{src.name}_score"], out[f"{src.name}_rank"] = score, rank
     return out
 
