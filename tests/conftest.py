@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from pathlib import Path
@@ -44,6 +45,18 @@ def services() -> dict[str, tuple[str, int]]:
             pytest.fail(message + " and REQUIRE_SERVICES=1")
         pytest.skip(message)
     return SERVICES
+
+
+def scratch_database(name: str = "shoprec_test") -> str:
+    """Create PostgreSQL database `name` on 127.0.0.1 unless it exists (another xdist worker may be
+    creating it at the same moment) and return its SQLAlchemy URL."""
+    import psycopg
+
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                conn.execute(f"CREATE DATABASE {name}")  # unless a concurrent test just did
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -76,15 +77,23 @@ def shoprec(*args: str, cwd: Path, ok: bool = True, env: dict[str, str] | None =
     return run([str(BIN / "shoprec"), *args], cwd, ok, env)
 
 
-@pytest.fixture(scope="session")
-def project(tmp_path_factory) -> Path:
-    """A copy of the project (code, dvc.yaml, params with a small data size) in a fresh git repo, reproduced."""
-    root = tmp_path_factory.mktemp("project")
+PROJECT_ROWS = 15_000
+
+
+def shared_dir(config: pytest.Config) -> Path:
+    """A directory of this test run shared by its xdist workers (this process's base temp without xdist)."""
+    base = config._tmp_path_factory.getbasetemp()  # the `tmp_path_factory` fixture's object
+    return base.parent if hasattr(config, "workerinput") else base
+
+
+def start_project(root: Path) -> subprocess.Popen:
+    """Lay out a copy of the project (code, dvc.yaml, params with a small data size) in a fresh git repo
+    at `root` and start its `dvc repro` in the background; `root/repro.rc` holds its exit code when done."""
     for tree in ("pipelines", "feature_repo"):
         shutil.copytree(ROOT / tree, root / tree, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", root)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["synthetic"]["rows"] = 15_000
+    params["synthetic"]["rows"] = PROJECT_ROWS
     params["monitor"]["sample_rows"] = 5_000
     # 15k rows come from a few hundred customers, whose features repeat over their ~300 candidates:
     # the drift shares of so few customers are noisy (about 0.5 here, 0.2 at the default 150k rows).
@@ -94,7 +103,48 @@ def project(tmp_path_factory) -> Path:
     run([sys.executable, "-m", "dvc", "init", "-q"], root)
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "init"], root)
-    run([sys.executable, "-m", "dvc", "repro"], root)
+    script = f'"{sys.executable}" -m dvc repro > repro.log 2>&1; echo $? > repro.rc.tmp && mv repro.rc.tmp repro.rc'
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1"}
+    return subprocess.Popen(["bash", "-c", script], cwd=root, env=env, start_new_session=True)
+
+
+@pytest.hookimpl(trylast=True)  # after `-m` has deselected
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests on the reproduced `project` run last, and its `dvc repro` starts now, in the background
+    (once per run, whichever xdist worker gets here first): the other tests run meanwhile."""
+    needs = [item for item in items if "project" in getattr(item, "fixturenames", ())]
+    if not needs:
+        return
+    items[:] = [item for item in items if "project" not in getattr(item, "fixturenames", ())] + needs
+    root = shared_dir(config) / "project"
+    try:
+        root.mkdir()
+    except FileExistsError:
+        return  # another worker started it
+    config.stash[BUILD] = start_project(root)
+
+
+BUILD = pytest.StashKey[subprocess.Popen]()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A run that ends early (-x, Ctrl-C) stops the background `dvc repro` it started."""
+    build = config.stash.get(BUILD, None)
+    if build is not None and build.poll() is None:
+        os.killpg(build.pid, signal.SIGTERM)
+
+
+@pytest.fixture(scope="session")
+def project(request) -> Path:
+    """The project reproduced by the `dvc repro` that collection started (waited for here)."""
+    import time
+
+    root = shared_dir(request.config) / "project"
+    rc, deadline = root / "repro.rc", time.monotonic() + 1800
+    while not rc.exists():
+        assert root.is_dir() and time.monotonic() < deadline, f"{root}: the project's dvc repro never finished"
+        time.sleep(1)
+    assert rc.read_text().strip() == "0", f"dvc repro failed:\n{(root / 'repro.log').read_text()[-5000:]}"
     return root
 
 

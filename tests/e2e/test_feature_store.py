@@ -20,7 +20,7 @@ from pipelines.features.store import (
     online_features,
     scratch_store,
 )
-from tests.conftest import feature_project, interactions
+from tests.conftest import feature_project, interactions, scratch_database
 
 pytestmark = pytest.mark.e2e
 
@@ -221,14 +221,9 @@ def production_env(services):
     """A scratch PostgreSQL database for the SQL registry and a unique project (hence Redis key prefix)."""
     import uuid
 
-    import psycopg
-
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'shoprec_test'").fetchone():
-            conn.execute("CREATE DATABASE shoprec_test")
     return {
         "SHOPREC_FEAST_PROJECT": f"shoprec_test_{uuid.uuid4().hex[:8]}",
-        "SHOPREC_FEAST_REGISTRY_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/shoprec_test",
+        "SHOPREC_FEAST_REGISTRY_URL": scratch_database(),
         "SHOPREC_FEAST_REDIS": "127.0.0.1:6379,db=0",
     }
 

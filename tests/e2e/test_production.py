@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.conftest import scratch_database
 from tests.e2e.conftest import a_moving_purchase, run, shoprec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.slow]  # a second repro on dask: ~5 min
@@ -23,12 +24,9 @@ REDIS_DB = 5  # the serving store's database for this test, flushed at its start
 @pytest.fixture(scope="module")
 def production(project, services, tmp_path_factory):
     """(the local project, the dask + production copy, the copy's environment), reproduced."""
-    import psycopg
     import redis
 
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'shoprec_test'").fetchone():
-            conn.execute("CREATE DATABASE shoprec_test")
+    registry = scratch_database()
     server = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
     server.flushdb()
     copy = Path(tmp_path_factory.mktemp("production")) / "project"
@@ -40,7 +38,7 @@ def production(project, services, tmp_path_factory):
     (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {
         "SHOPREC_FEAST_PROJECT": f"shoprec_e2e_{uuid.uuid4().hex[:8]}",
-        "SHOPREC_FEAST_REGISTRY_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/shoprec_test",
+        "SHOPREC_FEAST_REGISTRY_URL": registry,
         "SHOPREC_FEAST_REDIS": f"127.0.0.1:6379,db={REDIS_DB}",
     }
     run(["dvc", "repro"], copy, env=env)

@@ -57,7 +57,7 @@ def test_shoprec_serve_answers_known_and_unknown_customers(project, tmp_path):
     server = subprocess.Popen([str(BIN / "shoprec"), "serve", "--port", str(port)], cwd=project, stderr=log.open("w"))
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(base + "/health", server, log, timeout=30)
+        wait_for(base + "/health", server, log, timeout=90)
         status, health = get(base + "/health")
         live = json.loads((project / "reports/publish.json").read_text())["version"]
         assert status == 200 and health == {"status": "ok", "version": live}
@@ -100,7 +100,7 @@ def test_a_purchase_posted_to_the_server_re_ranks_the_customers_list(project, tm
     events, expected = a_moving_purchase(project, SqliteStore(project / "published/serving.db"))
     customer = events[0]["customer_id"]
     try:
-        wait_for(base + "/health", server, log, timeout=30)
+        wait_for(base + "/health", server, log, timeout=90)
         before = get(f"{base}/recommendations/{customer}?k=20")[1]
         assert before["fresh"] and [i["item_id"] for i in before["items"]] != expected
         answer = http_json(f"{base}/events", {"events": events})

@@ -7,9 +7,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from pipelines.candidates import SOURCES, build_sources
+from pipelines.candidates import SOURCES, build_sources, topk
 from pipelines.candidates import matrix as mx
-from pipelines.candidates import topk
 from pipelines.candidates.als import ALS
 from pipelines.candidates.co_purchase import CoPurchase
 from pipelines.candidates.content import Content, item_texts
