@@ -26,10 +26,10 @@ run: install  ## run the whole DVC pipeline on the embedded synthetic data
 	@shoprec summary
 
 test: install  ## the test suite (unit, data, e2e; not the slow ones) on every core (pytest-xdist)
-	pytest -n auto -m "not slow" $(PYTEST_ARGS)
+	pytest -n auto --dist loadgroup -m "not slow" $(PYTEST_ARGS)
 
 test-all: install  ## every test, slow ones included
-	pytest -n auto $(PYTEST_ARGS)
+	pytest -n auto --dist loadgroup $(PYTEST_ARGS)
 
 evidently-ui: install  ## the Evidently UI over the runs in reports/workspace (http://127.0.0.1:$(EVIDENTLY_PORT))
 	evidently ui --workspace reports/workspace --host 127.0.0.1 --port $(EVIDENTLY_PORT)

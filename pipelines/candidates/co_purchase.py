@@ -8,8 +8,8 @@ import scipy.sparse as sp
 
 from pipelines.candidates.base import register
 from pipelines.candidates.matrix import MatrixSource
-from pipelines.candidates.topk import Product, top_entries
 from pipelines.core import schema as s
+from pipelines.core.topk import Product, top_entries
 
 
 @register("co_purchase")

@@ -15,9 +15,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from pipelines.candidates.base import no_candidates, register
 from pipelines.candidates.matrix import MatrixSource, l2_rows
-from pipelines.candidates.topk import Product, top_entries
 from pipelines.core import schema as s
 from pipelines.core.errors import InputError
+from pipelines.core.topk import Product, top_entries
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from implicit.utils import ParameterWarning
 
 from pipelines.candidates.base import register
 from pipelines.candidates.matrix import MatrixSource
-from pipelines.candidates.topk import Product
 from pipelines.core.errors import InputError
+from pipelines.core.topk import Product
 
 MODELS = {"cosine": CosineRecommender, "bm25": BM25Recommender, "tfidf": TFIDFRecommender}
 

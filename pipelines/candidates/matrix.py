@@ -11,8 +11,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from pipelines.candidates.base import SCORE, CandidateSource, no_candidates
-from pipelines.candidates.topk import Scores, top_entries
 from pipelines.core import schema as s
+from pipelines.core.topk import Scores, top_entries
 
 BATCH = 1024  # customers scored at once: bounds a dense (ALS) batch x items block and the top-n output
 BLOCK = 1 << 24  # entries of a customers x customers similarity block computed at once (rows x all customers)

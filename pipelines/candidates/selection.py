@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.candidates.topk import best_in_groups
 from pipelines.candidates.tuning import coordinate_ascent
 from pipelines.core import schema as s
+from pipelines.core.topk import best_in_groups
 
 KEYS = [s.CUSTOMER, s.ITEM]
 

@@ -9,8 +9,8 @@ import scipy.sparse as sp
 from pipelines.candidates.base import register
 from pipelines.candidates.baskets import AGE, COUNT, basket_lines, before, weighted
 from pipelines.candidates.matrix import MatrixSource, row_blocks
-from pipelines.candidates.topk import top_entries
 from pipelines.core.errors import InputError
+from pipelines.core.topk import top_entries
 
 
 @register("up_cf")

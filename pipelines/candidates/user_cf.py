@@ -9,8 +9,8 @@ from implicit.nearest_neighbours import bm25_weight, tfidf_weight
 
 from pipelines.candidates.base import register
 from pipelines.candidates.matrix import MatrixSource, l2_rows
-from pipelines.candidates.topk import Product, top_entries
 from pipelines.core.errors import InputError
+from pipelines.core.topk import Product, top_entries
 
 WEIGHTINGS = {"bm25": lambda m: bm25_weight(m, K1=1.2, B=0.75), "tfidf": tfidf_weight, "cosine": lambda m: m}
 

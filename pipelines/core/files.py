@@ -85,8 +85,12 @@ def _atomic(path: Path, write: Any) -> None:
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
-    """Write a DataFrame to Parquet atomically."""
+    """Write a DataFrame to Parquet atomically, then give Arrow's conversion buffers back (its memory
+    pool keeps them otherwise, on top of what the step holds next)."""
+    import pyarrow as pa
+
     _atomic(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
+    pa.default_memory_pool().release_unused()
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from sklearn.cluster import KMeans
 from sklearn.feature_extraction.text import CountVectorizer
 
 from pipelines.core import schema as s
+from pipelines.core.topk import top_entries
 from pipelines.features.history import DAY_COL, EVENT_TS, REVENUE, History
 
 WINDOWS = (30, 90, 365)
@@ -69,17 +70,15 @@ class Keywords:
         bought = sp.csr_matrix((np.ones(keep.sum(), np.float32), (rows[keep], cols)), (len(customers), len(self.items)))
         tf = (bought @ self.item_terms).tocsr()
         idf = np.log((1 + tf.shape[0]) / (1 + np.bincount(tf.indices, minlength=tf.shape[1]))) + 1
-        tf = tf.multiply(idf[None, :]).tocoo()
-        if tf.nnz == 0:
+        tf.data = (tf.data * idf[tf.indices]).astype(np.float32)  # tf-idf, in place
+        best = top_entries(tf, self.top)  # best first, ties alphabetical (the terms are sorted)
+        counts = np.diff(best.indptr)
+        rows = np.flatnonzero(counts)
+        if not len(rows):
             return out
-        order = np.lexsort((tf.col, -tf.data, tf.row))  # by row, best first, ties alphabetical (terms are sorted)
-        row, col = tf.row[order], tf.col[order]
-        starts = np.r_[0, np.flatnonzero(np.diff(row)) + 1]
-        rank = np.arange(len(row)) - np.repeat(starts, np.diff(np.r_[starts, len(row)]))
-        kept = rank < self.top
-        rows, slot = np.unique(row[kept], return_inverse=True)
+        rank = np.arange(best.nnz) - np.repeat(best.indptr[:-1], counts)
         words = np.full((len(rows), self.top), "", dtype=object)  # a customer's terms, best first, "" after
-        words[slot, rank[kept]] = self.terms[col[kept]]
+        words[np.repeat(np.arange(len(rows)), counts[rows]), rank] = self.terms[best.indices]
         joined = words[:, 0]
         for j in range(1, self.top):  # column by column: one vectorised concatenation per rank, not per customer
             joined = joined + np.where(words[:, j] == "", "", " " + words[:, j])
@@ -116,10 +115,8 @@ def customer_snapshot(h: History, date: pd.Timestamp, active_days: int, keywords
     lines = lines.loc[lines[s.CUSTOMER].isin(customers) & (lines[s.CATEGORY] >= 0)]
     weight = lines[REVENUE].fillna(lines[s.QUANTITY]).rename("w")
     spend = weight.groupby([lines[s.CUSTOMER], lines[s.CATEGORY]]).sum().reset_index()
-    best = (
-        spend.sort_values([s.CUSTOMER, "w"], ascending=[True, False]).drop_duplicates(s.CUSTOMER).set_index(s.CUSTOMER)
-    )
     by_customer = spend.groupby(s.CUSTOMER)["w"]
+    best = spend.loc[by_customer.idxmax()].set_index(s.CUSTOMER)  # ties: the first category code
     f["top_category"] = pd.Series(h.categories.take(best[s.CATEGORY]), index=best.index).reindex(customers)
     f["top_category_share"] = (best["w"] / by_customer.sum()).reindex(customers)
     f["categories"] = by_customer.size().reindex(customers, fill_value=0).astype("int64")

@@ -17,7 +17,8 @@ import yaml
 from tests.conftest import scratch_database
 from tests.e2e.conftest import a_moving_purchase, run, shoprec
 
-pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.slow]  # a second repro on dask: ~5 min
+# a second repro on dask (~5 min), shared by the module: one xdist worker runs it all (make test: --dist loadgroup)
+pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.slow, pytest.mark.xdist_group("production")]
 REDIS_DB = 5  # the serving store's database for this test, flushed at its start and end
 
 

@@ -1,6 +1,8 @@
 """Feature builders on hand-made purchases: snapshot dates, history tables, customer, product and
 customer x product features, RFM, keywords, segments and the `features` step, values computed by hand."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -88,6 +90,18 @@ def test_history_tables():
     pairs = h2.pairs.set_index(["customer_id", "item_id"])
     assert pairs.loc[(0, 0)].tolist() == [day(1), day(4)]  # two orders on day 1 are one purchase day
     assert pairs.loc[(0, 1), "first_day"] == day(3) and pd.isna(pairs.loc[(0, 1), "second_day"])
+
+
+def test_history_before_slices_time_ordered_tables_as_the_mask_selects_unordered_ones():
+    h = History.of(clean([("a", "x", d, f"o{d}") for d in (0, 1, 3, 3, 5, 8, 9)]))
+    assert h.lines["day"].is_monotonic_increasing  # the slice
+    for end, days in [(day(3), None), (day(3), 2), (day(9), 6), (day(0), None), (day(20), 30)]:
+        got = h.before("lines", end, days)
+        shuffled = replace(h, lines=h.lines.iloc[::-1])  # not in time order: the boolean mask
+        want = shuffled.before("lines", end, days).iloc[::-1]
+        pd.testing.assert_frame_equal(got, want)
+        assert got["day"].lt(end).all() and (days is None or got["day"].ge(end - pd.Timedelta(days=days)).all())
+    assert h.before("lines", day(3), 2)["day"].tolist() == [day(1)]  # [end - days, end)
 
 
 # --- customer features -----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from pipelines.candidates.selection import select
-from pipelines.candidates.topk import best_in_groups
+from pipelines.core.topk import best_in_groups
 
 pytestmark = pytest.mark.unit
 

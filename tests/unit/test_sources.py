@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from pipelines.candidates import SOURCES, build_sources, topk
+from pipelines.candidates import SOURCES, build_sources
 from pipelines.candidates import matrix as mx
 from pipelines.candidates.als import ALS
 from pipelines.candidates.co_purchase import CoPurchase
@@ -15,6 +15,7 @@ from pipelines.candidates.content import Content, item_texts
 from pipelines.candidates.item_cf import ItemCF
 from pipelines.candidates.popularity import CountryPopularity, Trending
 from pipelines.candidates.user_cf import UserCF
+from pipelines.core import topk
 from pipelines.core.errors import InputError
 from tests.conftest import interactions
 
