@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from pipelines.candidates.matrix import user_items
 from pipelines.candidates.selection import budgets
-from pipelines.candidates.union import candidates_at_cutoffs, fit_sources, learning_sample, window_candidates
+from pipelines.candidates.union import candidates_at_cutoffs, customer_samples, fit_sources, window_candidates
 from pipelines.core.config import load_params
 from pipelines.data.ingest import clean, load_canonical
 from pipelines.data.split import make_windows, warm_customers, window
@@ -79,7 +79,7 @@ def main() -> None:
     load_s = time.perf_counter() - started
 
     started = time.perf_counter()
-    result = candidates_at_cutoffs(df, w, cand_params, **learning_sample(params["ranker"]))  # as the candidates step
+    result = candidates_at_cutoffs(df, w, cand_params, **customer_samples(params))  # as the candidates step
     both_windows_s = time.perf_counter() - started
 
     # the test window alone, timed: fit every source, union and select for its warm customers

@@ -46,7 +46,7 @@ def replay(project: Path, days: int, keep: int) -> dict:
     os.chdir(project)
     params = load_params(project / "params.yaml")
     booster, info = load(project / "models")
-    _, truth, _ = holdout(project / "data/split")
+    _, truth, _ = holdout(project / "data/split", params["evaluate"].get("max_customers"))
     start = pd.Timestamp(json.loads((project / "data/split/windows.json").read_text())["test_start"])
     cands = pd.read_parquet(project / "data/candidates/test.parquet")
     cands = cands[cands[s.CUSTOMER].isin(truth[s.CUSTOMER].unique())].reset_index(drop=True)

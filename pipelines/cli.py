@@ -195,11 +195,11 @@ def candidates(
 ) -> None:
     """Candidates from every configured source at each training cutoff, validation and test (test only,
     with the model's selection, when candidates.reuse_model is set)."""
-    from pipelines.candidates.union import candidates_stage
+    from pipelines.candidates.union import candidates_stage, customer_samples
     from pipelines.core.config import section
 
     p = _params(params)
-    _show(candidates_stage(split_dir, out, section(p, "candidates"), metrics, p["compute"], p["ranker"]))
+    _show(candidates_stage(split_dir, out, section(p, "candidates"), metrics, p["compute"], customer_samples(p)))
 
 
 @app.command()

@@ -18,7 +18,15 @@ from pipelines.core import schema as s
 from pipelines.core.compute import LOCAL, Backend, open_backend
 from pipelines.core.errors import InputError
 from pipelines.core.files import SELECTION_FILE, parquet_parts, write_json
-from pipelines.data.split import Windows, read_split, read_windows, sample_customers, warm_customers, window
+from pipelines.data.split import (
+    Windows,
+    evaluated_customers,
+    read_split,
+    read_windows,
+    sample_customers,
+    warm_customers,
+    window,
+)
 
 KEYS = [s.CUSTOMER, s.ITEM]
 CHUNK = 1000  # customers per union pass: bounds memory at any data size (union also holds chunk x items bytes)
@@ -156,9 +164,14 @@ def window_candidates(
     return metrics
 
 
-def learning_sample(ranker_params: dict[str, Any]) -> dict[str, Any]:
-    """`candidates_at_cutoffs`' sample of the learning windows' customers from the `ranker` params."""
-    return {"learn_customers": ranker_params["max_customers"], "seed": int(ranker_params["seed"])}
+def customer_samples(params: dict[str, Any]) -> dict[str, Any]:
+    """`candidates_at_cutoffs`' samples of customers from the params: the learning windows' (the
+    ranker's `max_customers` and `seed`) and the test window's (`evaluate.max_customers`)."""
+    return {
+        "learn_customers": params["ranker"]["max_customers"],
+        "seed": int(params["ranker"]["seed"]),
+        "test_customers": params["evaluate"].get("max_customers"),
+    }
 
 
 def candidates_at_cutoffs(
@@ -170,14 +183,16 @@ def candidates_at_cutoffs(
     learn_customers: int | None = None,
     seed: int = 0,
     trained: dict[str, Any] | None = None,
+    test_customers: int | None = None,
 ) -> dict[str, Any]:
     """Candidates at every cutoff of `w.label_windows()` (train_1..n, valid, test), sources fitted before it.
 
     Each window's customers are its warm ones (history before it, purchases inside it); the windows
     the ranker learns from (all but test) keep a seeded sample of at most `learn_customers` of them
-    (`learning_sample`): the ranker learns from no more, so no more are generated, and their recall
+    (`customer_samples`): the ranker learns from no more, so no more are generated, and their recall
     is measured on that sample. (It is the sample the ranker once drew from a window's candidates
-    whenever every warm customer has one, as buy_again gives them.) With a
+    whenever every warm customer has one, as buy_again gives them.) The test window's customers are
+    the evaluated ones (`evaluated_customers`: at most `test_customers`). With a
     `selection` section, the union is cut to per-customer budgets, with source weights tuned
     for recall on a sample of the earliest window's customers (the first training cutoff, or
     validation without one) and applied unchanged to the later windows, so no window's
@@ -204,6 +219,8 @@ def candidates_at_cutoffs(
             out["selection"] = {"weights": weights, "rrf_k": float(sel["rrf_k"]), "valid_recall_tuning_sample": recall}
         if name != "test":
             customers = sample_customers(customers, learn_customers, seed)
+        else:  # the budgets above are those of every warm customer, sampled or not
+            customers = evaluated_customers(history, future, test_customers)
         frames: list[pd.DataFrame] = []
         with parquet_parts(Path(out_dir) / f"{name}.parquet") if out_dir else nullcontext(frames.append) as write:
             out["metrics"][name] = window_candidates(
@@ -220,10 +237,11 @@ def candidates_stage(
     cand_params: dict[str, Any],
     metrics_path: str | Path,
     compute_params: dict[str, Any],
-    ranker_params: dict[str, Any],
+    samples: dict[str, Any],
 ) -> dict[str, Any]:
     """The candidates step: candidates at every cutoff (`<window>.parquet`), selection weights, recall metrics;
-    the per-customer work runs on the `compute` backend; the learning windows hold the ranker's sample.
+    the per-customer work runs on the `compute` backend; the windows hold `samples` of customers
+    (`customer_samples`).
     With `candidates.reuse_model` (the daily run), the test window only, cut with that model's weights."""
     split_dir, out_dir = Path(split_dir), Path(out_dir)
     w = read_windows(split_dir / "windows.json")
@@ -234,8 +252,7 @@ def candidates_stage(
         for name in set(w.label_windows()) - {"test"}:
             (out_dir / f"{name}.parquet").unlink(missing_ok=True)
     with open_backend(compute_params) as backend:
-        sample = learning_sample(ranker_params)
-        result = candidates_at_cutoffs(df, w, cand_params, backend, out_dir, **sample, trained=trained)
+        result = candidates_at_cutoffs(df, w, cand_params, backend, out_dir, **samples, trained=trained)
     write_json({"selection": result["selection"]}, out_dir / SELECTION_FILE)
     write_json(result["metrics"], metrics_path)
     return result["metrics"]

@@ -169,6 +169,7 @@ class Segments(Section):
 
 class Evaluate(Section):
     ks: list[int]
+    max_customers: PosInt | None  # the test window's customers: a seeded sample of at most this many
     segments: Segments
 
 

@@ -96,6 +96,12 @@ def warm_customers(history: pd.DataFrame, future: pd.DataFrame) -> pd.Index:
     return pd.Index(sorted(set(history[s.CUSTOMER]) & set(future[s.CUSTOMER])), name=s.CUSTOMER)
 
 
+def evaluated_customers(history: pd.DataFrame, future: pd.DataFrame, max_customers: int | None) -> pd.Index:
+    """The test window's evaluated customers: the warm ones, a seeded sample of at most `max_customers`
+    (`evaluate.max_customers`; seed 0, so the same customers whatever the ranker's seed)."""
+    return sample_customers(warm_customers(history, future), max_customers, 0)
+
+
 def sample_customers(customers: pd.Index, max_customers: int | None, seed: int) -> pd.Index:
     """At most `max_customers` of `customers`: a seeded sample, in their order (None, or no more: all)."""
     if max_customers is None or len(customers) <= max_customers:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.candidates.union import candidates_at_cutoffs, learning_sample
+from pipelines.candidates.union import candidates_at_cutoffs, customer_samples
 from pipelines.core import schema as s
 from pipelines.core.files import write_json, write_parquet
 from pipelines.data.ingest import clean, load_canonical
@@ -56,7 +56,7 @@ def prepare(
         cleaned = window(cleaned, None, pd.Timestamp(as_of))
     w = make_windows(cleaned[s.TS], {**params["split"], "as_of": as_of, "test_days": test_days})
     timings = {}
-    cands = candidates_at_cutoffs(cleaned, w, params["candidates"], **learning_sample(params["ranker"]))
+    cands = candidates_at_cutoffs(cleaned, w, params["candidates"], **customer_samples(params))
     timings["candidates"] = round(time.perf_counter() - started, 2)
     local = {**params["features"], "store": "local"}
     store = scratch_store(out_dir / "_feast", build_features(cleaned, w, local), local)

@@ -15,7 +15,7 @@ from pipelines.core import schema as s
 from pipelines.core.errors import InputError
 from pipelines.core.files import write_csv, write_json
 from pipelines.core.partitions import customer_partitions
-from pipelines.data.split import read_split, read_windows, warm_customers
+from pipelines.data.split import evaluated_customers, read_split, read_windows
 from pipelines.evaluation.metrics import (
     ItemVectors,
     average_popularity,
@@ -139,10 +139,11 @@ def metric_curves(result: dict[str, Any], ks: list[int]) -> dict[str, pd.DataFra
     }
 
 
-def holdout(split_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """(history before the test window, the evaluated customers' test purchases, catalogue size)."""
+def holdout(split_dir: str | Path, max_customers: int | None) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """(history before the test window, the evaluated customers' test purchases, catalogue size); the
+    evaluated customers are those the candidates step generated for (`evaluate.max_customers`)."""
     history, test = read_split(split_dir, ("train", "valid")), read_split(split_dir, ("test",))
-    truth = test[test[s.CUSTOMER].isin(warm_customers(history, test))]
+    truth = test[test[s.CUSTOMER].isin(evaluated_customers(history, test, max_customers))]
     return history, truth, pd.concat([history[s.ITEM], test[s.ITEM]]).nunique()
 
 
@@ -165,7 +166,7 @@ def evaluate_stage(
             f"params: evaluate.ks goes up to {max(ks)} but recommend.k keeps {list_length} items per customer: "
             "the ranker would be cut shorter than the sources"
         )
-    history, truth, n_items = holdout(split_dir)
+    history, truth, n_items = holdout(split_dir, params.get("max_customers"))
     catalogue = Catalogue.of(history, n_items)
     sizes = source_sizes(source_params)
     parts, _ = customer_partitions(cands_path, columns=[s.CUSTOMER, s.ITEM, *(f"{name}_rank" for name in sizes)])

@@ -166,7 +166,7 @@ def champion_metrics(
     cutoff = read_windows(Path(split_dir) / "windows.json").test_start
     parts, rows = customer_partitions(cands_path)
     recs = rank(model_dir, parts, rows, cutoff, params["features"], max(ks), reasons=None)[0]
-    history, truth, n_items = holdout(split_dir)
+    history, truth, n_items = holdout(split_dir, params["evaluate"].get("max_customers"))
     return metric_table(recs, truth, ks, Catalogue.of(history, n_items)), version
 
 

@@ -225,7 +225,7 @@ def report_stage(
     k, recall_k = int(monitor["k"]), int(monitor["recall_k"])
     windows = read_windows(Path(split_dir) / "windows.json")
     timestamp = windows.as_of.to_pydatetime()
-    history, truth, _ = holdout(split_dir)
+    history, truth, _ = holdout(split_dir, params["evaluate"].get("max_customers"))
     current = pd.read_parquet(current_path)
     current["label"] = labels(current, truth)  # the scored rows are the evaluated customers' candidates
     quality = quality_report(pd.read_parquet(recs_path), truth, history, k, recall_k, timestamp)

@@ -306,6 +306,29 @@ def test_the_learning_windows_hold_the_rankers_sample_of_customers_and_test_hold
         pd.testing.assert_frame_equal(capped[name], expected)  # whole customers, the same rows as before
 
 
+def test_the_test_window_holds_the_evaluated_sample_and_evaluation_measures_those_customers(
+    clean_interactions, two_sources, tmp_path
+):
+    from pipelines.data.split import evaluated_customers, split, window
+    from pipelines.evaluation.evaluate import holdout
+
+    w, cand_params, full = two_sources
+    capped = candidates_at_cutoffs(clean_interactions, w, cand_params, test_customers=25)
+    start, end = w.label_windows()["test"]
+    kept = evaluated_customers(window(clean_interactions, None, start), window(clean_interactions, start, end), 25)
+    everyone = pd.Index(full["test"]["customer_id"].unique())
+    assert len(everyone) > 25 and len(kept) == 25 and set(kept) <= set(everyone)
+    assert capped["metrics"]["test"]["customers"] == 25
+    expected = full["test"][full["test"]["customer_id"].isin(kept)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(capped["test"], expected)  # a kept customer's rows and budget as without the cap
+    for name in set(w.label_windows()) - {"test"}:
+        pd.testing.assert_frame_equal(capped[name], full[name])
+    clean_interactions.to_parquet(tmp_path / "clean.parquet")
+    split(tmp_path / "clean.parquet", tmp_path / "split", shipped("split", train_cutoffs=1), tmp_path / "s.json")
+    assert set(holdout(tmp_path / "split", 25)[1]["customer_id"]) == set(kept)  # evaluate, gate, report
+    assert set(holdout(tmp_path / "split", None)[1]["customer_id"]) == set(everyone)
+
+
 def test_a_trained_selection_is_reused_and_only_the_test_window_is_generated(clean_interactions, two_sources):
     w, cand_params, full = two_sources
     reused = candidates_at_cutoffs(clean_interactions, w, cand_params, trained={"selection": full["selection"]})
@@ -351,7 +374,7 @@ def test_the_daily_candidates_stage_writes_the_test_window_with_the_models_selec
         "selection": shipped("candidates")["selection"] | {"mean_per_customer": 15, "tune_customers": 40},
         "reuse_model": None,
     }
-    args = (tmp_path / "m.json", shipped("compute"), {"max_customers": 30, "seed": 3})
+    args = (tmp_path / "m.json", shipped("compute"), {"learn_customers": 30, "seed": 3, "test_customers": None})
     candidates_stage(tmp_path / "split", tmp_path / "weekly", cand_params, *args)
     (tmp_path / "model").mkdir()
     (tmp_path / "model/selection.json").write_bytes((tmp_path / "weekly/selection.json").read_bytes())
