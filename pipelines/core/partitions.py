@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipelines.core import schema as s
@@ -13,6 +14,18 @@ from pipelines.core.errors import InputError
 from pipelines.core.files import run_starts
 
 RANK_CUSTOMERS = 2_000  # customers ranked per partition: bounds the feature table held (~600k rows)
+
+
+def groups_in_order(keys: Any) -> tuple[np.ndarray, list[tuple[Any, int, int]]]:
+    """What `groupby(keys, sort=False)` iterates, as positions: the row order that puts each key's rows
+    together (keys in order of first appearance, rows in their order; missing keys dropped) and
+    (key, start, end) of each group in that order. Per-group work then slices arrays instead of
+    building a DataFrame per group."""
+    codes, uniques = pd.factorize(np.asarray(keys))
+    order = np.argsort(codes, kind="stable")
+    order = order[codes[order] >= 0]  # a missing key is in no group
+    bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+    return order, [(uniques[g], int(bounds[g]), int(bounds[g + 1])) for g in range(len(uniques))]
 
 
 def customer_partitions(

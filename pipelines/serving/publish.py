@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ import pandas as pd
 from pipelines.core import schema as s
 from pipelines.core.errors import InputError
 from pipelines.core.files import SELECTION_FILE, write_json
+from pipelines.core.partitions import groups_in_order
 from pipelines.serving.store import ServingStore, open_serving_store
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ FILES = (
     "candidates.parquet",
 )
 MODEL_FILES = ("ranker.lgb", "ranker.json", "reference.parquet", SELECTION_FILE)
+KEYS_AT_ONCE = 10_000  # lists whose rows are made at once: bounds the dicts held beside their JSON
 
 
 def sha256(paths: list[Path]) -> str:
@@ -63,31 +65,15 @@ def payloads(
     partition of whole customers: at 10M interactions they are 22M rows of model inputs, far more
     than memory holds as one frame beside their JSON."""
 
-    def items(frame: pd.DataFrame) -> list[dict[str, Any]]:
-        return [
-            {
-                "item_id": str(r.item_id),
-                "score": round(float(r.score), 4),
-                "reason": str(r.reason),
-                "sources": [x for x in str(r.sources).split(",") if x],
-            }
-            for r in frame.itertuples(index=False)
-        ]
-
     recs = recs.sort_values([s.CUSTOMER, "rank"]).assign(reason=recs["reasons"].str.split("; ").str[0].fillna(""))
     cold = cold.sort_values(["country", "rank"]).assign(sources="country_popularity")
     seg = segments.astype(object).where(segments.notna(), None)
+    similar = similar.sort_values([s.ITEM, "rank"])
     return {
-        "rec": [(c, json.dumps(items(g))) for c, g in recs.groupby(s.CUSTOMER, sort=False)],
-        "cold": [(c, json.dumps(items(g))) for c, g in cold.groupby("country", sort=False)],
+        "rec": _json_lists(recs, s.CUSTOMER, _listed),
+        "cold": _json_lists(cold, "country", _listed),
         "segment": [(r[s.CUSTOMER], json.dumps(r, default=str)) for r in seg.to_dict("records")],
-        "similar": [
-            (
-                str(i),
-                json.dumps([{"item_id": str(o), "score": round(float(v), 4), "source": str(w)} for o, v, w in rows]),
-            )
-            for i, rows in _grouped(similar.sort_values([s.ITEM, "rank"]), s.ITEM, [s.SIMILAR, "score", "source"])
-        ],
+        "similar": [(str(i), entry) for i, entry in _json_lists(similar, s.ITEM, _similar)],
         "cand": candidate_entries(cands),
     }
 
@@ -106,9 +92,46 @@ def candidate_entries(path: Path) -> Iterator[tuple[str, str]]:
         yield from candidate_payloads(part, [c for c in part.columns if c not in (s.CUSTOMER, s.ITEM)])
 
 
-def _grouped(frame: pd.DataFrame, key: str, columns: list[str]) -> list[tuple[object, list[tuple]]]:
-    """(key, rows of `columns` in order) per value of `key`, keys in order of first appearance."""
-    return [(k, list(g[columns].itertuples(index=False, name=None))) for k, g in frame.groupby(key, sort=False)]
+def _listed(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A list's rows as served: item, score, reason, the sources that proposed it."""
+    return [
+        {"item_id": item, "score": round(score, 4), "reason": reason, "sources": [x for x in sources.split(",") if x]}
+        for item, score, reason, sources in zip(
+            frame[s.ITEM].astype(str).tolist(),
+            frame["score"].astype(float).tolist(),
+            frame["reason"].astype(str).tolist(),
+            frame["sources"].astype(str).tolist(),
+            strict=True,
+        )
+    ]
+
+
+def _similar(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """An item's similar items as served: item, score, the source that found it."""
+    return [
+        {"item_id": item, "score": round(score, 4), "source": source}
+        for item, score, source in zip(
+            frame[s.SIMILAR].astype(str).tolist(),
+            frame["score"].astype(float).tolist(),
+            frame["source"].astype(str).tolist(),
+            strict=True,
+        )
+    ]
+
+
+def _json_lists(
+    frame: pd.DataFrame, key: str, rows: Callable[[pd.DataFrame], list[dict[str, Any]]]
+) -> list[tuple[Any, str]]:
+    """(key, JSON list of its `rows`) per value of `key`, as a groupby(sort=False) would give them: the
+    rows are made for `KEYS_AT_ONCE` keys at a time and sliced per key, not a frame per key."""
+    order, groups = groups_in_order(frame[key])
+    out = []
+    for first in range(0, len(groups), KEYS_AT_ONCE):
+        chunk = groups[first : first + KEYS_AT_ONCE]
+        lo = chunk[0][1]
+        made = rows(frame.iloc[order[lo : chunk[-1][2]]])
+        out.extend((k, json.dumps(made[start - lo : end - lo])) for k, start, end in chunk)
+    return out
 
 
 class Releases:

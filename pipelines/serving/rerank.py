@@ -46,10 +46,14 @@ def candidate_payloads(kept: pd.DataFrame, features: list[str]) -> list[tuple[st
     the item ids and the rows as base64 float32, row-major in the model's feature order."""
     import orjson
 
+    from pipelines.core.partitions import groups_in_order
+
+    order, groups = groups_in_order(kept[s.CUSTOMER])
+    x = np.ascontiguousarray(kept[features].to_numpy(np.float32)[order])
+    items = kept[s.ITEM].astype(str).to_numpy()[order].tolist()
     out = []
-    for customer, g in kept.groupby(s.CUSTOMER, sort=False):
-        x = np.ascontiguousarray(g[features].to_numpy(np.float32))
-        entry = {"items": g[s.ITEM].astype(str).tolist(), "x": base64.b64encode(x.tobytes()).decode()}
+    for customer, start, end in groups:
+        entry = {"items": items[start:end], "x": base64.b64encode(x[start:end].tobytes()).decode()}
         out.append((str(customer), orjson.dumps(entry).decode()))
     return out
 

@@ -246,6 +246,19 @@ def test_the_ranker_trains_and_scores_on_dask_as_well_as_locally(ranking_data, d
 # --- partitions of whole customers ---------------------------------------------------------------
 
 
+def test_groups_in_order_are_what_groupby_without_sorting_iterates():
+    from pipelines.core.partitions import groups_in_order
+
+    keys = pd.Series(["b", "a", "b", None, "c", "a", "b"])
+    order, groups = groups_in_order(keys)
+    assert groups == [("b", 0, 3), ("a", 3, 5), ("c", 5, 6)]  # first appearance; the missing key dropped
+    assert order.tolist() == [0, 2, 6, 1, 5, 4]  # each key's rows in their order
+    values = pd.Series(range(7))
+    want = [(k, g.tolist()) for k, g in values.groupby(keys, sort=False)]
+    assert [(k, values.to_numpy()[order][a:b].tolist()) for k, a, b in groups] == want
+    assert groups_in_order(pd.Series([], dtype=object))[1] == []
+
+
 def test_customer_partitions_hold_whole_customers_in_order(tmp_path):
     from pipelines.core.partitions import customer_partitions
 

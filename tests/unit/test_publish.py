@@ -384,3 +384,28 @@ def test_without_rerank_candidates_nothing_is_published_for_re_ranking(tmp_path,
     result = publish(tmp_path / "scored-a", model, judged(PASSED, model), WINDOWS, EVALUATION, params)
     store = SqliteStore(Path(params["publish"]["dir"]) / "serving.db")
     assert result["published"] and store.get("rec", "u")[1] and store.get("cand", "c1") == (result["version"], None)
+
+
+def test_store_entries_hold_each_list_in_rank_order_whatever_the_row_order(tmp_path, monkeypatch):
+    from pipelines.serving import publish as pub
+
+    monkeypatch.setattr(pub, "KEYS_AT_ONCE", 2)  # lists made two keys at a time: the chunks' seams are covered
+    out = scored(tmp_path)
+    recs = pd.read_parquet(out / "recommendations.parquet")
+    w = recs.iloc[:2].assign(customer_id="w", score=[0.25, 0.125])
+    recs = pd.concat([recs, w], ignore_index=True).iloc[[4, 0, 2, 3, 1]].reset_index(drop=True)
+    frames = [pd.read_parquet(out / f"{name}.parquet") for name in ("cold_start", "segments", "similar")]
+    entries = {kind: dict(rows) for kind, rows in pub.payloads(recs, *frames, out / "candidates.parquet").items()}
+    assert list(entries["rec"]) == ["u", "v", "w"]
+    assert json.loads(entries["rec"]["w"]) == [
+        {"item_id": "a", "score": 0.25, "reason": "you bought it before", "sources": ["buy_again"]},
+        {"item_id": "b", "score": 0.125, "reason": "a best seller right now", "sources": ["popularity", "item_cf"]},
+    ]
+    assert json.loads(entries["rec"]["v"]) == [{"item_id": "c", "score": 0.5, "reason": "", "sources": ["content"]}]
+    assert [e["item_id"] for e in json.loads(entries["cold"]["*"])] == ["p", "q"]
+    assert json.loads(entries["cold"]["Germany"])[0]["sources"] == ["country_popularity"]
+    assert json.loads(entries["similar"]["b"]) == [
+        {"item_id": "c", "score": 0.8, "source": "item_cf"},
+        {"item_id": "d", "score": 0.4, "source": "content"},
+    ]
+    assert [json.loads(entries["similar"][i])[0]["item_id"] for i in "ac"] == ["b", "a"]
