@@ -22,9 +22,9 @@ from tests.conftest import ROOT
 BIN = Path(sys.executable).parent
 
 
-def run(cmd: list[str], cwd: Path, ok: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run a command in `cwd` with the venv first on PATH (and `env` added); assert success unless ok=False."""
-    base = {
+def command_env() -> dict[str, str]:
+    """This process's environment with the venv first on PATH, DVC and telemetry quiet, a git identity."""
+    return {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "DVC_NO_ANALYTICS": "1",
@@ -34,7 +34,11 @@ def run(cmd: list[str], cwd: Path, ok: bool = True, env: dict[str, str] | None =
         "GIT_COMMITTER_NAME": "t",
         "GIT_COMMITTER_EMAIL": "t@t",
     }
-    res = subprocess.run(cmd, cwd=cwd, env={**base, **(env or {})}, capture_output=True, text=True)
+
+
+def run(cmd: list[str], cwd: Path, ok: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a command in `cwd` with the venv first on PATH (and `env` added); assert success unless ok=False."""
+    res = subprocess.run(cmd, cwd=cwd, env={**command_env(), **(env or {})}, capture_output=True, text=True)
     if ok:
         assert res.returncode == 0, f"{cmd}: {res.stdout[-2000:]}\n{res.stderr[-3000:]}"
     return res
@@ -104,8 +108,10 @@ def start_project(root: Path) -> subprocess.Popen:
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "init"], root)
     script = f'"{sys.executable}" -m dvc repro > repro.log 2>&1; echo $? > repro.rc.tmp && mv repro.rc.tmp repro.rc'
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1"}
-    return subprocess.Popen(["bash", "-c", script], cwd=root, env=env, start_new_session=True)
+    return subprocess.Popen(["bash", "-c", script], cwd=root, env=command_env(), start_new_session=True)
+
+
+BUILD = pytest.StashKey[subprocess.Popen]()  # the background `dvc repro`, in the process that started it
 
 
 @pytest.hookimpl(trylast=True)  # after `-m` has deselected
@@ -122,9 +128,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     except FileExistsError:
         return  # another worker started it
     config.stash[BUILD] = start_project(root)
-
-
-BUILD = pytest.StashKey[subprocess.Popen]()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
