@@ -57,6 +57,9 @@ def scored_rows(
 def monitoring_sample(
     cands: pd.DataFrame, x: pd.DataFrame, scores: np.ndarray, cutoff: pd.Timestamp, rows: int, seed: int
 ) -> pd.DataFrame:
-    """A seeded sample of `rows` scored rows at `cutoff`, in their original order."""
-    frame = scored_rows(cands, x, scores, cutoff)
-    return frame.sample(n=min(rows, len(frame)), random_state=seed).sort_index().reset_index(drop=True)
+    """A seeded sample of `rows` scored rows at `cutoff`, in their original order (drawn as
+    `DataFrame.sample` draws them; only the drawn rows are copied)."""
+    picked = np.sort(
+        pd.RangeIndex(len(cands)).to_series().sample(n=min(rows, len(cands)), random_state=seed).to_numpy()
+    )
+    return scored_rows(cands.iloc[picked], x.iloc[picked], np.asarray(scores)[picked], cutoff)

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+from numba import njit
 
 from pipelines.core.errors import InputError
 
@@ -151,22 +153,39 @@ def path_contributions(booster: lgb.Booster, x: pd.DataFrame) -> np.ndarray:
     up to its raw score, but each tree costs one leaf lookup, not TreeSHAP's leaves x depth².
     """
     it = booster.best_iteration
-    tables = _leaf_tables(booster, it)
-    leaves = np.asarray(booster.predict(x, num_iteration=it, pred_leaf=True)).reshape(len(x), len(tables))
+    n_trees, *table = _leaf_tables(booster, it)
+    leaves = np.asarray(booster.predict(x, num_iteration=it, pred_leaf=True)).reshape(len(x), n_trees)
     out = np.zeros((len(x), x.shape[1]))
-    for t, table in enumerate(tables):
-        out += table[leaves[:, t]]
+    _add_leaf_parts(out, *table, leaves.astype(np.int64))
     return out
 
 
+@njit(cache=True)
+def _add_leaf_parts(out, ptr, features, parts, leaves):  # pragma: no cover - compiled
+    """out[r, f] += part for every row r and tree t, trees in order: the nonzero parts of leaf
+    leaves[r, t] (`_leaf_tables`). Adding only the nonzero ones gives the same sums."""
+    n_trees = leaves.shape[1]
+    for r in range(leaves.shape[0]):
+        for t in range(n_trees):
+            at = t + n_trees * leaves[r, t]
+            for j in range(ptr[at], ptr[at + 1]):
+                out[r, features[j]] += parts[j]
+
+
 @lru_cache(maxsize=4)  # a booster scores many partitions: its trees are read once
-def _leaf_tables(booster: lgb.Booster, iteration: int) -> list[np.ndarray]:
-    """Per tree of the first `iteration` (all if <= 0), its `_leaf_parts`."""
+def _leaf_tables(booster: lgb.Booster, iteration: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """The first `iteration` trees (all if <= 0): how many, and the nonzero `_leaf_parts` of their
+    leaves as CSR arrays (pointers, features, parts), one row per (leaf, tree): leaf * trees + tree."""
     if str(booster.params.get("linear_tree", False)).lower() in ("true", "1"):
         raise InputError("ranker: a linear_tree model has no path contributions; set recommend.contributions: shap")
     trees = booster.dump_model(num_iteration=iteration)["tree_info"]
-    n_features = booster.num_feature()
-    return [_leaf_parts(tree["tree_structure"], int(tree["num_leaves"]), n_features) for tree in trees]
+    tables = np.zeros((max((int(t["num_leaves"]) for t in trees), default=1), len(trees), booster.num_feature()))
+    for i, tree in enumerate(trees):
+        tables[: int(tree["num_leaves"]), i] = _leaf_parts(
+            tree["tree_structure"], int(tree["num_leaves"]), tables.shape[2]
+        )
+    table = sp.csr_matrix(tables.reshape(-1, tables.shape[2]))
+    return len(trees), table.indptr.astype(np.int64), table.indices.astype(np.int64), table.data
 
 
 def shap_contributions(booster: lgb.Booster, x: pd.DataFrame) -> np.ndarray:

@@ -37,3 +37,18 @@ def test_counts_are_spread_within_their_unit_before_scaling():
     scaled = counts["buyers_7d"] * 4.0  # back to counts: the mean was 4 (the jitter averages out)
     assert scaled.between(2.45, 5.55).all() and scaled.nunique() > 900  # spread, not atoms
     assert ((scaled > 2.45) & (scaled < 3.55)).sum() == 500  # each count stays within its unit
+
+
+def test_the_monitoring_sample_is_the_seeded_sample_of_all_scored_rows_in_their_order():
+    from pipelines.monitoring.samples import monitoring_sample, scored_rows
+
+    rng = np.random.default_rng(3)
+    cands = pd.DataFrame({s.CUSTOMER: [f"c{i // 4}" for i in range(40)], s.ITEM: [f"i{i}" for i in range(40)]})
+    cands.index = np.arange(100, 140)  # a partition's rows need not be numbered from 0
+    x = pd.DataFrame({"f": rng.random(40), "g": rng.random(40)}, index=cands.index[::-1])
+    scores, cutoff = rng.random(40), pd.Timestamp("2011-06-01")
+    every = scored_rows(cands, x, scores, cutoff)
+    expected = every.sample(n=7, random_state=11).sort_index().reset_index(drop=True)
+    pd.testing.assert_frame_equal(monitoring_sample(cands, x, scores, cutoff, 7, 11), expected)
+    assert len(monitoring_sample(cands, x, scores, cutoff, 99, 11)) == 40
+    assert monitoring_sample(cands, x, scores, cutoff, 0, 11).empty
