@@ -33,6 +33,20 @@ class CandidateSource(ABC):
     def recommend(self, customers: pd.Index) -> pd.DataFrame:
         """Columns customer_id, item_id, score: at most `n` rows per customer, best first."""
 
+    def proposals(self, customers: pd.Index) -> pd.DataFrame:
+        """`recommend`'s rows, the ids possibly as categoricals (cheaper to make; `union` joins on their codes)."""
+        return self.recommend(customers)
+
+
+def decoded(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with categorical id columns as plain ids."""
+    ids = {
+        c: frame[c].to_numpy(dtype=object)
+        for c in (s.CUSTOMER, s.ITEM)
+        if isinstance(frame[c].dtype, pd.CategoricalDtype)
+    }
+    return frame.assign(**ids)
+
 
 T = TypeVar("T", bound=type[CandidateSource])
 SOURCES: dict[str, type[CandidateSource]] = {}

@@ -86,5 +86,5 @@ class Content(MatrixSource):
             return Product(self.ui_.matrix[rows], self.jaccard_)
         return Product(l2_rows(self.ui_.matrix[rows] @ self.item_vectors_), self.item_vectors_t_)
 
-    def recommend(self, customers: pd.Index) -> pd.DataFrame:
-        return super().recommend(customers) if self.has_text_ else no_candidates()
+    def proposals(self, customers: pd.Index) -> pd.DataFrame:
+        return super().proposals(customers) if self.has_text_ else no_candidates()

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from pipelines.candidates.base import SCORE, CandidateSource, no_candidates
+from pipelines.candidates.base import SCORE, CandidateSource, decoded, no_candidates
 from pipelines.core import schema as s
 from pipelines.core.topk import Scores, top_entries
 
@@ -72,7 +72,7 @@ def top_n(
     n: int,
     exclude: sp.csr_matrix | None = None,
 ) -> pd.DataFrame:
-    """Top-n positive-scored items per customer, scoring `BATCH` customers at a time.
+    """Top-n positive-scored items per customer, scoring `BATCH` customers at a time (ids as categoricals).
 
     `score_rows(rows)` returns the scores of those matrix rows over all items (dense, sparse or a
     `Product` left to the selection); items with an entry in `exclude` (e.g. what the customer
@@ -80,17 +80,22 @@ def top_n(
     skipped. Output rows are grouped by customer in the order of `rows`, best first, ties broken
     by item order.
     """
-    frames = []
+    if not len(rows):
+        return no_candidates()
+    customer, item, score = [], [], []
     for lo in range(0, len(rows), BATCH):
         batch = rows[lo : lo + BATCH]
         top = top_entries(score_rows(batch), n, None if exclude is None else exclude[batch])
-        r = np.repeat(np.arange(len(batch)), np.diff(top.indptr))
-        frames.append(
-            pd.DataFrame({s.CUSTOMER: ids[lo : lo + BATCH][r], s.ITEM: items.to_numpy()[top.indices], SCORE: top.data})
-        )
-    if not frames:
-        return no_candidates()
-    return pd.concat(frames, ignore_index=True)  # grouped by customer in `rows` order, best first
+        customer.append(lo + np.repeat(np.arange(len(batch)), np.diff(top.indptr)))
+        item.append(top.indices)
+        score.append(top.data)
+    return pd.DataFrame(  # grouped by customer in `rows` order, best first; ids as codes (union joins on them)
+        {
+            s.CUSTOMER: pd.Categorical.from_codes(np.concatenate(customer), categories=pd.Index(ids, dtype=object)),
+            s.ITEM: pd.Categorical.from_codes(np.concatenate(item), categories=items),
+            SCORE: np.concatenate(score),
+        }
+    )
 
 
 class SharedMatrices:
@@ -134,7 +139,10 @@ class MatrixSource(CandidateSource):
     def scores(self, rows: np.ndarray) -> Scores:
         """Scores of these matrix rows (customers) over all items."""
 
-    def recommend(self, customers: pd.Index) -> pd.DataFrame:
+    def proposals(self, customers: pd.Index) -> pd.DataFrame:
         rows, ids = self.ui_.rows(customers)
         exclude = self.ui_.matrix if self.exclude_bought else None
         return top_n(self.scores, rows, ids, self.ui_.items, self.n, exclude)
+
+    def recommend(self, customers: pd.Index) -> pd.DataFrame:
+        return decoded(self.proposals(customers))

@@ -9,6 +9,7 @@ the validation window for recall, so the data decides which sources deserve the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -32,27 +33,32 @@ def budgets(history: pd.DataFrame, customers: pd.Index, p: dict[str, Any]) -> pd
     return np.floor(np.clip(raw * scale, lo, hi)).astype(int).rename("budget")
 
 
-def votes(cands: pd.DataFrame, names: list[str], rrf_k: float) -> np.ndarray:
-    """Each row's reciprocal-rank vote from each named source, 1 / (rrf_k + rank) (0 if not proposed)."""
-    out = np.zeros((len(cands), len(names)))
-    for j, n in enumerate(names):
-        proposed = cands[f"{n}_score"].to_numpy() > 0
-        out[proposed, j] = 1.0 / (rrf_k + cands[f"{n}_rank"].to_numpy()[proposed])
-    return out
+def votes(columns: Mapping[str, Any], names: list[str], rrf_k: float) -> list[np.ndarray]:
+    """Each named source's reciprocal-rank vote for each row, 1 / (rrf_k + rank), 0 if it did not propose
+    it; `columns` (a frame or a mapping of arrays) holds `<source>_score` and `<source>_rank`."""
+    return [
+        np.where(np.asarray(columns[f"{n}_score"]) > 0, 1.0 / (rrf_k + np.asarray(columns[f"{n}_rank"])), 0.0)
+        for n in names
+    ]
 
 
 class Selector:
-    """Precomputed arrays for selecting within budgets quickly under many weight vectors."""
+    """Precomputed arrays for selecting within budgets quickly under many weight vectors (`codes`: each
+    row's customer, 0 .. len(budget) - 1; `budget`: candidates allowed per customer code, NaN = none)."""
 
-    def __init__(self, cands: pd.DataFrame, names: list[str], budget: pd.Series, rrf_k: float) -> None:
-        self.names = names
-        self.codes, customers = pd.factorize(cands[s.CUSTOMER])
-        self.votes = votes(cands, names, rrf_k)
-        self.budget = budget.reindex(customers).fillna(0).to_numpy()  # per customer (code)
+    def __init__(
+        self, codes: np.ndarray, columns: Mapping[str, Any], names: list[str], budget: np.ndarray, rrf_k: float
+    ) -> None:
+        self.names, self.codes = names, codes
+        self.votes = votes(columns, names, rrf_k)
+        self.budget = np.nan_to_num(np.asarray(budget, dtype=float))
 
     def keep(self, weights: np.ndarray) -> np.ndarray:
         """Boolean mask of the rows within their customer's budget under `weights` (ties by row order)."""
-        return best_in_groups(self.codes, self.votes @ weights, self.budget)
+        priority = np.zeros(len(self.codes))
+        for weight, vote in zip(weights, self.votes, strict=True):  # sources in order: the same sums every time
+            priority += weight * vote
+        return best_in_groups(self.codes, priority, self.budget)
 
 
 def fit_weights(
@@ -61,7 +67,8 @@ def fit_weights(
     """Source weights that maximise the recall of the budgeted selection of `cands` (its customers' purchases)."""
     pairs = truth.loc[truth[s.CUSTOMER].isin(cands[s.CUSTOMER].unique()), KEYS].drop_duplicates()
     hits = (cands[KEYS].merge(pairs, on=KEYS, how="left", indicator=True)["_merge"] == "both").to_numpy()
-    selector = Selector(cands, names, budget, float(p["rrf_k"]))
+    codes, customers = pd.factorize(cands[s.CUSTOMER])
+    selector = Selector(codes, cands, names, budget.reindex(customers).to_numpy(), float(p["rrf_k"]))
     n_pairs = max(len(pairs), 1)
     weights, recall = coordinate_ascent(
         lambda w: hits[selector.keep(w)].sum() / n_pairs, len(names), p["grid"], int(p["rounds"])
@@ -69,8 +76,10 @@ def fit_weights(
     return dict(zip(names, weights.tolist(), strict=True)), float(recall)
 
 
-def select(cands: pd.DataFrame, weights: dict[str, float], budget: pd.Series, rrf_k: float) -> pd.DataFrame:
-    """The candidates within each customer's budget under the given source weights."""
+def select(
+    codes: np.ndarray, columns: Mapping[str, Any], weights: dict[str, float], budget: np.ndarray, rrf_k: float
+) -> np.ndarray:
+    """Mask of the candidates within each customer's budget under the given source weights (`codes`
+    and `budget` as `Selector` takes them)."""
     names = [n for n, w in weights.items() if w > 0]  # a zero weight casts no vote: skip its column
-    mask = Selector(cands, names, budget, rrf_k).keep(np.array([weights[n] for n in names]))
-    return cands[mask].reset_index(drop=True)
+    return Selector(codes, columns, names, budget, rrf_k).keep(np.array([weights[n] for n in names]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,36 +33,82 @@ KEYS = [s.CUSTOMER, s.ITEM]
 CHUNK = 1000  # customers per union pass: bounds memory at any data size (union also holds chunk x items bytes)
 
 
-def union(sources: list[CandidateSource], customers: pd.Index) -> pd.DataFrame:
-    """Ask every fitted source for `customers`; outer-join on customer x item.
+@dataclass(frozen=True)
+class Pool:
+    """Every source's proposals for a set of customers on integer keys: one row per customer x item,
+    key = customer code x len(items) + item code (codes: places in the sorted ids), rows by key;
+    `columns` holds each source's `<source>_score` and `<source>_rank` per row."""
 
-    Columns `<source>_score` (0 when the source did not propose the item) and `<source>_rank`
-    (1 = its best; n + 1 when it did not propose the item). Rows sorted by customer, item.
-    The join works on integer keys (customer code x item code), not on pandas merges.
-    """
-    parts = [src.recommend(customers) for src in sources]
-    items = pd.Index(pd.unique(np.concatenate([p[s.ITEM].to_numpy(dtype=object) for p in parts] + [[]]))).sort_values()
+    customers: pd.Index
+    items: pd.Index
+    keys: np.ndarray
+    columns: dict[str, np.ndarray]
+
+    def customer_codes(self) -> np.ndarray:
+        return self.keys // max(len(self.items), 1)
+
+    def rows_of(self, pairs: pd.DataFrame) -> np.ndarray:
+        """Each customer x item of `pairs`: its row here, -1 if none."""
+        customer, item = self.customers.get_indexer(pairs[s.CUSTOMER]), self.items.get_indexer(pairs[s.ITEM])
+        key = customer.astype(np.int64) * max(len(self.items), 1) + item
+        at = np.minimum(np.searchsorted(self.keys, key), max(len(self.keys) - 1, 0))
+        hit = (customer >= 0) & (item >= 0) & (self.keys[at] == key) if len(self.keys) else np.zeros(len(key), bool)
+        return np.where(hit, at, -1)
+
+    def take(self, mask: np.ndarray) -> Pool:
+        return Pool(self.customers, self.items, self.keys[mask], {k: v[mask] for k, v in self.columns.items()})
+
+    def frame(self) -> pd.DataFrame:
+        n_items = max(len(self.items), 1)
+        ids = {
+            s.CUSTOMER: self.customers.to_numpy()[self.keys // n_items],
+            s.ITEM: self.items.to_numpy()[self.keys % n_items],
+        }
+        return pd.DataFrame({**ids, **self.columns})
+
+
+def _codes(values: pd.Series, index: pd.Index) -> np.ndarray:
+    """Places of `values` in `index` (-1 if absent); a categorical column maps its categories once."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return index.get_indexer(values.cat.categories)[values.cat.codes.to_numpy()]
+    return index.get_indexer(values)
+
+
+def _ids(values: pd.Series) -> np.ndarray:
+    """The distinct ids a column may hold (a categorical column's categories)."""
+    return (values.cat.categories if isinstance(values.dtype, pd.CategoricalDtype) else values).to_numpy(dtype=object)
+
+
+def pool(sources: list[CandidateSource], customers: pd.Index) -> Pool:
+    """Ask every fitted source for `customers` and join their proposals on integer keys."""
+    parts = [src.proposals(customers) for src in sources]
+    items = pd.Index(pd.unique(np.concatenate([_ids(p[s.ITEM]) for p in parts] + [[]]))).sort_values()
     cust_index = pd.Index(np.sort(np.asarray(customers, dtype=object)))
     n_items = max(len(items), 1)
-    keys = [
-        cust_index.get_indexer(p[s.CUSTOMER]).astype(np.int64) * n_items + items.get_indexer(p[s.ITEM]) for p in parts
-    ]
+    keys = [_codes(p[s.CUSTOMER], cust_index).astype(np.int64) * n_items + _codes(p[s.ITEM], items) for p in parts]
     present = np.zeros(len(cust_index) * n_items, dtype=bool)  # dense over this chunk: O(rows), no sort
     for key in keys:
         present[key] = True
     all_keys = np.flatnonzero(present)
     row_of = np.empty(len(present), dtype=np.int32)  # key -> output row; only the present keys are ever read
     row_of[all_keys] = np.arange(len(all_keys), dtype=np.int32)
-    out = pd.DataFrame(
-        {s.CUSTOMER: cust_index.to_numpy()[all_keys // n_items], s.ITEM: items.to_numpy()[all_keys % n_items]}
-    )
+    columns = {}
     for src, part, key in zip(sources, parts, keys, strict=True):
         score = np.zeros(len(all_keys))
         rank = np.full(len(all_keys), src.n + 1, dtype=np.int32)
         score[row_of[key]] = part[SCORE].to_numpy()
         rank[row_of[key]] = rank_within_groups(key // n_items)
-        out[f"{src.name}_score"], out[f"{src.name}_rank"] = score, rank
-    return out
+        columns[f"{src.name}_score"], columns[f"{src.name}_rank"] = score, rank
+    return Pool(cust_index, items, all_keys, columns)
+
+
+def union(sources: list[CandidateSource], customers: pd.Index) -> pd.DataFrame:
+    """Ask every fitted source for `customers`; outer-join on customer x item (`pool`).
+
+    Columns `<source>_score` (0 when the source did not propose the item) and `<source>_rank`
+    (1 = its best; n + 1 when it did not propose the item). Rows sorted by customer, item.
+    """
+    return pool(sources, customers).frame()
 
 
 def fit_sources(history: pd.DataFrame, as_of: pd.Timestamp, source_params: dict[str, Any]) -> list[CandidateSource]:
@@ -86,14 +133,14 @@ def generate_candidates(
     return union(fit_sources(history, as_of, source_params), customers)
 
 
-def coverage(candidates: pd.DataFrame, pairs: pd.DataFrame, source_names: list[str]) -> dict[str, int]:
+def coverage(candidates: Pool, pairs: pd.DataFrame, source_names: list[str]) -> dict[str, int]:
     """How many of the distinct customer x item `pairs` each source, and the union, proposes."""
-    if pairs.empty:  # serving: no future to measure on (indexing every candidate would find nothing)
+    if pairs.empty:  # serving: no future to measure on
         return dict.fromkeys([*source_names, "union"], 0)
-    found = pd.MultiIndex.from_frame(candidates[KEYS]).get_indexer(pd.MultiIndex.from_frame(pairs[KEYS]))
-    hit = found >= 0
-    counts = {name: int((candidates[f"{name}_score"].to_numpy()[found[hit]] > 0).sum()) for name in source_names}
-    counts["union"] = int(hit.sum())
+    found = candidates.rows_of(pairs)
+    found = found[found >= 0]
+    counts = {name: int((candidates.columns[f"{name}_score"][found] > 0).sum()) for name in source_names}
+    counts["union"] = len(found)
     return counts
 
 
@@ -108,13 +155,15 @@ def chunk_candidates(
     and how many of those pairs the selection keeps.
     """
     customers, pairs, budget = part
-    cands = union(sources, customers)
+    cands = pool(sources, customers)
     covered = coverage(cands, pairs, [src.name for src in sources])
     kept = covered["union"]
     if selection is not None and budget is not None:
-        cands = select(cands, selection["weights"], budget, float(selection["rrf_k"]))
+        limits = budget.reindex(cands.customers).to_numpy()
+        rrf_k = float(selection["rrf_k"])
+        cands = cands.take(select(cands.customer_codes(), cands.columns, selection["weights"], limits, rrf_k))
         kept = coverage(cands, pairs, [src.name for src in sources])["union"]
-    return cands, covered, kept
+    return cands.frame(), covered, kept
 
 
 def customer_parts(customers: pd.Index, budget: pd.Series | None) -> list[tuple[pd.Index, pd.Series | None]]:

@@ -7,7 +7,7 @@ from pipelines.candidates import SOURCES, build_sources, generate_candidates, un
 from pipelines.candidates.base import top_n
 from pipelines.candidates.buy_again import BuyAgain
 from pipelines.candidates.popularity import Popularity
-from pipelines.candidates.union import coverage
+from pipelines.candidates.union import coverage, fit_sources, pool
 from pipelines.core.errors import InputError
 from pipelines.data.split import window
 from tests.conftest import interactions
@@ -226,8 +226,23 @@ def test_union_of_a_single_source_is_its_recommendations():
     ]
 
 
+def union_pool():
+    return pool(fit_sources(UNION_HISTORY, AS_OF, PARAMS), CUSTOMERS)
+
+
+def test_the_pool_is_the_union_on_integer_keys():
+    got = union_pool()
+    pd.testing.assert_frame_equal(got.frame(), union_candidates())
+    rows = got.rows_of(
+        pd.DataFrame({"customer_id": ["c2", "c1", "nobody", "c1"], "item_id": ["C", "A", "A", "nothing"]})
+    )
+    frame = got.frame()
+    assert rows[2:].tolist() == [-1, -1]
+    assert frame.iloc[rows[:2]][["customer_id", "item_id"]].values.tolist() == [["c2", "C"], ["c1", "A"]]
+
+
 def test_coverage_hand_computed():
-    cands = union_candidates()
+    cands = union_pool()
     future = interactions(
         [
             ("c1", "B", 101, 10),  # covered by buy-again only
@@ -245,7 +260,7 @@ def test_coverage_hand_computed():
 
 def test_coverage_of_no_pairs():
     pairs = interactions([])[["customer_id", "item_id"]]
-    assert coverage(union_candidates(), pairs, ["buy_again", "popularity"]) == {
+    assert coverage(union_pool(), pairs, ["buy_again", "popularity"]) == {
         "buy_again": 0,
         "popularity": 0,
         "union": 0,

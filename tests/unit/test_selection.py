@@ -32,7 +32,9 @@ def test_select_keeps_the_budget_by_weighted_reciprocal_rank():
     )
     budget = pd.Series({"a": 2, "b": 5})
     # a: x = 1/(1+2) + 2/(1+1) = 1.33, y = 1/(1+1) = 0.5, z = 2/(1+2) = 0.67 -> x, z; b: x only (y has no vote)
-    got = select(cands, {"s1": 1.0, "s2": 2.0}, budget, rrf_k=1.0)
+    codes, customers = pd.factorize(cands["customer_id"])
+    limits = budget.reindex(customers).to_numpy()
+    got = cands[select(codes, cands, {"s1": 1.0, "s2": 2.0}, limits, rrf_k=1.0)]
     assert list(zip(got["customer_id"], got["item_id"], strict=True)) == [("a", "x"), ("a", "z"), ("b", "x")]
-    only_s1 = select(cands, {"s1": 1.0, "s2": 0.0}, budget, rrf_k=1.0)
+    only_s1 = cands[select(codes, cands, {"s1": 1.0, "s2": 0.0}, limits, rrf_k=1.0)]
     assert list(zip(only_s1["customer_id"], only_s1["item_id"], strict=True)) == [("a", "x"), ("a", "y"), ("b", "x")]

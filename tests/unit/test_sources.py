@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from pipelines.candidates import SOURCES, build_sources
 from pipelines.candidates import matrix as mx
 from pipelines.candidates.als import ALS
+from pipelines.candidates.base import decoded
 from pipelines.candidates.co_purchase import CoPurchase
 from pipelines.candidates.content import Content, item_texts
 from pipelines.candidates.item_cf import ItemCF
@@ -24,6 +25,11 @@ pytestmark = pytest.mark.unit
 DAY0 = pd.Timestamp("2011-01-01")
 AS_OF = DAY0 + pd.Timedelta(days=100)
 COLUMNS = ["customer_id", "item_id", "score"]
+
+
+def top_n(*args, **kwargs):
+    """matrix.top_n's rows with plain ids (it returns them as categoricals)."""
+    return decoded(mx.top_n(*args, **kwargs))
 
 
 def by_customer(recs: pd.DataFrame) -> dict[str, list[tuple[str, float]]]:
@@ -717,7 +723,7 @@ def dense_scores(rows: np.ndarray) -> np.ndarray:
 
 
 def test_top_n_best_positive_first_with_exclusions():
-    got = mx.top_n(dense_scores, np.arange(5), IDS, ITEMS, 2, EXCLUDE)
+    got = top_n(dense_scores, np.arange(5), IDS, ITEMS, 2, EXCLUDE)
     assert list(got.columns) == COLUMNS
     assert by_customer(got) == {
         "u0": [("i0", pytest.approx(0.5)), ("i2", pytest.approx(0.1))],  # i1 excluded
@@ -728,21 +734,21 @@ def test_top_n_best_positive_first_with_exclusions():
 
 
 def test_top_n_without_exclusions_and_sparse_scores():
-    got = mx.top_n(lambda r: sp.csr_matrix(SCORES[r]), np.arange(5), IDS, ITEMS, 2)
+    got = top_n(lambda r: sp.csr_matrix(SCORES[r]), np.arange(5), IDS, ITEMS, 2)
     assert by_customer(got)["u0"] == [("i1", pytest.approx(0.9)), ("i0", pytest.approx(0.5))]
     assert by_customer(got)["u4"] == [("i1", pytest.approx(0.8)), ("i3", pytest.approx(0.7))]
     assert "u3" not in set(got["customer_id"])
 
 
 def test_top_n_n_larger_than_the_catalogue_and_empty_input():
-    got = mx.top_n(dense_scores, np.arange(5), IDS, ITEMS, 100)
+    got = top_n(dense_scores, np.arange(5), IDS, ITEMS, 100)
     assert got.groupby("customer_id").size().to_dict() == {"u0": 3, "u1": 1, "u2": 4, "u4": 4}
-    empty = mx.top_n(dense_scores, np.array([], dtype=int), np.array([], dtype=object), ITEMS, 3)
+    empty = top_n(dense_scores, np.array([], dtype=int), np.array([], dtype=object), ITEMS, 3)
     assert empty.empty and list(empty.columns) == COLUMNS
 
 
 def test_top_n_across_batches(monkeypatch):
-    whole = mx.top_n(dense_scores, np.arange(5), IDS, ITEMS, 2, EXCLUDE)
+    whole = top_n(dense_scores, np.arange(5), IDS, ITEMS, 2, EXCLUDE)
     calls = []
 
     def recording(rows):
@@ -752,7 +758,7 @@ def test_top_n_across_batches(monkeypatch):
     monkeypatch.setattr(mx, "BATCH", 2)
     # rows in a different order from their ids' order: each batch must keep rows and ids aligned
     order = np.array([4, 2, 0, 3, 1])
-    batched = mx.top_n(recording, order, IDS[order], ITEMS, 2, EXCLUDE)
+    batched = top_n(recording, order, IDS[order], ITEMS, 2, EXCLUDE)
     assert calls == [[4, 2], [0, 3], [1]]
     assert list(dict.fromkeys(batched["customer_id"])) == [c for c in IDS[order] if c in set(batched["customer_id"])]
     by_customer = batched.sort_values("customer_id", kind="stable").reset_index(drop=True)  # output follows `rows`
@@ -780,5 +786,5 @@ def test_top_entries_break_ties_at_the_cut_by_item_order(form):
 
 def test_top_n_skips_nan_scores_and_keeps_the_rest():
     nan_scores = np.array([[np.nan, np.nan, np.nan, 1.0, 2.0]], dtype=np.float32)
-    got = mx.top_n(lambda r: nan_scores[r], np.arange(1), IDS[:1], pd.Index(["a", "b", "c", "d", "e"]), 3)
+    got = top_n(lambda r: nan_scores[r], np.arange(1), IDS[:1], pd.Index(["a", "b", "c", "d", "e"]), 3)
     assert list(zip(got["item_id"], got["score"], strict=True)) == [("e", 2.0), ("d", 1.0)]
