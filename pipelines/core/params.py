@@ -85,6 +85,7 @@ class Features(Section):
 
 class Compute(Section):
     backend: Literal["local", "dask"]
+    threads: PosInt
     scheduler: str | None
     workers: PosInt
     threads_per_worker: PosInt

@@ -1,6 +1,8 @@
 """Compute backends: local and dask maps, candidates and the ranker on both backends, and the
 early stopping between chunks of trees that lightgbm.dask needs (checked against LightGBM's own)."""
 
+import threading
+import time
 from pathlib import Path
 
 import lightgbm as lgb
@@ -10,7 +12,7 @@ import pytest
 
 from pipelines.candidates.union import candidates_at_cutoffs
 from pipelines.core import compute
-from pipelines.core.compute import LOCAL, DaskBackend, open_backend
+from pipelines.core.compute import LOCAL, DaskBackend, LocalBackend, open_backend
 from pipelines.core.errors import InputError
 from pipelines.data.split import make_windows
 from pipelines.evaluation.metrics import ranking_metrics
@@ -48,9 +50,50 @@ def test_an_unreachable_scheduler_is_a_one_line_input_error(monkeypatch):
 
 
 def test_the_local_backend_is_this_process():
-    with open_backend(shipped("compute")) as backend:
-        assert backend is LOCAL
+    with open_backend(shipped("compute", threads=1)) as backend:
+        assert isinstance(backend, LocalBackend) and backend.threads == 1
         assert list(backend.map(lambda part, add: part + add, [1, 2, 3], add=10)) == [11, 12, 13]
+
+
+def test_local_threads_run_parts_at_once_results_in_order_a_few_in_flight():
+    started, running, most = [], [0], [0]
+    lock, both = threading.Lock(), threading.Barrier(2, timeout=10)
+
+    def slow(part: int, add: int) -> int:
+        with lock:
+            started.append(part)
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        if part < 2:
+            both.wait()  # the first two parts finish only once both have started: they run at once
+        time.sleep(0.01 * (part % 3))  # later parts finish out of order
+        with lock:
+            running[0] -= 1
+        return part + add
+
+    read = []
+
+    def parts():
+        for p in range(20):
+            read.append(p)
+            yield p
+
+    with open_backend(shipped("compute", threads=2)) as backend:
+        results = backend.map(slow, parts(), add=100)
+        assert next(results) == 100
+        assert len(read) <= 4  # two parts per thread in flight, not all twenty read ahead
+        assert [100, *results] == [p + 100 for p in range(20)]
+    assert most[0] == 2 and sorted(started) == list(range(20))
+
+
+def test_a_failing_part_fails_the_threaded_map():
+    def fail_on_three(part: int) -> int:
+        if part == 3:
+            raise ValueError("part 3")
+        return part
+
+    with pytest.raises(ValueError, match="part 3"):
+        list(LocalBackend(2).map(fail_on_three, range(10)))
 
 
 def _plus(part: int, add: np.ndarray) -> int:
