@@ -270,6 +270,7 @@ def plot(results: list[dict], path: Path) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
+    plt.close(fig)  # plotted after every stage: an open figure each time added up
 
 
 def backend_commits(r: dict, backend: str) -> str:
