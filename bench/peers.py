@@ -26,7 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from pipelines.candidates import matrix
-from pipelines.candidates.base import SCORE, CandidateSource, rank_within_groups
+from pipelines.candidates.base import SCORE, CandidateSource, decoded, rank_within_groups
 from pipelines.candidates.baskets import before
 from pipelines.candidates.popularity import recent_buyers
 from pipelines.candidates.tifu_knn import TifuKnn
@@ -69,7 +69,7 @@ def buy_again_popularity(
         shape=(len(ids), len(items)),
     )
     buyers = popular.reindex(items).to_numpy(dtype=np.float32)
-    fill = matrix.top_n(lambda rows: np.tile(buyers, (len(rows), 1)), np.arange(len(ids)), ids, items, K, seen)
+    fill = decoded(matrix.top_n(lambda rows: np.tile(buyers, (len(rows), 1)), np.arange(len(ids)), ids, items, K, seen))
     fill[SCORE] = fill[SCORE] / (buyers.max(initial=0.0) + 1.0)
     recs = pd.concat([bought[[s.CUSTOMER, s.ITEM, SCORE]], fill], ignore_index=True)
     recs = recs.sort_values(s.CUSTOMER, kind="stable")  # bought rows stay ahead of the fill

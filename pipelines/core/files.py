@@ -67,7 +67,10 @@ def _refuse_binary(path: Path) -> None:
 
 @contextmanager
 def _temporary(path: Path) -> Iterator[str]:
-    """A temporary file beside `path` that replaces it when the block ends without error."""
+    """A temporary file beside `path` that replaces it when the block ends without error. The path is
+    made absolute first: a partition's thread may be inside the feature repo (`store._inside`) when
+    the block ends."""
+    path = path.absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

@@ -160,7 +160,7 @@ def path_contributions(booster: lgb.Booster, x: pd.DataFrame) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)  # the other partition's thread runs meanwhile
 def _add_leaf_parts(out, ptr, features, parts, leaves):  # pragma: no cover - compiled
     """out[r, f] += part for every row r and tree t, trees in order: the nonzero parts of leaf
     leaves[r, t] (`_leaf_tables`). Adding only the nonzero ones gives the same sums."""

@@ -74,3 +74,13 @@ def test_parquet_parts_failing_midway_keeps_the_old_file_and_leaves_no_temp(tmp_
         raise RuntimeError("partition 2 failed")
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["parts.parquet"]
+
+
+def test_parts_land_where_asked_even_if_the_working_directory_moves_meanwhile(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    with parquet_parts("out/parts.parquet") as write:
+        write(pd.DataFrame({"a": [1, 2]}))
+        monkeypatch.chdir(tmp_path / "elsewhere")  # as a partition's thread inside the feature repo does
+    assert pd.read_parquet(tmp_path / "out/parts.parquet")["a"].tolist() == [1, 2]
+    assert not (tmp_path / "elsewhere/out").exists()
