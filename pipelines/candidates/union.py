@@ -44,13 +44,17 @@ class Pool:
     keys: np.ndarray
     columns: dict[str, np.ndarray]
 
+    @property
+    def n_items(self) -> int:
+        return max(len(self.items), 1)  # the key's base (1 without items: no key holds one)
+
     def customer_codes(self) -> np.ndarray:
-        return self.keys // max(len(self.items), 1)
+        return self.keys // self.n_items
 
     def rows_of(self, pairs: pd.DataFrame) -> np.ndarray:
         """Each customer x item of `pairs`: its row here, -1 if none."""
         customer, item = self.customers.get_indexer(pairs[s.CUSTOMER]), self.items.get_indexer(pairs[s.ITEM])
-        key = customer.astype(np.int64) * max(len(self.items), 1) + item
+        key = customer.astype(np.int64) * self.n_items + item
         at = np.minimum(np.searchsorted(self.keys, key), max(len(self.keys) - 1, 0))
         hit = (customer >= 0) & (item >= 0) & (self.keys[at] == key) if len(self.keys) else np.zeros(len(key), bool)
         return np.where(hit, at, -1)
@@ -59,10 +63,9 @@ class Pool:
         return Pool(self.customers, self.items, self.keys[mask], {k: v[mask] for k, v in self.columns.items()})
 
     def frame(self) -> pd.DataFrame:
-        n_items = max(len(self.items), 1)
         ids = {
-            s.CUSTOMER: self.customers.to_numpy()[self.keys // n_items],
-            s.ITEM: self.items.to_numpy()[self.keys % n_items],
+            s.CUSTOMER: self.customers.to_numpy()[self.customer_codes()],
+            s.ITEM: self.items.to_numpy()[self.keys % self.n_items],
         }
         return pd.DataFrame({**ids, **self.columns})
 

@@ -11,7 +11,6 @@ data-parallel training, see ranker.fit: close to, not identical with, the local 
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+F = TypeVar("F")  # a pending result: a thread's or a dask future
 CONNECT_TIMEOUT = "30s"  # to a remote scheduler
 
 
@@ -43,17 +43,14 @@ class LocalBackend:
         return progress(self._threaded(fn, parts, **shared), fn)
 
     def _threaded(self, fn: Callable[..., T], parts: Iterable[Any], **shared: Any) -> Iterator[T]:
-        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="shoprec-part")
-        pending: deque[concurrent.futures.Future[T]] = deque()
-        try:
-            for part in parts:
-                pending.append(pool.submit(fn, part, **shared))
-                if len(pending) >= 2 * self.threads:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            pool.shutdown(cancel_futures=True)
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="shoprec-part") as pool:
+            yield from in_order(
+                lambda part: pool.submit(fn, part, **shared),
+                parts,
+                2 * self.threads,
+                lambda future: future.result(),
+                lambda pending: [future.cancel() for future in pending],
+            )
 
 
 class DaskBackend:
@@ -77,17 +74,38 @@ class DaskBackend:
     def _map(self, fn: Callable[..., T], parts: Iterable[Any], **shared: Any) -> Iterator[T]:
         # each argument whole (scatter would split a list or dict into one future per element or key)
         kwargs = {key: self.client.scatter([value], broadcast=True, hash=False)[0] for key, value in shared.items()}
-        in_flight = 2 * self.workers
-        pending: deque[Future] = deque()
         try:
-            for part in parts:
-                pending.append(self.client.submit(fn, part, pure=False, **kwargs))
-                if len(pending) >= in_flight:
-                    yield _take(pending.popleft())
-            while pending:
-                yield _take(pending.popleft())
+            yield from in_order(
+                lambda part: self.client.submit(fn, part, pure=False, **kwargs),
+                parts,
+                2 * self.workers,
+                _take,
+                self.client.cancel,
+            )
         finally:
-            self.client.cancel([*pending, *kwargs.values()])
+            self.client.cancel(list(kwargs.values()))
+
+
+def in_order(
+    submit: Callable[[Any], F],
+    parts: Iterable[Any],
+    in_flight: int,
+    result: Callable[[F], T],
+    cancel: Callable[[list[F]], Any],
+) -> Iterator[T]:
+    """The results of `submit(part)` for each part, in the order of `parts`, with at most `in_flight`
+    submitted and not yet taken (so `parts` is read only as results are taken); what is still
+    pending when the iteration stops (an error, or the caller stopped reading) goes to `cancel`."""
+    pending: deque[F] = deque()
+    try:
+        for part in parts:
+            pending.append(submit(part))
+            if len(pending) >= in_flight:
+                yield result(pending.popleft())
+        while pending:
+            yield result(pending.popleft())
+    finally:
+        cancel(list(pending))
 
 
 def progress(results: Iterator[T], fn: Callable[..., Any]) -> Iterator[T]:
