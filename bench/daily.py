@@ -7,8 +7,9 @@ in a work directory bench/scale.py left (its raw data, params and published mode
 from its params, as the DAG's first task does, then every stage of shoprec_daily runs with `run_stage`,
 as its task would. So, unlike bench/scale.py's stages, the run has its own SQLite Feast store (as every
 scheduled run does) and cuts its candidates with the published model's selection (`candidates.reuse_model`);
-its lists are published to the work directory's serving store. The as-of date is the scale run's, which
-is also the published version's: `realised` finds no version before it and measures nothing.
+its lists are published to the work directory's serving store. The as-of date is the scale run's (then it is
+also the published version's: `realised` finds no version before it and measures nothing), or `--as-of`: after
+`bench/scale.py --as-of 2011-12-09`, `--as-of 2011-12-10` is the next day's run, on a day of new purchases.
 Per stage: wall time and the peak RSS of the stage's process tree (this script's own process included,
 about 0.1 GiB). Results are appended to bench/results/daily.json.
 """
@@ -34,13 +35,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DAG = "shoprec_daily"
 
 
-def run_daily(work: Path) -> dict:
-    """Prepare the daily run at the work directory's as-of date and run its stages in order."""
+def run_daily(work: Path, as_of: str | None = None) -> dict:
+    """Prepare the daily run at `as_of` (default: the work directory's as-of date) and run its stages in order."""
     from pipelines.orchestration.runs import prepare, run_stage
     from pipelines.orchestration.tasks import dag_stages
 
     os.environ["DO_NOT_TRACK"] = "1"
-    as_of = json.loads((work / "data/split/windows.json").read_text())["as_of"]
+    as_of = as_of or json.loads((work / "data/split/windows.json").read_text())["as_of"]
     run = prepare(work, DAG, datetime.fromisoformat(as_of))
     rows, backend = int(work.name.removeprefix("rows-")), run.params["compute"]["backend"]
     result: dict = {"rows": rows, "commit": head(), "as_of": as_of[:10], "backend": backend, "stages": {}}
@@ -63,6 +64,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, required=True, help="a size's work directory from bench/scale.py")
     ap.add_argument("--results", type=Path, default=ROOT / "bench/results/daily.json")
+    ap.add_argument(
+        "--as-of",
+        help="the run's date (default: the scale run's as-of); a day after it when bench/scale.py ran with "
+        "--as-of a day before the data's end, so the published lists are a day old and the day brings purchases",
+    )
     args = ap.parse_args()
     model = args.work / "published/current/model"
     if not (model / "ranker.lgb").is_file():
@@ -71,7 +77,7 @@ def main() -> None:
         sys.exit(
             f"{model}: no {SELECTION_FILE} (trained before train kept it): run bench/scale.py again from this checkout"
         )
-    result = run_daily(args.work.resolve())
+    result = run_daily(args.work.resolve(), args.as_of)
     earlier = json.loads(args.results.read_text()) if args.results.is_file() else []
     args.results.write_text(json.dumps([*earlier, result], indent=1) + "\n")
 

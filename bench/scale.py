@@ -125,12 +125,13 @@ def resumable(work: Path, run: dict, backend: str, redo: str | None = None) -> d
     return run.get("stages", {})
 
 
-def project(work: Path, rows: int, redis_db: int) -> dict:
-    """A work directory with the feature repo and params for `rows`; returns the params."""
+def project(work: Path, rows: int, redis_db: int, as_of: str | None = None) -> dict:
+    """A work directory with the feature repo and params for `rows` (and split.as_of); returns the params."""
     work.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "feature_repo", work / "feature_repo", dirs_exist_ok=True)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["synthetic"]["rows"] = rows
+    params["split"]["as_of"] = as_of
     params["features"]["store"] = "production"
     params["publish"].update(store="redis", redis_url=f"redis://127.0.0.1:6379/{redis_db}")
     params["publish"]["redis_namespace"] = f"shoprec:scale:{rows}"
@@ -159,6 +160,7 @@ def bench_size(
     earlier: dict | None = None,
     resume: bool = False,
     redo: str | None = None,
+    as_of: str | None = None,
 ) -> None:
     """Run every stage at `rows` on each backend; `save(result)` after each stage, so a run stopped
     part-way keeps what it measured (a backend's "complete" says whether it ran to the end).
@@ -185,7 +187,7 @@ def bench_size(
     else:
         shutil.rmtree(work, ignore_errors=True)
     redis.Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}").flushdb()
-    params = project(work, rows, redis_db)
+    params = project(work, rows, redis_db, as_of)
     env = {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
@@ -346,6 +348,11 @@ def main() -> None:
     ap.add_argument("--redis-db", type=int, default=3, help="a Redis database the benchmark may flush")
     ap.add_argument("--write-docs", action="store_true")
     ap.add_argument(
+        "--as-of",
+        help="split.as_of (default: the day after the data's last; e.g. a day earlier, so that bench/daily.py "
+        "can run the next day's DAG run on the day held back)",
+    )
+    ap.add_argument(
         "--reuse-shared",
         action="store_true",
         help="keep the shared stages' outputs and figures from an earlier run of the same size (same work dir)",
@@ -382,7 +389,7 @@ def main() -> None:
     for rows in args.rows:
         reuse = args.reuse_shared or args.resume
         earlier = next((r for r in results if r["rows"] == rows), {"stages": {}, "backends": {}}) if reuse else None
-        bench_size(rows, args.backends, args.work, args.redis_db, save, earlier, args.resume, args.redo)
+        bench_size(rows, args.backends, args.work, args.redis_db, save, earlier, args.resume, args.redo, args.as_of)
     print(table(results))
 
 
