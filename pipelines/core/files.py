@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -97,23 +98,28 @@ def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
 
 
 @contextmanager
-def parquet_parts(path: str | Path) -> Iterator[Callable[[pd.DataFrame], None]]:
-    """Write DataFrames of the same columns and dtypes one after another into one Parquet file (a row
-    group each, up to pyarrow's row group size), so no more than one is in memory; the file appears,
-    whole, when the block ends without error. Yields the function that writes a frame."""
+def parquet_parts(path: str | Path) -> Iterator[Callable[[pd.DataFrame | pa.Table], None]]:
+    """Write DataFrames (or Arrow tables) of the same columns and dtypes one after another into one
+    Parquet file (a row group each, up to pyarrow's row group size), so no more than one is in memory;
+    the file appears, whole, when the block ends without error. Yields the function that writes a frame."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     writer: pq.ParquetWriter | None = None
     columns: pd.DataFrame | None = None  # the columns, for a file of no rows
 
-    def write(frame: pd.DataFrame) -> None:
+    def write(frame: pd.DataFrame | pa.Table) -> None:
         nonlocal writer, columns
-        columns = frame.iloc[:0] if columns is None else columns
-        if list(frame.columns) != list(columns.columns):
-            raise ValueError(f"{path}: a part has columns {list(frame.columns)}, not {list(columns.columns)}")
+        arrow = isinstance(frame, pa.Table)
+        empty = frame.schema.empty_table().to_pandas() if arrow else frame.iloc[:0]
+        columns = empty if columns is None else columns
+        if list(empty.columns) != list(columns.columns):
+            raise ValueError(f"{path}: a part has columns {list(empty.columns)}, not {list(columns.columns)}")
         if len(frame):
-            table = pa.Table.from_pandas(frame, schema=writer.schema if writer else None, preserve_index=False)
+            if arrow:
+                table = frame.cast(writer.schema) if writer else frame
+            else:
+                table = pa.Table.from_pandas(frame, schema=writer.schema if writer else None, preserve_index=False)
             writer = writer or pq.ParquetWriter(tmp, table.schema)
             writer.write_table(table)
 
@@ -125,6 +131,15 @@ def parquet_parts(path: str | Path) -> Iterator[Callable[[pd.DataFrame], None]]:
                 writer.close()
         if writer is None:
             (columns if columns is not None else pd.DataFrame()).to_parquet(tmp, index=False)
+
+
+def sha256(paths: list[Path]) -> str:
+    """One hash of the files' names and bytes (a model's, a published version's content)."""
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:

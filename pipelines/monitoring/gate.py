@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.core.errors import InputError
-from pipelines.core.files import write_json
+from pipelines.core.files import sha256, write_json
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +182,6 @@ def gate_stage(
 ) -> dict[str, Any]:
     """The gate step: decide about the model in `model_dir`, write the decision and its reasons to
     `out_path` (with the model's hash, which publish checks), log it as one block."""
-    from pipelines.serving.publish import sha256
-
     champion = champion_metrics(params["publish"]["dir"], cands_path, split_dir, params)
     decision = decide(
         evaluation["ranker"], evaluation["sources"], drift, champion and champion[0], params["gate"], realised

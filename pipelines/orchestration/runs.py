@@ -29,11 +29,12 @@ import yaml
 
 from pipelines.core.config import load_params, tool, venv_path
 from pipelines.core.errors import ERROR_PREFIX, InputError
-from pipelines.core.files import write_json
+from pipelines.core.files import sha256, write_json
 from pipelines.orchestration import stages
 
 log = logging.getLogger(__name__)
 RUNS = "runs"
+PUBLISHED = "data/published"  # a daily run's copy of the live lists
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,8 @@ def prepare(project: str | Path, dag_id: str, as_of: datetime, data: str | None 
     """Lay out the run's directory: its params (the project's, with split.as_of = the run's date,
     the data file and k from the trigger form, the shared publish, workspace and event log paths made absolute)
     and a copy of the feature repo. The daily run also takes a copy of the published model, and its
-    candidates take that model's selection (`candidates.reuse_model`)."""
+    candidates take that model's selection (`candidates.reuse_model`); its score keeps the live lists
+    that are not due (`publish.reuse_lists`)."""
     project = Path(project).resolve()
     params = load_params(project / "params.yaml")
     day = as_of.strftime("%Y-%m-%d")
@@ -83,7 +85,9 @@ def prepare(project: str | Path, dag_id: str, as_of: datetime, data: str | None 
         params["publish"]["k"] = int(k)
     run.root.mkdir(parents=True, exist_ok=True)
     daily = dag_id.endswith("daily")  # no training: the published model, and its candidate selection
-    params["candidates"]["reuse_model"] = take_published_model(run, Path(params["publish"]["dir"])) if daily else None
+    publish_dir = Path(params["publish"]["dir"])
+    params["candidates"]["reuse_model"] = take_published_model(run, publish_dir) if daily else None
+    params["publish"]["reuse_lists"] = take_published_lists(run, publish_dir, day) if daily else None
     (run / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for own in ("feature_repo", "data/feast"):  # the run's Feast repo and store start afresh on every try
         shutil.rmtree(run / own, ignore_errors=True)
@@ -102,6 +106,27 @@ def take_published_model(run: Run, publish_dir: Path) -> str:
     shutil.rmtree(models, ignore_errors=True)
     shutil.copytree(model, models)
     return rel
+
+
+def take_published_lists(run: Run, publish_dir: Path, day: str) -> str | None:
+    """Copy the lists, re-ranking candidates and manifest of the version the run of `day` builds on
+    (`Releases.before`: the live one, or the one before it on a re-run of the day) to the run's
+    `PUBLISHED`: score keeps the lists that are not due. Returns that place, relative to the run
+    (None: no version before the day, every customer is ranked)."""
+    import pandas as pd
+
+    from pipelines.serving.publish import Releases
+    from pipelines.serving.refresh import REUSED
+
+    releases, copy = Releases(publish_dir), run / PUBLISHED
+    shutil.rmtree(copy, ignore_errors=True)
+    version = releases.before(pd.Timestamp(day))
+    if version is None:
+        return None
+    copy.mkdir(parents=True)
+    for name in REUSED:
+        shutil.copy2(releases.versions_dir / version / name, copy / name)
+    return PUBLISHED
 
 
 def run_stage(run: Run, name: str) -> dict[str, Any]:
@@ -149,8 +174,6 @@ def stage_json(run: Run, name: str, kind: str = "metrics") -> Any:
 def record(run: Run, dag_id: str, run_id: str, names: list[str]) -> dict[str, Any]:
     """`run.json`: what this run used and produced, the commands its stages `names` ran, and how to
     reproduce it."""
-    from pipelines.serving.publish import sha256
-
     p, spec = run.params, stages.load()
     commands = [spec[n].command(p) for n in names]
     model = run / spec["train"].outs[0] / "ranker.lgb"

@@ -31,7 +31,7 @@ import pandas as pd
 
 from pipelines.core import schema as s
 from pipelines.core.errors import InputError
-from pipelines.core.files import SELECTION_FILE, write_json
+from pipelines.core.files import SELECTION_FILE, sha256, write_json
 from pipelines.core.partitions import groups_in_order
 from pipelines.serving.store import ServingStore, open_serving_store
 
@@ -45,14 +45,6 @@ FILES = (
 )
 MODEL_FILES = ("ranker.lgb", "ranker.json", "reference.parquet", SELECTION_FILE)
 KEYS_AT_ONCE = 10_000  # lists whose rows are made at once: bounds the dicts held beside their JSON
-
-
-def sha256(paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for path in paths:
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 def payloads(
@@ -153,6 +145,16 @@ class Releases:
     def current(self) -> str | None:
         link = self.root / "current"
         return Path(os.readlink(link)).name if link.is_symlink() else None
+
+    def before(self, day: pd.Timestamp) -> str | None:
+        """The version a run of `day` builds on: the live one if its data ends before `day`, else the
+        last published of those with the latest as-of date before `day` (a re-run of a day finds its own
+        version live); None if there is none."""
+        live = self.current()
+        earlier = [(a, v["version"]) for v in self.index() if (a := self.as_of(v["version"])) is not None and a < day]
+        if live is not None and live in {v for _, v in earlier}:
+            return live
+        return max(reversed(earlier), key=lambda pair: pair[0])[1] if earlier else None  # ties: the last
 
     def stage(self, version: str, files: dict[str, Path], manifest: dict[str, Any]) -> Path:
         """Write the version directory beside its place, then rename it in (a no-op if it is there)."""

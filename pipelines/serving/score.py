@@ -29,6 +29,7 @@ from pipelines.core.files import SELECTION_FILE, parquet_parts, write_parquet
 from pipelines.data.split import read_split, read_windows
 from pipelines.evaluation.segments import UNKNOWN, latest_snapshot
 from pipelines.ranking.explain import contribution_method
+from pipelines.serving.refresh import SCORED, kept_lists
 from pipelines.serving.similar import similar_items
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,8 @@ def recommendations(
     write_candidates: Callable[[pd.DataFrame], None],
     backend: Backend = LOCAL,
 ) -> dict[str, int]:
-    """The top `publish.k` for `customers` (`serving_sources`): candidates, features and the ranker
+    """The top `publish.k` for `customers` (`serving_sources`), stamped with `as_of` (`scored_as_of`):
+    candidates, features and the ranker
     with `reasons` (`explain.contribution_method`), partition by partition of customers on `backend`.
     Each partition's lists go to `write` as they come (e.g. a file's `parquet_parts`), so memory holds
     a partition's, not every customer's, and its best `publish.rerank_candidates` candidates with their
@@ -90,7 +92,7 @@ def recommendations(
     counts = {"customers_with_recommendations": 0, "recommendations": 0, "rerank_candidates": 0}
     mapped = backend.map(score_part, parts, sources=sources, selection=selection, reasons=reasons, keep=keep, **ranking)
     for lists, kept in mapped:
-        write(lists)
+        write(lists.assign(**{SCORED: as_of}))
         if kept is not None:
             write_candidates(kept)
             counts["rerank_candidates"] += len(kept)
@@ -129,7 +131,9 @@ def score_stage(
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """The score step: `recommendations.parquet`, `cold_start.parquet`, `segments.parquet` and
-    `similar.parquet` (each item's similar items, for item and basket pages) in `out_dir`."""
+    `similar.parquet` (each item's similar items, for item and basket pages) in `out_dir`. With
+    `publish.reuse_lists` (the daily run), only the customers whose lists are due are ranked again
+    (pipelines/serving/refresh.py)."""
     reasons = contribution_method(params)  # a bad setting fails now, not after the sources are fitted
     split_dir, out_dir = Path(split_dir), Path(out_dir)
     w = read_windows(split_dir / "windows.json")
@@ -138,6 +142,8 @@ def score_stage(
     selection = read_selection(Path(cands_dir) / SELECTION_FILE)
     cold = cold_start(history, w.as_of, int(params["publish"]["k"]), params["publish"]["cold_start"])
     sources, budget = serving_sources(history, w.as_of, customers, params, selection)
+    kept = kept_lists(history, customers, w.as_of, model_dir, params)
+    ranked = customers if kept is None else customers.difference(kept.customers)
     del history  # the partitions need only the fitted sources: free the interactions before they run
     with (
         open_backend(params["compute"]) as backend,
@@ -145,8 +151,12 @@ def score_stage(
         parquet_parts(out_dir / "candidates.parquet") as write_candidates,
     ):
         counts = recommendations(
-            sources, budget, customers, w.as_of, params, selection, model_dir, reasons, write, write_candidates, backend
+            sources, budget, ranked, w.as_of, params, selection, model_dir, reasons, write, write_candidates, backend
         )
+        counts["kept_customers"] = 0 if kept is None else len(kept.customers)  # their lists, as published
+        for key, rows in (kept.copy(write, write_candidates) if kept else {}).items():
+            counts[key] += rows
+        counts["customers_with_recommendations"] += counts["kept_customers"]
     write_parquet(cold, out_dir / "cold_start.parquet")
     similar = similar_items(sources, int(params["publish"]["k"]))
     write_parquet(similar, out_dir / "similar.parquet")

@@ -10,8 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pipelines.core.errors import InputError
+from pipelines.core.files import sha256
 from pipelines.serving.api import create_app
-from pipelines.serving.publish import Releases, publish, rollback, sha256
+from pipelines.serving.publish import Releases, publish, rollback
 from pipelines.serving.store import SqliteStore
 
 pytestmark = pytest.mark.unit
