@@ -139,6 +139,11 @@ def project(work: Path, rows: int, redis_db: int, as_of: str | None = None) -> d
     return params
 
 
+def feast_env(rows: int, redis_db: int) -> dict[str, str]:
+    """The production Feast store of a size's runs: its own project (registry) and the benchmark's Redis database."""
+    return {"SHOPREC_FEAST_PROJECT": f"scale_{rows}", "SHOPREC_FEAST_REDIS": f"127.0.0.1:6379,db={redis_db}"}
+
+
 def write_params(work: Path, params: dict, backend: str) -> None:
     params["compute"]["backend"] = backend
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -192,8 +197,7 @@ def bench_size(
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "DO_NOT_TRACK": "1",
-        "SHOPREC_FEAST_PROJECT": f"scale_{rows}",
-        "SHOPREC_FEAST_REDIS": f"127.0.0.1:6379,db={redis_db}",
+        **feast_env(rows, redis_db),
     }
     commands, log = stage_commands(), work / "bench.log"
     result: dict = {"rows": rows, "commit": head(), "stages": {}, "backends": {}}

@@ -76,7 +76,6 @@ def prepare(project: str | Path, dag_id: str, as_of: datetime, data: str | None 
     params["data"]["raw"] = str(raw)
     params["split"]["as_of"] = day
     params["features"]["repo"] = str(run / "feature_repo")
-    params["features"]["store"] = "local"  # each run's own Feast store (SQLite takes one writer)
     params["monitor"]["run_key"] = f"{RUNS}/{dag_id}/{day}"  # a re-run of the date replaces its dashboard runs
     for key, rel in (("publish", "dir"), ("monitor", "workspace"), ("events", "log")):
         path = Path(params[key][rel])
