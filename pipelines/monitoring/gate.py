@@ -145,10 +145,16 @@ def render(decision: dict[str, Any]) -> str:
 
 
 def champion_metrics(
-    publish_dir: str | Path, cands_path: str | Path, split_dir: str | Path, params: dict[str, Any]
+    publish_dir: str | Path,
+    cands_path: str | Path,
+    split_dir: str | Path,
+    params: dict[str, Any],
+    challenger: tuple[str | Path, dict[str, float]] | None = None,
 ) -> tuple[dict[str, float], str] | None:
     """The published model's metrics on this holdout and its version (None before the first publish):
-    it ranks the same test candidates with the same features."""
+    it ranks the same test candidates with the same features. When the published model is the
+    `challenger`'s (its model directory and metrics: a daily run scores with the published model),
+    they are the challenger's metrics, not computed again."""
     from pipelines.core.partitions import customer_partitions
     from pipelines.data.split import read_windows
     from pipelines.evaluation.evaluate import Catalogue, holdout, metric_table
@@ -162,6 +168,8 @@ def champion_metrics(
     model_dir = releases.root / "current" / "model"
     if not (model_dir / "ranker.lgb").is_file():
         raise InputError(f"{model_dir}: the published version {version} has no model (ranker.lgb)")
+    if challenger is not None and sha256([model_dir / "ranker.lgb"]) == sha256([Path(challenger[0]) / "ranker.lgb"]):
+        return challenger[1], version  # the same trees on the same candidates and features
     ks = [int(k) for k in params["evaluate"]["ks"]]
     cutoff = read_windows(Path(split_dir) / "windows.json").test_start
     parts, rows = customer_partitions(cands_path)
@@ -182,7 +190,9 @@ def gate_stage(
 ) -> dict[str, Any]:
     """The gate step: decide about the model in `model_dir`, write the decision and its reasons to
     `out_path` (with the model's hash, which publish checks), log it as one block."""
-    champion = champion_metrics(params["publish"]["dir"], cands_path, split_dir, params)
+    champion = champion_metrics(
+        params["publish"]["dir"], cands_path, split_dir, params, (model_dir, evaluation["ranker"])
+    )
     decision = decide(
         evaluation["ranker"], evaluation["sources"], drift, champion and champion[0], params["gate"], realised
     )

@@ -107,7 +107,7 @@ def test_a_degraded_model_is_rejected_against_the_published_one(project, tmp_pat
 
 
 def test_the_model_passes_against_itself_published(project, tmp_path):
-    """Scored again from the published copy, the champion's figures equal the challenger's: no regression."""
+    """Judged against itself published: the champion's figures are the challenger's (not ranked again)."""
     decision = gate(project, tmp_path / "gate.json")
     assert decision["passed"] and decision["champion"] == Releases(project / "published").current()
     compared = [c for c in decision["checks"] if c["check"].startswith("vs published ")]

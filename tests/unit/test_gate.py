@@ -118,3 +118,23 @@ def test_an_input_alarm_blocks_only_when_named_in_block_on_inputs():
     decision = decide(GOOD, SOURCES, {**CALM, **inputs("quantity")}, None, PARAMS)
     assert failed(decision) == ["input quantity"] and "[FAIL] input quantity: quantity: ALARM" in render(decision)
     assert decide(GOOD, SOURCES, {**CALM, **inputs("new_country_share")}, None, PARAMS)["passed"]
+
+
+def test_the_published_model_itself_is_not_ranked_again(tmp_path):
+    """A daily run's model is the published one: the champion's figures are the challenger's, and the
+    test candidates are not read (they are not even there)."""
+    from pipelines.monitoring.gate import champion_metrics
+    from pipelines.serving.publish import Releases
+
+    (tmp_path / "published/versions/v1/model").mkdir(parents=True)
+    (tmp_path / "published/versions/v1/model/ranker.lgb").write_text("trees")
+    Releases(tmp_path / "published").switch("v1")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models/ranker.lgb").write_text("trees")
+    missing = tmp_path / "no/test.parquet"
+    assert champion_metrics(tmp_path / "published", missing, tmp_path, {}, (tmp_path / "models", GOOD)) == (GOOD, "v1")
+    (tmp_path / "models/ranker.lgb").write_text("other trees")  # another model: ranked again, from the candidates
+    with pytest.raises(FileNotFoundError):  # it goes on to read the split and the candidates
+        champion_metrics(
+            tmp_path / "published", missing, tmp_path, {"evaluate": {"ks": [10]}}, (tmp_path / "models", GOOD)
+        )
