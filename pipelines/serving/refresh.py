@@ -53,7 +53,7 @@ class Kept:
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        keep = pa.array(self.customers.astype(str))
+        keep = pa.array(self.customers.astype(str), pa.string())
         counts = {"recommendations": 0, "rerank_candidates": 0}
         for name, out, count in (
             (LISTS, write, "recommendations"),
@@ -81,7 +81,7 @@ def list_settings(params: dict[str, Any]) -> dict[str, Any]:
 def kept_lists(
     history: pd.DataFrame, customers: pd.Index, as_of: pd.Timestamp, model_dir: str | Path, params: dict[str, Any]
 ) -> Kept | None:
-    """The published lists `customers` keep at `as_of` (None: every customer is ranked again)."""
+    """The published lists `customers` keep at `as_of` (None: none is kept, every customer is ranked)."""
     import pyarrow.parquet as pq
 
     p = params["publish"]
@@ -106,7 +106,7 @@ def kept_lists(
     fresh &= as_of - scored <= pd.Timedelta(days=int(p["refresh_days"]))
     kept = customers[fresh.to_numpy()]
     log.info("score: %d of %d customers keep their lists of %s", len(kept), len(customers), manifest["version"])
-    return Kept(directory, kept, published_as_of)
+    return Kept(directory, kept, published_as_of) if len(kept) else None
 
 
 def _made_otherwise(

@@ -86,10 +86,12 @@ def recommendations(
     model inputs to `write_candidates` (none if 0); returns how many lists and rows were written."""
     from pipelines.ranking.inference import ranking_args
 
+    counts = {"customers_with_recommendations": 0, "recommendations": 0, "rerank_candidates": 0}
+    if customers.empty:  # a daily run where every list is kept
+        return counts
     ranking = ranking_args(model_dir, params["features"], as_of, int(params["publish"]["k"]))
     keep = int(params["publish"]["rerank_candidates"])
     parts = ((i, chunk, chunk_budget) for i, (chunk, chunk_budget) in enumerate(customer_parts(customers, budget)))
-    counts = {"customers_with_recommendations": 0, "recommendations": 0, "rerank_candidates": 0}
     mapped = backend.map(score_part, parts, sources=sources, selection=selection, reasons=reasons, keep=keep, **ranking)
     for lists, kept in mapped:
         write(lists.assign(**{SCORED: as_of}))

@@ -70,6 +70,7 @@ def test_due_customers_are_those_with_a_purchase_since_no_list_or_an_old_list(pu
         "d",
     ]
     assert kept_lists(history(bought), customers, AS_OF, model, params(None)) is None  # reuse off: rank everyone
+    assert kept_lists(history(bought), customers, AS_OF, model, params(lists, refresh_days=0)) is None  # none kept
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from pipelines.core.schema import GLOBAL
-from pipelines.serving.score import cold_start, customer_profiles
+from pipelines.serving.score import cold_start, customer_profiles, recommendations
 from tests.conftest import interactions
 
 pytestmark = pytest.mark.unit
@@ -43,3 +43,15 @@ def test_profiles_come_from_the_latest_snapshot_at_or_before_as_of():
     assert got.loc["a", "tier"] == "loyal" and got.loc["a", "rfm_score"] == 9 and got.loc["a", "segment"] == 1
     assert got.loc["b", "tier"] == "at_risk" and got.loc["b", "profile_keywords"] == "lamp"
     assert got.loc["new", "tier"] == "unknown" and pd.isna(got.loc["new", "rfm_score"])
+
+
+def test_a_daily_run_that_keeps_every_list_ranks_nothing(tmp_path):
+    """No customer due: no partition, no model loaded (there is none here), nothing written."""
+    written = []
+    params = {"features": {}, "publish": {"k": 20, "rerank_candidates": 100}}
+    counts = recommendations(
+        [], None, pd.Index([], name="customer_id"), pd.Timestamp("2011-12-10"), params, None,
+        tmp_path / "no-model", "path", written.append, written.append,
+    )  # fmt: skip
+    assert counts == {"customers_with_recommendations": 0, "recommendations": 0, "rerank_candidates": 0}
+    assert written == []
