@@ -1,8 +1,9 @@
 """Realised performance: what the lists served since the last publish achieved on the purchases that followed.
 
 The offline figures (evaluate) score a holdout the model never saw; these score what customers were
-actually shown. The served version is the newest published one whose data ends before this run's
-as-of date; its window runs from its as-of date to this one's. Every customer who bought in the window counts:
+actually shown. The served version is the live one if its data ends before this run's as-of date (a
+rollback's), else the newest published one that does; its window runs from its as-of date to this
+one's. Every customer who bought in the window counts:
 one with a personal list is scored on it, one without on the global cold-start list the API falls
 back to. Figures overall and per loyalty tier (the served version's segments; `new` for customers
 it did not know), as a DVC metric, an Evidently run (tag `realised`) and a gate check.
@@ -25,13 +26,13 @@ NEW = "new"  # the tier of customers the served version did not know
 
 
 def served_version(publish_dir: str | Path, as_of: pd.Timestamp) -> tuple[str, pd.Timestamp] | None:
-    """The newest kept version whose data ends before `as_of`, and its as-of date (None if there is none)."""
+    """The version served before `as_of` (`Releases.before`: the live one if its data ends before, else
+    the newest kept one that does) and its as-of date (None if there is none)."""
     from pipelines.serving.publish import Releases
 
     releases = Releases(publish_dir)
-    dated = [(releases.as_of(v["version"]), v["version"]) for v in releases.index()]
-    before = [(when, version) for when, version in dated if when is not None and when < as_of]
-    return (max(before)[1], max(before)[0]) if before else None
+    version = releases.before(as_of)
+    return (version, releases.as_of(version)) if version else None
 
 
 def served_lists(recs: pd.DataFrame, cold: pd.DataFrame, purchasers: pd.Index) -> pd.DataFrame:
