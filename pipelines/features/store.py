@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import io
 import json
 import logging
@@ -204,31 +203,35 @@ def applied_store(params: dict[str, Any]) -> FeatureStore:
 
 
 def materialize(store: FeatureStore, end: pd.Timestamp, workers: int = 1) -> dict[str, Any]:
-    """Load the online store with the latest values up to `end`; rows written and rows/s per view.
+    """Load the online store with the latest values up to `end`; per view the rows written, rows/s and
+    the entities the online store holds a value of for `end` (`online`: a row within the view's TTL).
 
-    Incremental: a view loads only what is newer than its last materialisation, unless its
-    source file was rebuilt since (a content fingerprint differs), in which case its whole
-    TTL window is reloaded, so the online store never keeps values the sources no longer hold.
+    Incremental: a view loads only the rows stamped after its last materialisation when its source's
+    rows stamped up to then are the ones that load read (`_digest`, kept beside the online store by
+    `LoadedDigests`): the next day's rebuilt sources add the day's rows. When an earlier row changed
+    (late or corrected data, other feature params, snapshots stamped at other dates), the view's
+    whole TTL window is reloaded, so the online store never keeps values the sources no longer hold.
     With `workers` > 1 and a Redis online store (SQLite takes one writer), a view with at least
     PARALLEL_ROWS rows to write (entities with a row in the interval) is written by that many
     processes (`_write_latest`).
     """
     end = _utc(end)
-    state_path = Path(store.config.repo_path) / "../data/feast" / f"materialized-{store.project}.json"
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    loaded = LoadedDigests(store)
     report: dict[str, Any] = {}
     for view in store.list_feature_views():
-        source = Path(store.config.repo_path) / view.batch_source.path
-        fingerprint = hashlib.sha1(source.read_bytes()).hexdigest()
-        since = _materialized_until(view) if state.get(view.name) == fingerprint else None
-        start = since or end - (view.ttl or timedelta(days=3650))
+        source = pd.read_parquet(Path(store.config.repo_path) / view.batch_source.path)
+        hashes = pd.util.hash_pandas_object(source[sorted(source.columns)], index=False).to_numpy()
+        ttl = view.ttl or timedelta(days=3650)
+        since = _materialized_until(view)
+        kept = since is not None and loaded.read(view.name) == _digest(source, hashes, since)
+        start = since if kept else end - ttl
+        window = _latest(view, source, end - ttl, end)  # what the online store holds for `end` once loaded
+        entry = {"from": start.isoformat(), "to": end.isoformat(), "online": len(window)}
         if start >= end:
-            report[view.name] = {
-                "rows": 0, "seconds": 0.0, "from": start.isoformat(), "to": end.isoformat(), "writers": 0
-            }  # fmt: skip
+            report[view.name] = {"rows": 0, "seconds": 0.0, **entry, "writers": 0}
             continue
         may_split = workers > 1 and store.config.online_store.type == "redis"  # SQLite takes one writer
-        latest = _latest(store, view, start, end, features=may_split)
+        latest = _latest(view, source, start, end) if kept else window
         rows = len(latest)
         parallel = may_split and rows >= PARALLEL_ROWS
         t0 = time.perf_counter()
@@ -240,19 +243,54 @@ def materialize(store: FeatureStore, end: pd.Timestamp, workers: int = 1) -> dic
                     start_date=start.to_pydatetime(), end_date=end.to_pydatetime(), feature_views=[view.name]
                 )
         seconds = time.perf_counter() - t0
-        state[view.name] = fingerprint
         report[view.name] = {
             "rows": rows,
             "seconds": round(seconds, 3),
             "rows_per_second": round(rows / seconds) if seconds > 0 else None,
-            "from": start.isoformat(),
-            "to": end.isoformat(),
-            "reloaded": since is None,
+            **entry,
+            "reloaded": not kept,
             "writers": workers if parallel else 1,
         }
-    state_path.parent.mkdir(parents=True, exist_ok=True)
-    state_path.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+        loaded.write(view.name, _digest(source, hashes, end))
     return report
+
+
+def _digest(source: pd.DataFrame, hashes: Any, until: pd.Timestamp) -> str:
+    """The source's rows stamped up to `until`, whatever their order: their columns, count and summed row hashes."""
+    mask = (source[EVENT_TS] <= until).to_numpy()
+    total = int(hashes[mask].sum(dtype="uint64"))  # wraps around: an order-free checksum
+    return f"{','.join(sorted(source.columns))}:{int(mask.sum())}:{total:016x}"
+
+
+class LoadedDigests:
+    """Each view's `_digest` at the end of its last load, kept where the online store is, so that every
+    run sharing the store shares it: a Redis hash beside Feast's keys, or a JSON file beside SQLite's database.
+    """
+
+    def __init__(self, store: FeatureStore) -> None:
+        self.store = store
+        config = store.config.online_store
+        self.key = f"shoprec:materialized:{store.project}:digests"  # not ending in the project, as Feast's own keys do
+        sqlite = config.type == "sqlite"
+        self.path = Path(config.path).with_name(f"materialized-{store.project}.json") if sqlite else None
+
+    def _redis(self) -> Any:
+        return self.store._get_provider().online_store._get_client(self.store.config.online_store)
+
+    def _file(self) -> dict[str, str]:
+        return json.loads(self.path.read_text()) if self.path is not None and self.path.is_file() else {}
+
+    def read(self, view: str) -> str | None:
+        if self.path is not None:
+            return self._file().get(view)
+        digest = self._redis().hget(self.key, view)
+        return None if digest is None else digest.decode()
+
+    def write(self, view: str, digest: str) -> None:
+        if self.path is not None:
+            self.path.write_text(json.dumps({**self._file(), view: digest}, indent=2, sort_keys=True) + "\n")
+        else:
+            self._redis().hset(self.key, view, digest)
 
 
 def _write_latest(
@@ -291,15 +329,10 @@ def _materialized_until(view: Any) -> pd.Timestamp | None:
     return _utc(max(i[1] for i in intervals)) if intervals else None
 
 
-def _latest(
-    store: FeatureStore, view: Any, start: pd.Timestamp, end: pd.Timestamp, features: bool = False
-) -> pd.DataFrame:
-    """Each entity's latest row stamped in [start, end] of the view's source (what materialisation
-    writes): its keys and timestamp, and with `features` the view's features too."""
+def _latest(view: Any, source: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Each entity's latest row of `source` (the view's) stamped in [start, end]: what materialisation writes."""
     keys = [field.name for field in view.entity_columns]
-    columns = [*keys, EVENT_TS, *(field.name for field in view.features if features)]
-    frame = pd.read_parquet(Path(store.config.repo_path) / view.batch_source.path, columns=columns)
-    frame = frame.loc[(frame[EVENT_TS] >= start) & (frame[EVENT_TS] <= end)]
+    frame = source.loc[(source[EVENT_TS] >= start) & (source[EVENT_TS] <= end)]
     return frame.sort_values(EVENT_TS, kind="stable").drop_duplicates(keys, keep="last")
 
 
@@ -492,10 +525,7 @@ def materialize_stage(
         "as_of": _utc(as_of).isoformat(),
         "feature_views": sorted(v.name for v in store.list_feature_views()),
         "rows_materialized": {name: r["rows"] for name, r in report.items()},
-        "rows_online": {  # what the online store holds for as_of, whatever earlier runs loaded
-            view.name: len(_latest(store, view, _utc(as_of) - (view.ttl or timedelta(days=3650)), _utc(as_of)))
-            for view in store.list_feature_views()
-        },
+        "rows_online": {name: r["online"] for name, r in report.items()},
     }
     for path in (metrics_path, state_path):
         if path is not None:

@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,20 +44,28 @@ FILES = (
     "similar.parquet",
     "candidates.parquet",
 )
+CARRIED = ("rec", "cand")  # the kinds a daily run's version carries over from the version it builds on
 MODEL_FILES = ("ranker.lgb", "ranker.json", "reference.parquet", SELECTION_FILE)
 KEYS_AT_ONCE = 10_000  # lists whose rows are made at once: bounds the dicts held beside their JSON
 
 
 def payloads(
-    recs: pd.DataFrame, cold: pd.DataFrame, segments: pd.DataFrame, similar: pd.DataFrame, cands: Path
+    recs: pd.DataFrame,
+    cold: pd.DataFrame,
+    segments: pd.DataFrame,
+    similar: pd.DataFrame,
+    cands: Path,
+    customers: set[str] | None = None,
 ) -> dict[str, Iterable[tuple[str, str]]]:
     """Store entries (key, JSON) per kind: a customer's list, a country's cold-start list, a customer's
     segment, an item's similar items, a customer's candidates with their model inputs (re-ranking).
+    With `customers`, the lists and candidates of only those customers (the rest are carried over).
 
     The re-ranking entries are made as they are written, from the `cands` file read partition by
     partition of whole customers: at 10M interactions they are 22M rows of model inputs, far more
     than memory holds as one frame beside their JSON."""
 
+    recs = recs if customers is None else recs.loc[recs[s.CUSTOMER].isin(customers)]
     recs = recs.sort_values([s.CUSTOMER, "rank"]).assign(reason=recs["reasons"].str.split("; ").str[0].fillna(""))
     cold = cold.sort_values(["country", "rank"]).assign(sources="country_popularity")
     seg = segments.astype(object).where(segments.notna(), None)
@@ -66,12 +75,13 @@ def payloads(
         "cold": _json_lists(cold, "country", _listed),
         "segment": [(r[s.CUSTOMER], json.dumps(r, default=str)) for r in seg.to_dict("records")],
         "similar": [(str(i), entry) for i, entry in _json_lists(similar, s.ITEM, _similar)],
-        "cand": candidate_entries(cands),
+        "cand": candidate_entries(cands, customers),
     }
 
 
-def candidate_entries(path: Path) -> Iterator[tuple[str, str]]:
-    """The re-ranking entries of a candidates file (customer, item, the model's inputs), customer by customer."""
+def candidate_entries(path: Path, customers: set[str] | None = None) -> Iterator[tuple[str, str]]:
+    """The re-ranking entries of a candidates file (customer, item, the model's inputs), customer by
+    customer; with `customers`, only theirs."""
     import pyarrow.parquet as pq
 
     from pipelines.core.partitions import customer_partitions
@@ -81,6 +91,7 @@ def candidate_entries(path: Path) -> Iterator[tuple[str, str]]:
         return
     parts, _ = customer_partitions(path)
     for part in parts:
+        part = part if customers is None else part.loc[part[s.CUSTOMER].isin(customers)]
         yield from candidate_payloads(part, [c for c in part.columns if c not in (s.CUSTOMER, s.ITEM)])
 
 
@@ -268,17 +279,56 @@ def publish(
     info = json.loads((model_dir / "ranker.json").read_text())
     published = {k: params[k] for k in ("candidates", "ranker", "features", "recommend", "publish") if k in params}
     releases.stage(version, files, manifest(version, model_sha, info, windows, published, evaluation, gate))
+    carried: dict[str, Any] = {}
     if version not in store.versions():
         frames = [pd.read_parquet(files[name]) for name in FILES if name != "candidates.parquet"]
-        for kind, entries in payloads(*frames, files["candidates.parquet"]).items():
-            store.write(version, kind, entries, int(p["write_batch_size"]))
+        base = carried_over(frames[0], pd.Timestamp(windows["as_of"]), p, releases, store)
+        batch = int(p["write_batch_size"])
+        for kind, entries in payloads(*frames, files["candidates.parquet"], base and base.ranked).items():
+            if base and kind in CARRIED:
+                store.copy(base.version, version, kind)
+                store.delete(version, kind, sorted(base.ranked | base.gone), batch)
+            store.write(version, kind, entries, batch)
         store.complete(version)
+        carried = {"carried_from": base.version, "customers_carried": base.carried} if base else {}
     releases.record(version)
     store.set_live(version)
     releases.switch(version)
     dropped = releases.prune(keep, store)
-    log.info("publish: version %s is live (dropped: %s)", version, ", ".join(dropped) or "none")
-    return {"published": True, "version": version, "dropped": dropped}
+    log.info("publish: version %s is live (dropped: %s) %s", version, ", ".join(dropped) or "none", carried)
+    return {"published": True, "version": version, "dropped": dropped, **carried}
+
+
+@dataclass(frozen=True)
+class Base:
+    """The version a daily run's kept lists come from: the new version starts as a copy of its lists and
+    candidates (`CARRIED`); those of the customers `ranked` again are written anew, those `gone` removed."""
+
+    version: str
+    ranked: set[str]
+    gone: set[str]
+    carried: int
+
+
+def carried_over(
+    recs: pd.DataFrame, as_of: pd.Timestamp, p: dict[str, Any], releases: Releases, store: ServingStore
+) -> Base | None:
+    """The `Base` of a version whose lists were partly kept from `publish.reuse_lists` (rows scored before
+    `as_of`, copied row for row from that version), if the store still holds that version; else None."""
+    from pipelines.serving.refresh import MANIFEST, SCORED
+
+    reuse = Path(p["reuse_lists"]) if p.get("reuse_lists") else None
+    if reuse is None or SCORED not in recs or not (reuse / MANIFEST).is_file():
+        return None
+    version = json.loads((reuse / MANIFEST).read_text())["version"]
+    lists = releases.versions_dir / version / "recommendations.parquet"
+    old = recs[SCORED] < as_of
+    if not old.any() or version not in store.versions() or not lists.is_file():
+        return None
+    customers = set(recs[s.CUSTOMER])
+    ranked = set(recs.loc[~old, s.CUSTOMER])
+    gone = set(pd.read_parquet(lists, columns=[s.CUSTOMER])[s.CUSTOMER]) - customers
+    return Base(version, ranked, gone, len(customers) - len(ranked))
 
 
 def rollback(params: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,8 @@ KINDS = ("rec", "cold", "segment", "similar", "cand")  # every kind publish writ
 
 class ServingStore(Protocol):
     def write(self, version: str, kind: str, entries: Iterable[tuple[str, str]], batch_size: int) -> int: ...
+    def copy(self, source: str, version: str, kind: str) -> None: ...
+    def delete(self, version: str, kind: str, keys: list[str], batch_size: int) -> None: ...
     def complete(self, version: str) -> None: ...
     def versions(self) -> list[str]: ...
     def set_live(self, version: str) -> None: ...
@@ -77,6 +79,23 @@ class SqliteStore:
             c.execute("COMMIT")
             n += len(batch)
         return n
+
+    def copy(self, source: str, version: str, kind: str) -> None:
+        """`source`'s entries of `kind` into `version` (inside SQLite: nothing crosses to Python)."""
+        c = self._conn()
+        c.execute("INSERT OR IGNORE INTO versions VALUES (?, 0)", (version,))
+        c.execute("BEGIN")
+        c.execute("DELETE FROM entries WHERE version = ? AND kind = ?", (version, kind))
+        sql = "INSERT INTO entries SELECT ?, kind, key, payload FROM entries WHERE version = ? AND kind = ?"
+        c.execute(sql, (version, source, kind))
+        c.execute("COMMIT")
+
+    def delete(self, version: str, kind: str, keys: list[str], batch_size: int) -> None:
+        c, sql = self._conn(), "DELETE FROM entries WHERE version = ? AND kind = ? AND key = ?"
+        for lo in range(0, len(keys), batch_size):
+            c.execute("BEGIN")
+            c.executemany(sql, [(version, kind, key) for key in keys[lo : lo + batch_size]])
+            c.execute("COMMIT")
 
     def complete(self, version: str) -> None:
         self._conn().execute("UPDATE versions SET complete = 1 WHERE version = ?", (version,))
@@ -137,6 +156,16 @@ class RedisStore:
             self.client.hset(self._key(version, kind), mapping=dict(batch))
             n += len(batch)
         return n
+
+    def copy(self, source: str, version: str, kind: str) -> None:
+        """`source`'s hash of `kind` as `version`'s (COPY: inside Redis, nothing crosses the network)."""
+        self.client.hsetnx(f"{self.ns}:versions", version, 0)
+        if not self.client.copy(self._key(source, kind), self._key(version, kind), replace=True):
+            self.client.delete(self._key(version, kind))  # `source` has no entries of `kind`
+
+    def delete(self, version: str, kind: str, keys: list[str], batch_size: int) -> None:
+        for lo in range(0, len(keys), batch_size):
+            self.client.hdel(self._key(version, kind), *keys[lo : lo + batch_size])
 
     def complete(self, version: str) -> None:
         self.client.hset(f"{self.ns}:versions", version, 1)

@@ -205,15 +205,26 @@ def test_materialize_is_incremental_and_online_reads_match_offline(tmp_path):
     assert c1a["days_since_last_purchase"] == pytest.approx(60)  # day 110 - day 50, at request time
     assert online_features(fs, PAIRS.head(1), "ranker", as_of=day(120)).loc[0, "days_since_last_purchase"] == 70
 
-    # New data arrives and the sources are rebuilt: each view reloads its whole TTL window, so the
-    # online store holds exactly what the new sources say (values at earlier dates may change).
+    # The next days' purchases arrive and the sources are rebuilt. Customer x product rows are stamped
+    # at purchases, so the rows the last load read are unchanged and only the new one loads; customer
+    # snapshots are stamped back from as_of, so with a new as_of that view reloads its TTL window.
     more = ROWS + [("c1", "D", 103, "o9")]
     later = Windows(train_start=day(0), valid_start=day(70), test_start=day(90), as_of=day(107))
     fs2, _ = feature_project(tmp_path, clean(more), later)
     third = materialize(fs2, later.as_of)
-    assert third["customer_product"]["reloaded"] and third["customer_product"]["rows"] == 8
+    assert third["customer_product"]["rows"] == 1 and not third["customer_product"]["reloaded"]
+    assert third["customer_product"]["online"] == 8 and third["customer"]["reloaded"]
     row = online_features(fs2, pd.DataFrame({"customer_id": ["c1"], "item_id": ["D"]}), "ranker", as_of=day(107))
     assert row.loc[0, "times_bought"] == 1 and row.loc[0, "days_since_last_purchase"] == 4
+
+    # An earlier purchase is corrected (c2 bought B on day 12, not 10): a row the last load read changed,
+    # so the whole window reloads and the online store holds what the new sources say.
+    fixed = [(c, i, 12 if o == "o5" else d, o) for c, i, d, o in more]
+    fs3, _ = feature_project(tmp_path, clean(fixed), later)
+    fourth = materialize(fs3, later.as_of)
+    assert fourth["customer_product"]["reloaded"] and fourth["customer_product"]["rows"] == 8
+    row = online_features(fs3, pd.DataFrame({"customer_id": ["c2"], "item_id": ["B"]}), "ranker", as_of=day(107))
+    assert row.loc[0, "days_since_last_purchase"] == 95
 
 
 @pytest.fixture
@@ -230,7 +241,9 @@ def production_env(services):
 
 @pytest.mark.services
 def test_production_configuration_on_redis_and_postgresql(tmp_path, production_env):
-    from pipelines.features.store import open_store
+    import redis
+
+    from pipelines.features.store import LoadedDigests, open_store
 
     fs, params = feature_project(tmp_path, clean(ROWS), WINDOWS, store="production", env=production_env)
     project = production_env["SHOPREC_FEAST_PROJECT"]
@@ -249,10 +262,14 @@ def test_production_configuration_on_redis_and_postgresql(tmp_path, production_e
         assert pairs.loc[("c1", "A"), "days_since_last_purchase"] == pytest.approx(60)
         assert np.isnan(pairs.loc[("c1", "D"), "times_bought"])
         assert all(r["rows"] == 0 for r in materialize(other, WINDOWS.as_of).values())  # state lives in PostgreSQL
+        # The next run, in its own directory, shares the store: what was loaded is known there (Redis).
+        nxt, _ = feature_project(tmp_path / "next", clean(ROWS), WINDOWS, store="production", env=production_env)
+        assert all(r["rows"] == 0 and r["writers"] == 0 for r in materialize(nxt, WINDOWS.as_of).values())
         # One Redis hash per entity key, suffixed with the project: 3 customers, 4 items, 7 pairs.
         assert len(redis_keys(project)) == 14
     finally:
         fs.teardown()
+        redis.Redis(host="127.0.0.1", port=6379).delete(LoadedDigests(fs).key)
     assert redis_keys(project) == []
 
 

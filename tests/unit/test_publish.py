@@ -410,3 +410,34 @@ def test_store_entries_hold_each_list_in_rank_order_whatever_the_row_order(tmp_p
         {"item_id": "d", "score": 0.4, "source": "content"},
     ]
     assert [json.loads(entries["similar"][i])[0]["item_id"] for i in "ac"] == ["b", "a"]
+
+
+def test_a_daily_version_carries_over_the_kept_lists_and_writes_only_the_ranked_ones(tmp_path, model, params):
+    """publish.reuse_lists: the new version starts as a copy of the one its kept lists come from; the
+    lists and candidates of the customers ranked again are written anew, those of customers gone removed."""
+    first_day, next_day = pd.Timestamp(WINDOWS["as_of"]), pd.Timestamp("2011-12-11")
+    out = scored(tmp_path, "a")
+    recs = pd.read_parquet(out / "recommendations.parquet").assign(scored_as_of=first_day)
+    w = recs.iloc[:1].assign(customer_id="w")
+    pd.concat([recs, w], ignore_index=True).to_parquet(out / "recommendations.parquet")
+    first = publish(out, model, judged(PASSED, model), WINDOWS, EVALUATION, params)["version"]
+    store = SqliteStore(Path(params["publish"]["dir"]) / "serving.db")
+    marked = [{"item_id": "as-in-the-store"}]
+    store.write(first, "rec", [("v", json.dumps(marked))], batch_size=1)  # a carried entry is copied, not remade
+
+    reused = tmp_path / "reused"  # what prepare copies from the live version
+    reused.mkdir()
+    for name in ("recommendations.parquet", "candidates.parquet", "manifest.json"):
+        (reused / name).write_bytes((Path(params["publish"]["dir"]) / "current" / name).read_bytes())
+    daily = scored(tmp_path, "z")  # u ranked again (its top item is now z), v kept, w gone
+    ranked = pd.read_parquet(daily / "recommendations.parquet").assign(scored_as_of=first_day)
+    ranked.loc[ranked["customer_id"] == "u", "scored_as_of"] = next_day
+    ranked.to_parquet(daily / "recommendations.parquet")
+    params["publish"]["reuse_lists"] = str(reused)
+    result = publish(daily, model, judged(PASSED, model), {**WINDOWS, "as_of": str(next_day)}, EVALUATION, params)
+
+    assert result["carried_from"] == first and result["customers_carried"] == 1
+    assert store.get("rec", "u")[1][0]["item_id"] == "z"
+    assert store.get("rec", "v") == (result["version"], marked)
+    assert store.get("rec", "w") == (result["version"], None) and store.get("rec", "w", first)[1] is not None
+    assert store.get("cand", "c1")[1]["items"] == ["a", "b"]  # c1's candidates, kept

@@ -40,6 +40,17 @@ def contract(store) -> None:
     assert store.get("rec", "c0", "v2")[1] is None and store.get("cand", "c0", "v2")[1] is None  # every kind dropped
     with pytest.raises(InputError):
         store.set_live("v2")
+    # A daily version starts as a copy of the one it builds on; some entries go, some are written anew.
+    store.write("v3", "cand", entries("v3", 1), batch_size=10)  # left by a killed attempt
+    store.copy("v1", "v3", "rec")
+    store.copy("v1", "v3", "cand")  # v1 has no candidates: neither has v3 then
+    store.delete("v3", "rec", ["c0", "c2", "nobody"], batch_size=2)
+    store.write("v3", "rec", [("c2", json.dumps([{"item_id": "v3-2"}]))], batch_size=10)
+    store.complete("v3")
+    got = [store.get("rec", f"c{i}", "v3")[1] for i in range(3)]
+    assert got == [None, [{"item_id": "v1-1"}], [{"item_id": "v3-2"}]]
+    assert store.get("cand", "c0", "v3")[1] is None
+    assert store.get("rec", "c0", "v1")[1] == [{"item_id": "v1-0"}]  # the source is untouched
 
 
 @pytest.mark.unit
