@@ -30,6 +30,7 @@ import yaml
 from pipelines.core import schema as s
 from pipelines.core.config import CHECKOUT
 from pipelines.core.errors import InputError
+from pipelines.core.files import write_json
 from pipelines.features.history import EVENT_TS
 
 if TYPE_CHECKING:
@@ -223,13 +224,14 @@ def materialize(store: FeatureStore, end: pd.Timestamp, workers: int = 1) -> dic
         hashes = pd.util.hash_pandas_object(source[sorted(source.columns)], index=False).to_numpy()
         ttl = view.ttl or timedelta(days=3650)
         since = _materialized_until(view)
-        kept = since is not None and loaded.read(view.name) == _digest(source, hashes, since)
+        kept = since is not None and loaded.read(view.name) == _digest(view, source, hashes, since)
         start = since if kept else end - ttl
         window = _latest(view, source, end - ttl, end)  # what the online store holds for `end` once loaded
         entry = {"from": start.isoformat(), "to": end.isoformat(), "online": len(window)}
         if start >= end:
             report[view.name] = {"rows": 0, "seconds": 0.0, **entry, "writers": 0}
             continue
+        loaded.write(view.name, None)  # a load killed half-way leaves no digest: the next one reloads
         may_split = workers > 1 and store.config.online_store.type == "redis"  # SQLite takes one writer
         latest = _latest(view, source, start, end) if kept else window
         rows = len(latest)
@@ -251,15 +253,17 @@ def materialize(store: FeatureStore, end: pd.Timestamp, workers: int = 1) -> dic
             "reloaded": not kept,
             "writers": workers if parallel else 1,
         }
-        loaded.write(view.name, _digest(source, hashes, end))
+        loaded.write(view.name, _digest(view, source, hashes, end))
     return report
 
 
-def _digest(source: pd.DataFrame, hashes: Any, until: pd.Timestamp) -> str:
-    """The source's rows stamped up to `until`, whatever their order: their columns, count and summed row hashes."""
+def _digest(view: Any, source: pd.DataFrame, hashes: Any, until: pd.Timestamp) -> str:
+    """The view's definition (features, TTL) and its source's rows stamped up to `until`, whatever their
+    order: their columns, count and summed row hashes."""
     mask = (source[EVENT_TS] <= until).to_numpy()
     total = int(hashes[mask].sum(dtype="uint64"))  # wraps around: an order-free checksum
-    return f"{','.join(sorted(source.columns))}:{int(mask.sum())}:{total:016x}"
+    definition = ",".join(f"{f.name}:{f.dtype}" for f in view.features) + f";ttl={view.ttl}"
+    return f"{definition}|{','.join(sorted(source.columns))}:{int(mask.sum())}:{total:016x}"
 
 
 class LoadedDigests:
@@ -286,9 +290,13 @@ class LoadedDigests:
         digest = self._redis().hget(self.key, view)
         return None if digest is None else digest.decode()
 
-    def write(self, view: str, digest: str) -> None:
+    def write(self, view: str, digest: str | None) -> None:
+        """Record `view`'s digest (None: forget it)."""
         if self.path is not None:
-            self.path.write_text(json.dumps({**self._file(), view: digest}, indent=2, sort_keys=True) + "\n")
+            digests = {k: v for k, v in {**self._file(), view: digest}.items() if v is not None}
+            write_json(digests, self.path)
+        elif digest is None:
+            self._redis().hdel(self.key, view)
         else:
             self._redis().hset(self.key, view, digest)
 
@@ -515,8 +523,6 @@ def materialize_stage(
     The summary goes to `metrics_path` (tracked in git) and to `state_path`, a DVC output beside the
     store: on a fresh clone, where the store is empty, its absence makes DVC run the stage.
     """
-    from pipelines.core.files import write_json
-
     store = applied_store(params)
     report = materialize(store, as_of, int(params["materialize_workers"]))
     log.info("features: materialised into the %s online store: %s", store_kind(params), report)

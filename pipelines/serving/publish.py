@@ -281,12 +281,15 @@ def publish(
     releases.stage(version, files, manifest(version, model_sha, info, windows, published, evaluation, gate))
     carried: dict[str, Any] = {}
     if version not in store.versions():
+        store.drop(version)  # entries a killed attempt wrote: the version is written from scratch
         frames = [pd.read_parquet(files[name]) for name in FILES if name != "candidates.parquet"]
         base = carried_over(frames[0], pd.Timestamp(windows["as_of"]), p, releases, store)
         batch = int(p["write_batch_size"])
         for kind, entries in payloads(*frames, files["candidates.parquet"], base and base.ranked).items():
             if base and kind in CARRIED:
-                store.copy(base.version, version, kind)
+                copied = store.copy(base.version, version, kind)
+                if kind == "rec" and copied != base.listed:  # pruned (by another DAG's publish) meanwhile
+                    raise RuntimeError(f"publish: version {base.version} changed while it was copied: run again")
                 store.delete(version, kind, sorted(base.ranked | base.gone), batch)
             store.write(version, kind, entries, batch)
         store.complete(version)
@@ -308,6 +311,7 @@ class Base:
     ranked: set[str]
     gone: set[str]
     carried: int
+    listed: int  # customers with a list in `version`
 
 
 def carried_over(
@@ -327,8 +331,8 @@ def carried_over(
         return None
     customers = set(recs[s.CUSTOMER])
     ranked = set(recs.loc[~old, s.CUSTOMER])
-    gone = set(pd.read_parquet(lists, columns=[s.CUSTOMER])[s.CUSTOMER]) - customers
-    return Base(version, ranked, gone, len(customers) - len(ranked))
+    listed = set(pd.read_parquet(lists, columns=[s.CUSTOMER])[s.CUSTOMER])
+    return Base(version, ranked, listed - customers, len(customers) - len(ranked), len(listed))
 
 
 def rollback(params: dict[str, Any]) -> dict[str, Any]:

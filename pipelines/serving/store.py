@@ -26,7 +26,7 @@ KINDS = ("rec", "cold", "segment", "similar", "cand")  # every kind publish writ
 
 class ServingStore(Protocol):
     def write(self, version: str, kind: str, entries: Iterable[tuple[str, str]], batch_size: int) -> int: ...
-    def copy(self, source: str, version: str, kind: str) -> None: ...
+    def copy(self, source: str, version: str, kind: str) -> int: ...
     def delete(self, version: str, kind: str, keys: list[str], batch_size: int) -> None: ...
     def complete(self, version: str) -> None: ...
     def versions(self) -> list[str]: ...
@@ -80,15 +80,16 @@ class SqliteStore:
             n += len(batch)
         return n
 
-    def copy(self, source: str, version: str, kind: str) -> None:
-        """`source`'s entries of `kind` into `version` (inside SQLite: nothing crosses to Python)."""
+    def copy(self, source: str, version: str, kind: str) -> int:
+        """`source`'s entries of `kind` as `version`'s (inside SQLite: nothing crosses to Python); how many."""
         c = self._conn()
         c.execute("INSERT OR IGNORE INTO versions VALUES (?, 0)", (version,))
         c.execute("BEGIN")
         c.execute("DELETE FROM entries WHERE version = ? AND kind = ?", (version, kind))
         sql = "INSERT INTO entries SELECT ?, kind, key, payload FROM entries WHERE version = ? AND kind = ?"
-        c.execute(sql, (version, source, kind))
+        copied = c.execute(sql, (version, source, kind)).rowcount
         c.execute("COMMIT")
+        return copied
 
     def delete(self, version: str, kind: str, keys: list[str], batch_size: int) -> None:
         c, sql = self._conn(), "DELETE FROM entries WHERE version = ? AND kind = ? AND key = ?"
@@ -157,11 +158,13 @@ class RedisStore:
             n += len(batch)
         return n
 
-    def copy(self, source: str, version: str, kind: str) -> None:
-        """`source`'s hash of `kind` as `version`'s (COPY: inside Redis, nothing crosses the network)."""
+    def copy(self, source: str, version: str, kind: str) -> int:
+        """`source`'s hash of `kind` as `version`'s; how many entries. One COPY (Redis 6.2+): nothing
+        crosses the network, and Redis serves no other command while it copies (about a second per GB)."""
         self.client.hsetnx(f"{self.ns}:versions", version, 0)
         if not self.client.copy(self._key(source, kind), self._key(version, kind), replace=True):
             self.client.delete(self._key(version, kind))  # `source` has no entries of `kind`
+        return int(self.client.hlen(self._key(version, kind)))
 
     def delete(self, version: str, kind: str, keys: list[str], batch_size: int) -> None:
         for lo in range(0, len(keys), batch_size):

@@ -227,6 +227,30 @@ def test_materialize_is_incremental_and_online_reads_match_offline(tmp_path):
     assert row.loc[0, "days_since_last_purchase"] == 95
 
 
+def test_a_load_killed_half_way_is_done_again_in_full(tmp_path, monkeypatch):
+    from feast import FeatureStore
+
+    fs, _ = feature_project(tmp_path, clean(ROWS), WINDOWS)
+    materialize(fs, WINDOWS.as_of)
+    fixed = [(c, i, 12 if o == "o5" else d, o) for c, i, d, o in ROWS]  # a corrected purchase: a reload starts
+    fs2, _ = feature_project(tmp_path, clean(fixed), WINDOWS)
+    original = FeatureStore.materialize
+
+    def killed(self, *args, feature_views=None, **kwargs):
+        if feature_views == ["customer_product"]:
+            raise KeyboardInterrupt
+        return original(self, *args, feature_views=feature_views, **kwargs)
+
+    monkeypatch.setattr(FeatureStore, "materialize", killed)
+    with pytest.raises(KeyboardInterrupt):
+        materialize(fs2, WINDOWS.as_of)
+    monkeypatch.undo()
+    # The sources go back to what was loaded first, but the killed load may have written some rows.
+    fs3, _ = feature_project(tmp_path, clean(ROWS), WINDOWS)
+    again = materialize(fs3, WINDOWS.as_of)["customer_product"]
+    assert again.get("reloaded") and again["rows"] == 7
+
+
 @pytest.fixture
 def production_env(services):
     """A scratch PostgreSQL database for the SQL registry and a unique project (hence Redis key prefix)."""

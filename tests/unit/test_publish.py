@@ -412,32 +412,73 @@ def test_store_entries_hold_each_list_in_rank_order_whatever_the_row_order(tmp_p
     assert [json.loads(entries["similar"][i])[0]["item_id"] for i in "ac"] == ["b", "a"]
 
 
-def test_a_daily_version_carries_over_the_kept_lists_and_writes_only_the_ranked_ones(tmp_path, model, params):
-    """publish.reuse_lists: the new version starts as a copy of the one its kept lists come from; the
-    lists and candidates of the customers ranked again are written anew, those of customers gone removed."""
-    first_day, next_day = pd.Timestamp(WINDOWS["as_of"]), pd.Timestamp("2011-12-11")
+def daily_publish(tmp_path, model, params) -> tuple[str, SqliteStore, Path]:
+    """A first version (lists and candidates of u, v, w), then the next day's scored outputs built on
+    it: u ranked again (top item z, candidates z and y), v kept as published, w gone. Returns the first
+    version, the store and the next day's directory, with `publish.reuse_lists` set as prepare sets it."""
+    first_day = pd.Timestamp(WINDOWS["as_of"])
     out = scored(tmp_path, "a")
     recs = pd.read_parquet(out / "recommendations.parquet").assign(scored_as_of=first_day)
-    w = recs.iloc[:1].assign(customer_id="w")
-    pd.concat([recs, w], ignore_index=True).to_parquet(out / "recommendations.parquet")
+    pd.concat([recs, recs.iloc[:1].assign(customer_id="w")], ignore_index=True).to_parquet(
+        out / "recommendations.parquet"
+    )
+    cands = pd.DataFrame({"customer_id": ["u", "v", "w"], "item_id": ["a", "c", "a"], "x": [1.0, 2.0, 3.0]})
+    cands.to_parquet(out / "candidates.parquet")
     first = publish(out, model, judged(PASSED, model), WINDOWS, EVALUATION, params)["version"]
-    store = SqliteStore(Path(params["publish"]["dir"]) / "serving.db")
-    marked = [{"item_id": "as-in-the-store"}]
-    store.write(first, "rec", [("v", json.dumps(marked))], batch_size=1)  # a carried entry is copied, not remade
-
     reused = tmp_path / "reused"  # what prepare copies from the live version
     reused.mkdir()
     for name in ("recommendations.parquet", "candidates.parquet", "manifest.json"):
         (reused / name).write_bytes((Path(params["publish"]["dir"]) / "current" / name).read_bytes())
-    daily = scored(tmp_path, "z")  # u ranked again (its top item is now z), v kept, w gone
+    daily = scored(tmp_path, "z")
     ranked = pd.read_parquet(daily / "recommendations.parquet").assign(scored_as_of=first_day)
-    ranked.loc[ranked["customer_id"] == "u", "scored_as_of"] = next_day
+    ranked.loc[ranked["customer_id"] == "u", "scored_as_of"] = NEXT_DAY
     ranked.to_parquet(daily / "recommendations.parquet")
+    again = pd.DataFrame({"customer_id": ["u", "u", "v"], "item_id": ["z", "y", "c"], "x": [4.0, 5.0, 2.0]})
+    again.to_parquet(daily / "candidates.parquet")
     params["publish"]["reuse_lists"] = str(reused)
-    result = publish(daily, model, judged(PASSED, model), {**WINDOWS, "as_of": str(next_day)}, EVALUATION, params)
+    return first, SqliteStore(Path(params["publish"]["dir"]) / "serving.db"), daily
+
+
+NEXT_DAY = pd.Timestamp("2011-12-11")
+
+
+def publish_next_day(daily: Path, model: Path, params: dict) -> dict:
+    return publish(daily, model, judged(PASSED, model), {**WINDOWS, "as_of": str(NEXT_DAY)}, EVALUATION, params)
+
+
+def test_a_daily_version_carries_over_the_kept_lists_and_writes_only_the_ranked_ones(tmp_path, model, params):
+    """publish.reuse_lists: the new version starts as a copy of the one its kept lists come from; the
+    lists and candidates of the customers ranked again are written anew, those of customers gone removed."""
+    first, store, daily = daily_publish(tmp_path, model, params)
+    marked = [{"item_id": "as-in-the-store"}]
+    store.write(first, "rec", [("v", json.dumps(marked))], batch_size=1)  # a carried entry is copied, not remade
+    result = publish_next_day(daily, model, params)
 
     assert result["carried_from"] == first and result["customers_carried"] == 1
-    assert store.get("rec", "u")[1][0]["item_id"] == "z"
-    assert store.get("rec", "v") == (result["version"], marked)
+    assert store.get("rec", "u")[1][0]["item_id"] == "z" and store.get("cand", "u")[1]["items"] == ["z", "y"]
+    assert store.get("rec", "v") == (result["version"], marked) and store.get("cand", "v")[1]["items"] == ["c"]
     assert store.get("rec", "w") == (result["version"], None) and store.get("rec", "w", first)[1] is not None
-    assert store.get("cand", "c1")[1]["items"] == ["a", "b"]  # c1's candidates, kept
+    assert store.get("cand", "w")[1] is None
+
+
+def test_a_retried_daily_publish_starts_afresh_when_its_base_is_gone(tmp_path, model, params, monkeypatch):
+    first, store, daily = daily_publish(tmp_path, model, params)
+
+    def killed(*args, **kwargs):  # after the carried copy of the lists (w's included), before the deletes
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SqliteStore, "delete", killed)
+    with pytest.raises(KeyboardInterrupt):
+        publish_next_day(daily, model, params)
+    monkeypatch.undo()
+    store.drop(first)  # pruned meanwhile: the retry writes every entry itself
+    result = publish_next_day(daily, model, params)
+    assert "carried_from" not in result and store.get("rec", "v")[1][0]["item_id"] == "c"
+    assert store.get("rec", "w") == (result["version"], None) and store.get("cand", "w")[1] is None
+
+
+def test_a_base_that_changes_while_it_is_copied_fails_the_publish(tmp_path, model, params):
+    first, store, daily = daily_publish(tmp_path, model, params)
+    store.delete(first, "rec", ["w"], batch_size=1)  # a prune under way
+    with pytest.raises(RuntimeError, match=f"version {first} changed while it was copied"):
+        publish_next_day(daily, model, params)

@@ -42,8 +42,8 @@ def contract(store) -> None:
         store.set_live("v2")
     # A daily version starts as a copy of the one it builds on; some entries go, some are written anew.
     store.write("v3", "cand", entries("v3", 1), batch_size=10)  # left by a killed attempt
-    store.copy("v1", "v3", "rec")
-    store.copy("v1", "v3", "cand")  # v1 has no candidates: neither has v3 then
+    assert store.copy("v1", "v3", "rec") == 3
+    assert store.copy("v1", "v3", "cand") == 0  # v1 has no candidates: neither has v3 then
     store.delete("v3", "rec", ["c0", "c2", "nobody"], batch_size=2)
     store.write("v3", "rec", [("c2", json.dumps([{"item_id": "v3-2"}]))], batch_size=10)
     store.complete("v3")
