@@ -144,6 +144,21 @@ def feast_env(rows: int, redis_db: int) -> dict[str, str]:
     return {"SHOPREC_FEAST_PROJECT": f"scale_{rows}", "SHOPREC_FEAST_REDIS": f"127.0.0.1:6379,db={redis_db}"}
 
 
+def forget_registry(project: str) -> None:
+    """Delete the Feast project from the production registry (PostgreSQL), if it is there."""
+    import contextlib
+
+    from feast.errors import ProjectObjectNotFoundException
+    from feast.infra.registry.sql import SqlRegistry, SqlRegistryConfig
+
+    from pipelines.features.store import PRODUCTION_DEFAULTS
+
+    url = os.environ.get("SHOPREC_FEAST_REGISTRY_URL", PRODUCTION_DEFAULTS["SHOPREC_FEAST_REGISTRY_URL"])
+    registry = SqlRegistry(SqlRegistryConfig(path=url, cache_ttl_seconds=0), project, None)
+    with contextlib.suppress(ProjectObjectNotFoundException):
+        registry.delete_project(project)
+
+
 def write_params(work: Path, params: dict, backend: str) -> None:
     params["compute"]["backend"] = backend
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -192,6 +207,8 @@ def bench_size(
     else:
         shutil.rmtree(work, ignore_errors=True)
     redis.Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}").flushdb()
+    if not reuse:  # the registry too: materialisation intervals left by earlier runs would skip the load
+        forget_registry(feast_env(rows, redis_db)["SHOPREC_FEAST_PROJECT"])
     params = project(work, rows, redis_db, as_of)
     env = {
         **os.environ,
@@ -222,7 +239,8 @@ def bench_size(
                 save(result)
         done.update(complete=True, ranker=json.loads((work / "metrics/evaluate.json").read_text())["ranker"])
         save(result)
-    redis.Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}").flushdb()  # free the server's memory
+    if as_of is None:  # else bench/daily.py runs the next day on the stores as this run left them
+        redis.Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}").flushdb()  # free the server's memory
 
 
 def complete(results: list[dict], backend: str) -> list[dict]:
@@ -354,7 +372,7 @@ def main() -> None:
     ap.add_argument(
         "--as-of",
         help="split.as_of (default: the day after the data's last; e.g. a day earlier, so that bench/daily.py "
-        "can run the next day's DAG run on the day held back)",
+        "can run the next day's DAG run on the day held back; the Redis stores are then left loaded for it)",
     )
     ap.add_argument(
         "--reuse-shared",
