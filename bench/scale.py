@@ -149,7 +149,8 @@ def forget_registry(project: str) -> None:
     import contextlib
 
     from feast.errors import ProjectObjectNotFoundException
-    from feast.infra.registry.sql import SqlRegistry, SqlRegistryConfig
+    from feast.infra.registry.sql import SqlRegistry, SqlRegistryConfig, feature_view_version_history
+    from sqlalchemy import delete
 
     from pipelines.features.store import PRODUCTION_DEFAULTS
 
@@ -157,6 +158,8 @@ def forget_registry(project: str) -> None:
     registry = SqlRegistry(SqlRegistryConfig(path=url, cache_ttl_seconds=0), project, None)
     with contextlib.suppress(ProjectObjectNotFoundException):
         registry.delete_project(project)
+    with registry.write_engine.begin() as conn:  # a table delete_project leaves (Feast 0.67)
+        conn.execute(delete(feature_view_version_history).where(feature_view_version_history.c.project_id == project))
 
 
 def write_params(work: Path, params: dict, backend: str) -> None:
