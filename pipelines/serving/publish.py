@@ -283,7 +283,7 @@ def publish(
     if version not in store.versions():
         store.drop(version)  # entries a killed attempt wrote: the version is written from scratch
         frames = [pd.read_parquet(files[name]) for name in FILES if name != "candidates.parquet"]
-        base = carried_over(frames[0], pd.Timestamp(windows["as_of"]), p, releases, store)
+        base = carried_over(frames[0], pd.Timestamp(windows["as_of"]), p, store)
         batch = int(p["write_batch_size"])
         for kind, entries in payloads(*frames, files["candidates.parquet"], base and base.ranked).items():
             if base and kind in CARRIED:
@@ -314,24 +314,21 @@ class Base:
     listed: int  # customers with a list in `version`
 
 
-def carried_over(
-    recs: pd.DataFrame, as_of: pd.Timestamp, p: dict[str, Any], releases: Releases, store: ServingStore
-) -> Base | None:
+def carried_over(recs: pd.DataFrame, as_of: pd.Timestamp, p: dict[str, Any], store: ServingStore) -> Base | None:
     """The `Base` of a version whose lists were partly kept from `publish.reuse_lists` (rows scored before
-    `as_of`, copied row for row from that version), if the store still holds that version; else None."""
-    from pipelines.serving.refresh import MANIFEST, SCORED
+    `as_of`, copied row for row from that version's copy there), if the store still holds that version."""
+    from pipelines.serving.refresh import LISTS, MANIFEST, SCORED
 
     reuse = Path(p["reuse_lists"]) if p.get("reuse_lists") else None
     if reuse is None or SCORED not in recs or not (reuse / MANIFEST).is_file():
         return None
     version = json.loads((reuse / MANIFEST).read_text())["version"]
-    lists = releases.versions_dir / version / "recommendations.parquet"
     old = recs[SCORED] < as_of
-    if not old.any() or version not in store.versions() or not lists.is_file():
+    if not old.any() or version not in store.versions():
         return None
     customers = set(recs[s.CUSTOMER])
     ranked = set(recs.loc[~old, s.CUSTOMER])
-    listed = set(pd.read_parquet(lists, columns=[s.CUSTOMER])[s.CUSTOMER])
+    listed = set(pd.read_parquet(reuse / LISTS, columns=[s.CUSTOMER])[s.CUSTOMER])
     return Base(version, ranked, listed - customers, len(customers) - len(ranked), len(listed))
 
 

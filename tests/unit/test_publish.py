@@ -24,6 +24,7 @@ BLOCKED = {
     "checks": [{"check": "feature drift", "passed": False, "detail": "9 of 10 features drifted"}],
 }
 WINDOWS = {"as_of": "2011-12-10T00:00:00", "test_start": "2011-11-10T00:00:00"}
+NEXT_DAY = pd.Timestamp("2011-12-11")  # a daily run's date after WINDOWS
 EVALUATION = {"customers": 2, "ranker": {"ndcg@10": 0.3}}
 
 
@@ -437,9 +438,6 @@ def daily_publish(tmp_path, model, params) -> tuple[str, SqliteStore, Path]:
     again.to_parquet(daily / "candidates.parquet")
     params["publish"]["reuse_lists"] = str(reused)
     return first, SqliteStore(Path(params["publish"]["dir"]) / "serving.db"), daily
-
-
-NEXT_DAY = pd.Timestamp("2011-12-11")
 
 
 def publish_next_day(daily: Path, model: Path, params: dict) -> dict:
