@@ -73,6 +73,7 @@ class Split(Section):
 
 class Features(Section):
     every_days: Annotated[int, Field(ge=1, lt=35)]  # below the feature views' 35-day TTL
+    snapshots: Literal["calendar", "latest"]
     active_days: PosInt
     clusters: PosInt
     keywords: NonNegInt

@@ -14,7 +14,7 @@ import pandas as pd
 
 from pipelines.core import schema as s
 from pipelines.core.files import run_starts
-from pipelines.features.history import EVENT_TS
+from pipelines.features.history import EVENT_TS, SNAPSHOT_TTL
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -33,12 +33,12 @@ def latest_country(history: pd.DataFrame) -> pd.Series:
 def latest_snapshot(
     customer_features: str | Path | pd.DataFrame, customers: pd.Index, cutoff: pd.Timestamp, columns: list[str]
 ) -> pd.DataFrame:
-    """`columns` of each customer's latest feature snapshot stamped at or before `cutoff` (the row as a
-    whole: a null is not filled from an earlier snapshot), one row per customer of `customers`, NaN
-    where none.
+    """`columns` of each customer's latest feature snapshot stamped at or before `cutoff` and at most
+    `SNAPSHOT_TTL` before it, as the ranker's point-in-time join reads it (the row as a whole: a null is
+    not filled from an earlier snapshot), one row per customer of `customers`, NaN where none.
 
     `customer_features` is the customer feature source, a file (only those columns and the row groups
-    up to the cutoff are read, and the work is done in Arrow: it holds every snapshot) or a frame.
+    within its reach are read, and the work is done in Arrow: it holds every snapshot) or a frame.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -47,11 +47,12 @@ def latest_snapshot(
     wanted = [s.CUSTOMER, EVENT_TS, *columns]
     if isinstance(customer_features, pd.DataFrame):
         frame = customer_features[wanted].assign(**{EVENT_TS: pd.to_datetime(customer_features[EVENT_TS])})
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        table = table.filter(pc.field(EVENT_TS) <= _stamp(cutoff, table.schema.field(EVENT_TS).type))
+        held = pa.Table.from_pandas(frame, preserve_index=False)
+        stamp = held.schema.field(EVENT_TS).type
     else:
-        stamp = pq.read_schema(customer_features).field(EVENT_TS).type
-        table = pq.read_table(customer_features, columns=wanted, filters=pc.field(EVENT_TS) <= _stamp(cutoff, stamp))
+        held, stamp = None, pq.read_schema(customer_features).field(EVENT_TS).type
+    reach = (pc.field(EVENT_TS) <= _stamp(cutoff, stamp)) & (pc.field(EVENT_TS) >= _stamp(cutoff - SNAPSHOT_TTL, stamp))
+    table = held.filter(reach) if held is not None else pq.read_table(customer_features, columns=wanted, filters=reach)
     wanted_ids = pa.array(list(customers), type=table.schema.field(s.CUSTOMER).type)
     table = table.filter(pc.is_in(table.column(s.CUSTOMER), wanted_ids))
     table = table.take(pc.sort_indices(table, [(s.CUSTOMER, "ascending"), (EVENT_TS, "ascending")]))

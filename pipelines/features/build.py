@@ -18,7 +18,7 @@ from pipelines.data.split import Windows
 from pipelines.features.customer import customer_features
 from pipelines.features.customer_product import customer_product_features
 from pipelines.features.history import COLUMNS as HISTORY_COLUMNS
-from pipelines.features.history import EVENT_TS, History, snapshot_dates
+from pipelines.features.history import EVENT_TS, History, snapshot_dates, within_reach
 from pipelines.features.product import product_features
 
 log = logging.getLogger(__name__)
@@ -27,11 +27,14 @@ UTC_COLUMNS = (EVENT_TS, "first_purchase", "last_purchase")  # DuckDB reads tz-a
 
 def feature_tables(clean: pd.DataFrame, windows: Windows, params: dict[str, Any]) -> Iterator[tuple[str, pd.DataFrame]]:
     """The three feature sources (name, frame) one at a time, snapshots stamped every `every_days` back
-    from as_of and at every cutoff. Pass `clean` without keeping a reference (as `features_stage`
+    from as_of and at every cutoff (with `snapshots: latest`, only those the test cutoff's and the
+    as-of's joins reach). Pass `clean` without keeping a reference (as `features_stage`
     does) and it is freed once reduced; drop each table once used and memory holds one at a time."""
     dates = snapshot_dates(
         clean[s.TS].min(), windows.as_of, int(params["every_days"]), [b[0] for b in windows.label_windows().values()]
     )
+    if params["snapshots"] == "latest":  # a run that trains nothing joins at the test cutoff and the as-of only
+        dates = within_reach(dates, [windows.test_start, windows.as_of])
     h = History.of(clean.loc[clean[s.TS] < windows.as_of])
     del clean  # the largest frame: the snapshots need only the History
     builders: dict[str, Callable[[], pd.DataFrame]] = {

@@ -126,40 +126,35 @@ def customer_snapshot(h: History, date: pd.Timestamp, active_days: int, keywords
     return f
 
 
-class Segmenter:
-    """k-means over log behaviour, refitted per snapshot and warm-started from the previous centres.
+def behaviour_clusters(f: pd.DataFrame, k: int, seed: int) -> pd.Series:
+    """k-means over the snapshot's log behaviour, numbered by mean spend (0 = lowest), so a number keeps
+    its meaning over time; -1 for all when there are fewer than 5 customers per cluster.
 
-    Clusters are numbered by mean spend (0 = lowest), so a number keeps its meaning over time.
+    The centres start at the means of k equal groups of customers ordered by spend: a snapshot's
+    clusters depend on its own customers only, not on the snapshots built before it, so a run that
+    builds only its latest snapshots (`features.snapshots: latest`) gets the same clusters.
     """
-
-    def __init__(self, k: int, seed: int) -> None:
-        self.k, self.seed, self.centres = int(k), int(seed), None
-
-    def assign(self, f: pd.DataFrame) -> pd.Series:
-        x = np.log1p(f[list(CLUSTER_INPUTS)].fillna(0).clip(lower=0).to_numpy(dtype=np.float64))
-        if len(x) < self.k * 5:
-            return pd.Series(-1, index=f.index, dtype="int64")
-        x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1)
-        if self.centres is None:
-            km = KMeans(self.k, n_init=10, random_state=self.seed)
-        else:
-            km = KMeans(self.k, init=self.centres, n_init=1, random_state=self.seed)
-        labels = km.fit_predict(x)
-        order = np.argsort(km.cluster_centers_[:, CLUSTER_INPUTS.index("spend_365d")], kind="stable")
-        self.centres = km.cluster_centers_[order]
-        return pd.Series(np.argsort(order)[labels], index=f.index, dtype="int64")
+    x = np.log1p(f[list(CLUSTER_INPUTS)].fillna(0).clip(lower=0).to_numpy(dtype=np.float64))
+    if len(x) < k * 5:
+        return pd.Series(-1, index=f.index, dtype="int64")
+    x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1)
+    spend = CLUSTER_INPUTS.index("spend_365d")
+    groups = np.array_split(np.argsort(x[:, spend], kind="stable"), k)
+    km = KMeans(k, init=np.stack([x[g].mean(axis=0) for g in groups]), n_init=1, random_state=seed)
+    labels = km.fit_predict(x)
+    order = np.argsort(km.cluster_centers_[:, spend], kind="stable")
+    return pd.Series(np.argsort(order)[labels], index=f.index, dtype="int64")
 
 
 def customer_features(h: History, dates: list[pd.Timestamp], params: dict) -> pd.DataFrame:
     """One row per customer and snapshot date: the Feast source of the `customer` feature view."""
     keywords = Keywords(h.lines, top=int(params["keywords"]))
-    segmenter = Segmenter(int(params["clusters"]), int(params["seed"]))
     frames = []
     for date in dates:
         f = customer_snapshot(h, date, int(params["active_days"]), keywords)
         if f.empty:
             continue
-        f["behaviour_cluster"] = segmenter.assign(f)
+        f["behaviour_cluster"] = behaviour_clusters(f, int(params["clusters"]), int(params["seed"]))
         f[EVENT_TS] = date
         frames.append(f.reset_index())
     if not frames:

@@ -19,6 +19,8 @@ DAY = pd.Timedelta(days=1)
 DAY_COL = "day"
 REVENUE = "revenue"
 EVENT_TS = "event_timestamp"  # the timestamp column of every feature source
+SNAPSHOT_VIEWS = ("customer", "product")  # the sources stamped at snapshot dates, and their feature views
+SNAPSHOT_TTL = pd.Timedelta(days=35)  # their views' TTL at most (feature_repo/features.py; `store.apply` checks)
 _WORD = re.compile(r"[A-Za-z]{3,}")
 COLUMNS = (s.CUSTOMER, s.ITEM, s.TS, s.ORDER, s.QUANTITY, s.PRICE, s.DESCRIPTION, s.CATEGORY)  # what History reads
 
@@ -113,3 +115,9 @@ def snapshot_dates(
     grid = {last - pd.Timedelta(days=int(every_days) * i) for i in range(steps)}
     dates = grid | {pd.Timestamp(d).normalize() for d in extra}
     return sorted(d for d in dates if start <= d <= last)
+
+
+def within_reach(dates: Iterable[pd.Timestamp], joins: Iterable[pd.Timestamp]) -> list[pd.Timestamp]:
+    """The `dates` a point-in-time join at one of `joins` can read: at most `SNAPSHOT_TTL` before it."""
+    joins = [pd.Timestamp(t) for t in joins]
+    return [d for d in dates if any(t - SNAPSHOT_TTL <= d <= t for t in joins)]

@@ -31,7 +31,7 @@ from pipelines.core import schema as s
 from pipelines.core.config import CHECKOUT
 from pipelines.core.errors import InputError
 from pipelines.core.files import write_json
-from pipelines.features.history import EVENT_TS
+from pipelines.features.history import EVENT_TS, SNAPSHOT_TTL, SNAPSHOT_VIEWS
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -142,22 +142,34 @@ def repo_contents(store: FeatureStore) -> RepoContents:
 
 
 def apply(store: FeatureStore, every_days: int) -> RepoContents:
-    """Register the repo's objects (and drop those removed from it); TTLs must outlast the snapshot cadence."""
+    """Register the repo's objects (and drop those removed from it) once their TTLs pass `check_ttls`."""
     from feast.repo_operations import apply_total_with_repo_instance
 
     contents = repo_contents(store)
-    for view in contents.feature_views:
-        if view.ttl and view.ttl <= timedelta(days=every_days):
-            raise InputError(
-                f"features.every_days = {every_days} but feature view '{view.name}' has a TTL of {view.ttl.days} days: "
-                "snapshots would expire before the next one"
-            )
+    check_ttls(contents.feature_views, every_days)
     _forget_foreign_tables(store)
     printed = io.StringIO()  # feast prints the whole registry diff; keep it for --verbose only
     with contextlib.redirect_stdout(printed), _known_warnings_ignored():
         apply_total_with_repo_instance(store, store.project, store.registry, contents, skip_source_validation=True)
     log.debug("feast apply:\n%s", printed.getvalue())
     return contents
+
+
+def check_ttls(views: list[Any], every_days: int) -> None:
+    """Snapshots must not expire before the next one, and a join must not reach past what
+    `features.snapshots: latest` builds."""
+    for view in views:
+        if view.ttl and view.ttl <= timedelta(days=every_days):
+            raise InputError(
+                f"features.every_days = {every_days} but feature view '{view.name}' has a TTL of {view.ttl.days} days: "
+                "snapshots would expire before the next one"
+            )
+        if view.name in SNAPSHOT_VIEWS and (not view.ttl or view.ttl > SNAPSHOT_TTL):
+            ttl = f"a TTL of {view.ttl.days} days" if view.ttl else "no TTL"
+            raise InputError(
+                f"feature view '{view.name}' has {ttl}: a join would reach past the {SNAPSHOT_TTL.days} days "
+                "`features.snapshots: latest` builds snapshots for (SNAPSHOT_TTL)"
+            )
 
 
 def _forget_foreign_tables(store: FeatureStore) -> None:

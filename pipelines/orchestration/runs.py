@@ -87,6 +87,7 @@ def prepare(project: str | Path, dag_id: str, as_of: datetime, data: str | None 
     publish_dir = Path(params["publish"]["dir"])
     params["candidates"]["reuse_model"] = take_published_model(run, publish_dir) if daily else None
     params["publish"]["reuse_lists"] = take_published_lists(run, publish_dir, day) if daily else None
+    params["features"]["snapshots"] = "latest" if daily else "calendar"  # what its joins reach
     (run / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for own in ("feature_repo", "data/feast"):  # the run's Feast repo and store start afresh on every try
         shutil.rmtree(run / own, ignore_errors=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 from pipelines.core import schema as s
 from pipelines.core.compute import open_backend
+from pipelines.core.errors import InputError
 from pipelines.core.files import SELECTION_FILE, write_csv, write_json, write_parquet
 from pipelines.data.split import read_split, read_windows
 from pipelines.monitoring.samples import reference_sample
@@ -31,6 +32,11 @@ def train_stage(
     selection weights (the daily run's candidates reuse them: `candidates.reuse_model`)."""
     from pipelines.features.store import applied_store
 
+    if params["features"]["snapshots"] != "calendar":
+        raise InputError(
+            f"features.snapshots is {params['features']['snapshots']!r}: the feature sources hold no snapshots at "
+            "the training cutoffs; train needs calendar"
+        )
     cands_dir, split_dir, model_dir = Path(cands_dir), Path(split_dir), Path(model_dir)
     w = read_windows(split_dir / "windows.json")
     frame = read_split(split_dir, ("train", "valid"), columns=[s.CUSTOMER, s.ITEM, s.TS])  # for the labels

@@ -77,7 +77,7 @@ def test_segments_at_the_cutoff():
     feats = pd.DataFrame(
         {
             "customer_id": ["old", "old", "fresh", "de"],
-            "event_timestamp": pd.to_datetime(["2011-03-01", "2011-05-01", "2011-04-01", "2011-04-11"], utc=True),
+            "event_timestamp": pd.to_datetime(["2011-03-20", "2011-05-01", "2011-04-01", "2011-04-11"], utc=True),
             "rfm_tier": ["loyal", "champion", "promising", "at_risk"],  # old's May snapshot is after the cutoff
         }
     )
@@ -88,6 +88,9 @@ def test_segments_at_the_cutoff():
     assert seg.loc["de"].to_dict() == {"tier": "at_risk", "lifecycle": "returning", "country": "other"}
     assert seg.loc["ghost", "tier"] == "unknown" and seg.loc["ghost", "country"] == "unknown"
     assert loyalty_tier(feats, pd.Index(["old"]), pd.Timestamp("2011-02-01")).tolist() == ["unknown"]
+    # 36 days after old's March snapshot, past the 35-day TTL: the ranker's join would not read it either
+    assert loyalty_tier(feats, pd.Index(["old"]), pd.Timestamp("2011-04-25")).tolist() == ["unknown"]
+    assert loyalty_tier(feats, pd.Index(["old"]), pd.Timestamp("2011-04-24")).tolist() == ["loyal"]
 
 
 def test_latest_snapshot_reads_the_same_from_the_file_and_the_frame(tmp_path):
@@ -95,7 +98,7 @@ def test_latest_snapshot_reads_the_same_from_the_file_and_the_frame(tmp_path):
         {
             "customer_id": ["b", "a", "a", "b", "c"],
             "event_timestamp": pd.to_datetime(
-                ["2011-03-01", "2011-03-01", "2011-04-01", "2011-05-01", "2011-05-01"], utc=True
+                ["2011-03-12", "2011-03-01", "2011-04-01", "2011-05-01", "2011-05-01"], utc=True
             ),
             "rfm_tier": ["loyal", "promising", "champion", "at_risk", "loyal"],
             "rfm_score": [9, 6, 13, 5, 10],

@@ -9,9 +9,16 @@ import pytest
 
 from pipelines.data.split import Windows
 from pipelines.features.build import build_features
-from pipelines.features.customer import CLUSTER_INPUTS, Keywords, Segmenter, customer_features, rfm_scores, rfm_tier
+from pipelines.features.customer import (
+    CLUSTER_INPUTS,
+    Keywords,
+    behaviour_clusters,
+    customer_features,
+    rfm_scores,
+    rfm_tier,
+)
 from pipelines.features.customer_product import customer_product_features
-from pipelines.features.history import History, item_category, snapshot_dates
+from pipelines.features.history import SNAPSHOT_TTL, History, item_category, snapshot_dates, within_reach
 from pipelines.features.product import product_features
 from tests.conftest import interactions
 from tests.helpers import shipped
@@ -212,17 +219,17 @@ def segment_frame(spends):
 
 
 def test_segmenter_needs_five_customers_per_cluster():
-    assert Segmenter(2, 0).assign(segment_frame([1.0] * 9)).tolist() == [-1] * 9
-    assert Segmenter(2, 0).assign(segment_frame([1e3] * 5 + [1.0] * 5)).tolist() == [1] * 5 + [0] * 5
+    assert behaviour_clusters(segment_frame([1.0] * 9), 2, 0).tolist() == [-1] * 9
+    assert behaviour_clusters(segment_frame([1e3] * 5 + [1.0] * 5), 2, 0).tolist() == [1] * 5 + [0] * 5
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_segmenter_numbers_clusters_by_spend(seed):
     low, mid, high = [1.0, 2.0, 1.0, 2.0, 1.0], [100.0, 120.0, 110.0, 100.0, 90.0], [1e4, 1.2e4, 1.1e4, 1e4, 9e3]
     spends = [v for triple in zip(high, low, mid, strict=True) for v in triple]  # interleaved, highest spender first
-    labels = Segmenter(3, seed).assign(segment_frame(spends)).to_numpy()
+    labels = behaviour_clusters(segment_frame(spends), 3, seed).to_numpy()
     assert labels.tolist() == [2, 0, 1] * 5
-    assert Segmenter(3, seed).assign(segment_frame(spends)).tolist() == labels.tolist()  # deterministic
+    assert behaviour_clusters(segment_frame(spends), 3, seed).tolist() == labels.tolist()  # deterministic
 
 
 # --- product features ------------------------------------------------------------------------------
@@ -338,3 +345,46 @@ def test_a_scratch_store_finds_the_feature_definitions_from_anywhere_and_a_missi
         definitions({"repo": "nowhere"})
     with pytest.raises(InputError, match=r"looked in /nowhere\)"):  # absolute: looked for there only
         definitions({"repo": "/nowhere"})
+
+
+def test_latest_snapshots_are_the_calendars_snapshots_a_join_at_the_test_cutoff_or_as_of_reaches():
+    rng = np.random.default_rng(3)
+    n = 4000
+    days = np.sort(rng.integers(0, 200, n))
+    rows = [(f"c{rng.integers(0, 300) % (1 + d)}", f"i{rng.zipf(1.6) % 80}", int(d), i) for i, d in enumerate(days)]
+    words = ["RED MUG", "LACE BAG", "STAR LIGHT", "TEA CUP", "JAR"]
+    df = clean(rows, quantity=rng.integers(1, 12, n).astype(float), price=rng.gamma(2.0, 2.0, n).round(2))
+    df["description"] = df["item_id"].map(lambda i: words[int(i[1:]) % 5])
+    windows = Windows(day(0), day(140), day(170), day(200), (day(80), day(110)))
+    calendar = build_features(df, windows, FEATURES)
+    latest = build_features(df, windows, {**FEATURES, "snapshots": "latest"})
+    stamps = sorted(calendar["customer"]["event_timestamp"].unique())
+    joins = [pd.Timestamp(t, tz="UTC") for t in (windows.test_start, windows.as_of)]
+    kept = within_reach(stamps, joins)
+    assert kept[0] == pd.Timestamp(day(137), tz="UTC") and len(kept) == 12 < len(stamps)  # 10 of the grid, 2 cutoffs
+    assert all(t - d > SNAPSHOT_TTL for d in set(stamps) - set(kept) for t in joins if d <= t)
+    for name in ("customer", "product"):
+        got = latest[name].reset_index(drop=True)
+        want = calendar[name].loc[calendar[name]["event_timestamp"].isin(kept)].reset_index(drop=True)
+        assert sorted(got["event_timestamp"].unique()) == kept
+        pd.testing.assert_frame_equal(got, want)  # the clusters too: no snapshot depends on an earlier one
+    assert latest["customer"]["behaviour_cluster"].nunique() == FEATURES["clusters"]
+    pd.testing.assert_frame_equal(latest["customer_product"], calendar["customer_product"])
+
+
+def test_the_snapshot_views_ttls_are_checked_against_the_cadence_and_the_latest_snapshots_reach():
+    from types import SimpleNamespace
+
+    from pipelines.core.errors import InputError
+    from pipelines.features.store import check_ttls
+
+    def view(name, days):
+        return SimpleNamespace(name=name, ttl=None if days is None else pd.Timedelta(days=days))
+
+    check_ttls([view("customer", 35), view("product", 20), view("customer_product", 730)], every_days=7)
+    with pytest.raises(InputError, match="'customer' has a TTL of 60 days: a join would reach past the 35 days"):
+        check_ttls([view("customer", 60)], every_days=7)
+    with pytest.raises(InputError, match="'product' has no TTL"):
+        check_ttls([view("product", None)], every_days=7)
+    with pytest.raises(InputError, match="every_days = 21 but feature view 'product' has a TTL of 20 days"):
+        check_ttls([view("product", 20)], every_days=21)

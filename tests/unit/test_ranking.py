@@ -599,3 +599,12 @@ def test_refit_learns_from_validation_too_with_factor_times_the_trees(data, fitt
     alone, _ = fit([data["train"]], data["valid"], {**RANKER_PARAMS, "n_estimators": trees, "early_stopping_rounds": 0})
     x_test = data["test"][1]
     assert not np.allclose(refitted.predict(x_test), alone.predict(x_test))
+
+
+def test_train_refuses_feature_sources_without_the_training_cutoffs_snapshots(tmp_path):
+    from pipelines.ranking.train import train_stage
+
+    params = {"features": shipped("features", snapshots="latest")}
+    with pytest.raises(InputError, match="features.snapshots is 'latest': .* train needs calendar"):
+        train_stage(tmp_path / "candidates", tmp_path / "split", tmp_path / "models", tmp_path / "plots", params)
+    assert not (tmp_path / "models").exists()

@@ -37,14 +37,14 @@ def project(tmp_path) -> Path:
     return tmp_path
 
 
-def set_store(project: Path, kind: str) -> None:
+def set_features(project: Path, key: str, value: str) -> None:
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["features"]["store"] = kind
+    params["features"][key] = value
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def test_a_daily_run_copies_the_live_model_and_lists_and_keeps_the_configured_feature_store(project):
-    set_store(project, "production")
+    set_features(project, "store", "production")
     run = prepare(project, "shoprec_daily", datetime(2011, 12, 10))
     p = run.params
     assert p["candidates"]["reuse_model"] == "models" and (run / "models/ranker.lgb").read_text() == "ranker.lgb"
@@ -55,12 +55,15 @@ def test_a_daily_run_copies_the_live_model_and_lists_and_keeps_the_configured_fe
         "recommendations.parquet",
     ]
     assert p["features"]["store"] == "production"  # the shared Redis store the API reads, loaded by this run
+    assert p["features"]["snapshots"] == "latest"  # it trains nothing: only the snapshots its joins reach
     assert p["features"]["repo"] == str(run / "feature_repo") and (run / "feature_repo/features.py").is_file()
 
 
 def test_a_daily_run_of_the_published_day_or_a_weekly_run_ranks_everyone(project):
+    set_features(project, "snapshots", "latest")  # a weekly run builds every snapshot whatever the project says
     assert prepare(project, "shoprec_daily", datetime(2011, 12, 9)).params["publish"]["reuse_lists"] is None
     weekly = prepare(project, "shoprec_weekly_retrain", datetime(2011, 12, 10))
     assert weekly.params["publish"]["reuse_lists"] is None and weekly.params["candidates"]["reuse_model"] is None
     assert not (weekly / PUBLISHED).exists()
     assert weekly.params["features"]["store"] == "local"  # the run's own SQLite store, under its directory
+    assert weekly.params["features"]["snapshots"] == "calendar"  # its training cutoffs need theirs

@@ -26,23 +26,24 @@ def test_cold_start_lists_per_country_with_enough_buyers_then_global():
     assert "old" not in set(cold["item_id"])
 
 
-def test_profiles_come_from_the_latest_snapshot_at_or_before_as_of():
+def test_profiles_come_from_the_latest_snapshot_at_or_before_as_of_within_the_ttl():
     feats = pd.DataFrame(
         {
-            "customer_id": ["a", "a", "b"],
-            "event_timestamp": pd.to_datetime(["2011-03-01", "2011-05-01", "2011-04-11"], utc=True),
-            "rfm_tier": ["loyal", "champion", "at_risk"],  # a's May snapshot is after as_of (2011-04-11)
-            "rfm_score": [9, 12, 5],
-            "behaviour_cluster": [1, 2, 0],
-            "profile_keywords": ["mug", "mug bag", "lamp"],
-            "recency_days": [3.0, 1.0, 40.0],
-            "orders_365d": [5, 7, 1],
+            "customer_id": ["a", "a", "b", "gone"],
+            "event_timestamp": pd.to_datetime(["2011-03-10", "2011-05-01", "2011-04-11", "2011-03-06"], utc=True),
+            "rfm_tier": ["loyal", "champion", "at_risk", "loyal"],  # a's May snapshot is after as_of (2011-04-11)
+            "rfm_score": [9, 12, 5, 10],
+            "behaviour_cluster": [1, 2, 0, 3],
+            "profile_keywords": ["mug", "mug bag", "lamp", "jar"],
+            "recency_days": [3.0, 1.0, 40.0, 300.0],
+            "orders_365d": [5, 7, 1, 2],
         }
     )
-    got = customer_profiles(feats, pd.Index(["a", "b", "new"]), AS_OF).set_index("customer_id")
+    got = customer_profiles(feats, pd.Index(["a", "b", "new", "gone"]), AS_OF).set_index("customer_id")
     assert got.loc["a", "tier"] == "loyal" and got.loc["a", "rfm_score"] == 9 and got.loc["a", "segment"] == 1
     assert got.loc["b", "tier"] == "at_risk" and got.loc["b", "profile_keywords"] == "lamp"
     assert got.loc["new", "tier"] == "unknown" and pd.isna(got.loc["new", "rfm_score"])
+    assert got.loc["gone", "tier"] == "unknown"  # 36 days old, past the TTL: the ranker's join does not read it
 
 
 def test_a_daily_run_that_keeps_every_list_ranks_nothing(tmp_path):
