@@ -55,24 +55,48 @@ def _select(vals, cols, m, n, out_cols, out_vals):  # pragma: no cover - compile
     return k
 
 
+BUCKET_SHIFT = 20  # a non-negative float32's bits >> 20: 2,048 buckets (exponent and 3 mantissa bits), in value order
+
+
+@njit(nogil=True, cache=True)
+def _top_of_row(row, banned, n, kept, hist, vals, cols, out_cols, out_vals):  # pragma: no cover - compiled
+    """`_select` of the positive, not `banned` entries of a dense `row`, gathering only those about as
+    large as the n-th largest: a histogram of their bits' top bits finds the bucket it falls in, and
+    only the entries from that bucket up (n and a few more) are selected from, not every positive one."""
+    n_cols = row.shape[0]
+    bits = kept.view(np.uint32)
+    hist[:] = 0
+    for c in range(n_cols):
+        v = np.float32(row[c])
+        kept[c] = v if v > 0 and not banned[c] else np.float32(0)  # NaN is not > 0: no score, no candidate
+        hist[bits[c] >> BUCKET_SHIFT] += 1
+    bucket, total = len(hist) - 1, 0
+    while bucket > 0:  # bucket 0 (the zeros and the tiniest positives) is never counted: reaching it gathers all
+        total += hist[bucket]
+        if total >= n:
+            break
+        bucket -= 1
+    lower = np.uint32(bucket) << np.uint32(BUCKET_SHIFT)
+    m = 0
+    for c in range(n_cols):
+        if bits[c] >= lower and kept[c] > 0:
+            vals[m], cols[m] = kept[c], c
+            m += 1
+    return _select(vals, cols, m, n, out_cols, out_vals)
+
+
 @njit(nogil=True, cache=True)
 def _top_dense(scores, lo, hi, n, ex_ptr, ex_idx, out_cols, out_vals, counts):  # pragma: no cover - compiled
     n_cols = scores.shape[1]
     banned = np.zeros(n_cols, np.bool_)
-    vals = np.empty(n_cols, np.float32)
-    cols = np.empty(n_cols, np.int64)
+    kept, hist = np.empty(n_cols, np.float32), np.empty(2048, np.int64)
+    vals, cols = np.empty(n_cols, np.float32), np.empty(n_cols, np.int64)
     for r in range(lo, hi):
         for j in range(ex_ptr[r], ex_ptr[r + 1]):
             banned[ex_idx[j]] = True
-        m = 0
-        for c in range(n_cols):
-            v = np.float32(scores[r, c])
-            if v > 0 and not banned[c]:  # NaN is not > 0: no score, no candidate
-                vals[m], cols[m] = v, c
-                m += 1
+        counts[r] = _top_of_row(scores[r], banned, n, kept, hist, vals, cols, out_cols[r], out_vals[r])
         for j in range(ex_ptr[r], ex_ptr[r + 1]):
             banned[ex_idx[j]] = False
-        counts[r] = _select(vals, cols, m, n, out_cols[r], out_vals[r])
 
 
 @njit(nogil=True, cache=True)
@@ -81,8 +105,8 @@ def _top_product(
 ):  # pragma: no cover - compiled
     n_cols = acc.shape[0]
     banned = np.zeros(n_cols, np.bool_)
-    vals = np.empty(n_cols, np.float32)
-    cols = np.empty(n_cols, np.int64)
+    kept, hist = np.empty(n_cols, np.float32), np.empty(2048, np.int64)
+    vals, cols = np.empty(n_cols, np.float32), np.empty(n_cols, np.int64)
     for r in range(lo, hi):
         acc[:] = 0  # a dense row and a scan of it: cheaper than tracking the touched columns (no branch)
         for jj in range(a_ptr[r], a_ptr[r + 1]):  # the same order of sums as scipy's sparse product
@@ -91,15 +115,9 @@ def _top_product(
                 acc[b_idx[kk]] += w * b_val[kk]
         for j in range(ex_ptr[r], ex_ptr[r + 1]):
             banned[ex_idx[j]] = True
-        m = 0
-        for c in range(n_cols):
-            v = np.float32(acc[c])
-            if v > 0 and not banned[c]:
-                vals[m], cols[m] = v, c
-                m += 1
+        counts[r] = _top_of_row(acc, banned, n, kept, hist, vals, cols, out_cols[r], out_vals[r])
         for j in range(ex_ptr[r], ex_ptr[r + 1]):
             banned[ex_idx[j]] = False
-        counts[r] = _select(vals, cols, m, n, out_cols[r], out_vals[r])
 
 
 def top_entries(scores: Scores, n: int, exclude: sp.csr_matrix | None = None) -> sp.csr_matrix:

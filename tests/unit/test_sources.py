@@ -784,6 +784,33 @@ def test_top_entries_break_ties_at_the_cut_by_item_order(form):
         assert [(-float(v), int(c)) for c, v in zip(got.indices[lo:hi], got.data[lo:hi], strict=True)] == expected
 
 
+@pytest.mark.parametrize("n", [1, 7, 60, 500])
+def test_top_entries_over_every_magnitude_equal_a_full_sort(n):
+    """The kernel gathers only the entries about as large as the n-th: whatever the spread of the values
+    (tiny denormals, one bucket crowded with near ties, huge ones, NaN), the result is the full sort's."""
+    rng = np.random.default_rng(n)
+    scores = (rng.random((30, 400)) * 2.0 ** rng.integers(-140, 60, (30, 400))).astype(np.float32)
+    scores[:10] = np.float32(1.0) + rng.integers(0, 4, (10, 400)).astype(np.float32) * np.float32(2.0**-22)
+    scores[10:15, ::3] = np.float32(1e-42)  # denormals: the lowest bucket, beside the zeros
+    scores[rng.random(scores.shape) < 0.2] *= -1
+    scores[rng.random(scores.shape) < 0.05] = np.nan
+    exclude = sp.random(30, 400, density=0.1, format="csr", random_state=rng)
+    banned = exclude.toarray() != 0
+    for form in (
+        scores,
+        scores.astype(np.float64),
+        topk.Product(sp.csr_matrix(np.nan_to_num(scores)), sp.identity(400, format="csr")),
+    ):
+        got = topk.top_entries(form, n, exclude)
+        values = np.nan_to_num(scores) if isinstance(form, topk.Product) else scores
+        for row in range(len(scores)):
+            ok = [(-float(v), c) for c, v in enumerate(values[row].tolist()) if v > 0 and not banned[row, c]]
+            lo, hi = got.indptr[row], got.indptr[row + 1]
+            assert [(-float(v), int(c)) for c, v in zip(got.indices[lo:hi], got.data[lo:hi], strict=True)] == sorted(
+                ok
+            )[:n]
+
+
 def test_top_n_skips_nan_scores_and_keeps_the_rest():
     nan_scores = np.array([[np.nan, np.nan, np.nan, 1.0, 2.0]], dtype=np.float32)
     got = top_n(lambda r: nan_scores[r], np.arange(1), IDS[:1], pd.Index(["a", "b", "c", "d", "e"]), 3)
