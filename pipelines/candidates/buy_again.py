@@ -19,10 +19,23 @@ class BuyAgain(CandidateSource):
 
     def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> BuyAgain:
         age_days = (as_of - history[s.TS]).dt.total_seconds().to_numpy() / 86400.0
-        lines = history[[s.CUSTOMER, s.ITEM, s.ORDER]].assign(w=np.power(0.5, age_days / self.half_life))
+        # sorted integer codes stand in for the ids (grouping and sorting them is several times faster), same order
+        customer, customers = pd.factorize(history[s.CUSTOMER], sort=True)
+        item, items = pd.factorize(history[s.ITEM], sort=True)
+        lines = pd.DataFrame(
+            {
+                s.CUSTOMER: customer,
+                s.ITEM: item,
+                s.ORDER: pd.factorize(history[s.ORDER])[0],
+                "w": np.power(0.5, age_days / self.half_life),
+            }
+        )
         per_order = lines.drop_duplicates([s.CUSTOMER, s.ITEM, s.ORDER])  # an order counts once per item
         scores = per_order.groupby([s.CUSTOMER, s.ITEM], sort=False)["w"].sum().rename(SCORE).reset_index()
-        self.top_ = top_n(scores, self.n)  # sorted by customer: `recommend` slices it
+        top = top_n(scores, self.n)  # sorted by customer: `recommend` slices it
+        self.top_ = pd.DataFrame(
+            {s.CUSTOMER: customers.take(top[s.CUSTOMER]), s.ITEM: items.take(top[s.ITEM]), SCORE: top[SCORE]}
+        )
         self.customer_of_ = self.top_[s.CUSTOMER].to_numpy()
         return self
 

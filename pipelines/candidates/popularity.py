@@ -95,8 +95,8 @@ class CountryPopularity(CandidateSource):
     def fit(self, history: pd.DataFrame, as_of: pd.Timestamp) -> CountryPopularity:
         self.global_ = ranked(recent_buyers(history, as_of, self.window_days), self.n)
         self.country_of_ = latest_country(history)
-        with_country = history[history[s.COUNTRY].notna()]
-        recent = with_country[with_country[s.TS] >= as_of - pd.Timedelta(days=self.window_days)]
+        lines = history[[s.CUSTOMER, s.ITEM, s.TS, s.COUNTRY]]  # these columns only: the filter copies no others
+        recent = lines[lines[s.COUNTRY].notna() & (lines[s.TS] >= as_of - pd.Timedelta(days=self.window_days))]
         big = recent.groupby(s.COUNTRY)[s.CUSTOMER].nunique()
         big = big[big >= self.min_customers].index
         counts = recent[recent[s.COUNTRY].isin(big)].groupby([s.COUNTRY, s.ITEM])[s.CUSTOMER].nunique()

@@ -25,7 +25,10 @@ OTHER = "other"
 
 def latest_country(history: pd.DataFrame) -> pd.Series:
     """Each customer's country on their latest purchase with a known country (index: customer id)."""
-    with_country = history[history[s.COUNTRY].notna()].reset_index(drop=True) if s.COUNTRY in history else history[:0]
+    if s.COUNTRY not in history:
+        return pd.Series(dtype=object, index=pd.Index([], name=s.CUSTOMER))
+    lines = history[[s.CUSTOMER, s.TS, s.COUNTRY]]  # these columns only: the others are not copied by the filter
+    with_country = lines[lines[s.COUNTRY].notna()].reset_index(drop=True)
     latest = with_country.groupby(s.CUSTOMER)[s.TS].idxmax()
     return with_country.loc[latest.to_numpy(), s.COUNTRY].set_axis(latest.index)
 
