@@ -24,9 +24,9 @@ from pipelines.evaluation.metrics import (
     intra_list_diversity,
     item_popularity,
     novelty,
-    per_customer,
+    per_customer_at,
     personalisation,
-    ranking_metrics,
+    ranking_metrics_at,
 )
 from pipelines.evaluation.segments import customer_segments
 from pipelines.ranking.lists import rank_features, source_sizes, top_k
@@ -65,13 +65,12 @@ def metric_table(
     """Ranking metrics at every k over the customers in `truth`, and the beyond-accuracy metrics of their
     lists; with `only` (names such as "ndcg@10"), just those."""
     lists = recs[recs[s.CUSTOMER].isin(truth[s.CUSTOMER].unique())]
-    out: dict[str, float] = {}
+    wanted = {k: None if only is None else {m.split("@")[0] for m in only if m.endswith(f"@{k}")} for k in ks}
+    ranked = [k for k, names in wanted.items() if names is None or names - set(BEYOND_ACCURACY)]
+    out: dict[str, float] = ranking_metrics_at(lists, truth, ranked) if ranked else {}
     for k in ks:
-        wanted = None if only is None else {m.split("@")[0] for m in only if m.endswith(f"@{k}")}
-        if wanted is None or wanted - set(BEYOND_ACCURACY):
-            out.update(ranking_metrics(lists, truth, k))
         for name, metric in BEYOND_ACCURACY.items():
-            if wanted is None or name in wanted:
+            if wanted[k] is None or name in wanted[k]:
                 out[f"{name}@{k}"] = metric(lists, k, catalogue)
     return out if only is None else {m: out[m] for m in only}
 
@@ -113,7 +112,8 @@ def by_segment(
     measured on the segment's lists."""
     listwise = [m for m in headline if m.split("@")[0] in BEYOND_ACCURACY]
     by_k = {k: [m for m in headline if m not in listwise and m.endswith(f"@{k}")] for k in ks}
-    tables = {name: {k: per_customer(recs, truth, k) for k, ms in by_k.items() if ms} for name, recs in lists.items()}
+    wanted = [k for k, ms in by_k.items() if ms]
+    tables = {name: per_customer_at(recs, truth, wanted) if wanted else {} for name, recs in lists.items()}
     out: dict[str, Any] = {}
     for dim in SEGMENT_DIMENSIONS:
         out[dim] = {}

@@ -29,7 +29,17 @@ def _hits(recs: pd.DataFrame, truth: pd.DataFrame, k: int) -> tuple[pd.DataFrame
 def per_customer(recs: pd.DataFrame, truth: pd.DataFrame, k: int) -> pd.DataFrame:
     """NDCG, recall, precision, hit rate, average precision and reciprocal rank at `k` of each customer
     in `truth` (index: customer id; a customer with no recommendations scores 0)."""
-    hits, n_rel = _hits(recs, truth, k)
+    return per_customer_at(recs, truth, [k])[k]
+
+
+def per_customer_at(recs: pd.DataFrame, truth: pd.DataFrame, ks: list[int]) -> dict[int, pd.DataFrame]:
+    """`per_customer` at each of `ks`, the hits found once, at the largest (a pair's best rank is the
+    same at every k that keeps it)."""
+    hits, n_rel = _hits(recs, truth, max(ks))
+    return {k: _at(hits[hits["rank"] <= k], n_rel, k) for k in ks}
+
+
+def _at(hits: pd.DataFrame, n_rel: pd.Series, k: int) -> pd.DataFrame:
     customers = n_rel.index
     hits = hits[hits[s.CUSTOMER].isin(customers)].sort_values([s.CUSTOMER, "rank"])
     discount = 1.0 / np.log2(hits["rank"].to_numpy() + 1.0)
@@ -58,10 +68,18 @@ def per_customer(recs: pd.DataFrame, truth: pd.DataFrame, k: int) -> pd.DataFram
 
 def ranking_metrics(recs: pd.DataFrame, truth: pd.DataFrame, k: int) -> dict[str, float]:
     """NDCG, recall, precision, hit rate, MAP and MRR at `k`, averaged over the customers in `truth`."""
-    table = per_customer(recs, truth, k)
-    if table.empty:
-        return {f"{m}@{k}": 0.0 for m in ("ndcg", "recall", "precision", "hitrate", "map", "mrr")}
-    return {name: float(value) for name, value in table.mean().items()}
+    return ranking_metrics_at(recs, truth, [k])
+
+
+def ranking_metrics_at(recs: pd.DataFrame, truth: pd.DataFrame, ks: list[int]) -> dict[str, float]:
+    """`ranking_metrics` at each of `ks` (`per_customer_at`)."""
+    out: dict[str, float] = {}
+    for k, table in per_customer_at(recs, truth, ks).items():
+        if table.empty:
+            out.update({f"{m}@{k}": 0.0 for m in ("ndcg", "recall", "precision", "hitrate", "map", "mrr")})
+        else:
+            out.update({name: float(value) for name, value in table.mean().items()})
+    return out
 
 
 def paired_bootstrap(ours: pd.Series, theirs: pd.Series, draws: int = 1000, seed: int = 0) -> tuple[float, float]:

@@ -17,8 +17,10 @@ from pipelines.evaluation.metrics import (
     novelty,
     paired_bootstrap,
     per_customer,
+    per_customer_at,
     personalisation,
     ranking_metrics,
+    ranking_metrics_at,
 )
 
 pytestmark = pytest.mark.unit
@@ -319,3 +321,22 @@ def test_beyond_accuracy_on_empty_lists_is_zero():
     pop = pd.Series({"a": 1.0})
     assert novelty(empty, 3, pop) == average_popularity(empty, 3, pop) == personalisation(empty, 3) == 0.0
     assert intra_list_diversity(empty, 3, vectors({"a": [1.0]})) == 0.0
+
+
+def test_metrics_at_several_k_at_once_equal_those_at_each_k():
+    rng = np.random.default_rng(5)
+    recs = pd.DataFrame(
+        {"customer_id": np.repeat([f"c{i}" for i in range(30)], 20), "item_id": rng.integers(0, 40, 600).astype(str)}
+    )
+    recs["rank"] = recs.groupby("customer_id").cumcount() + 1  # duplicates too: each pair counts at its best rank
+    truth = pd.DataFrame(
+        {"customer_id": rng.choice([f"c{i}" for i in range(35)], 120), "item_id": rng.integers(0, 40, 120).astype(str)}
+    )
+    at = per_customer_at(recs, truth, [1, 5, 20])
+    for k in (1, 5, 20):
+        pd.testing.assert_frame_equal(at[k], per_customer(recs, truth, k))
+    assert at[1]["ndcg@1"].sum() < at[5]["ndcg@5"].sum() < at[20]["ndcg@20"].sum()
+    assert ranking_metrics_at(recs, truth, [5, 20]) == {
+        **ranking_metrics(recs, truth, 5),
+        **ranking_metrics(recs, truth, 20),
+    }
