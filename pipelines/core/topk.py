@@ -55,7 +55,8 @@ def _select(vals, cols, m, n, out_cols, out_vals):  # pragma: no cover - compile
     return k
 
 
-BUCKET_SHIFT = 20  # a non-negative float32's bits >> 20: 2,048 buckets (exponent and 3 mantissa bits), in value order
+BUCKET_SHIFT = 20  # a non-negative float32's bits >> 20: its bucket (exponent and 3 mantissa bits), in value order
+BUCKETS = 1 << (31 - BUCKET_SHIFT)  # 2,048: the sign bit is 0
 
 
 @njit(nogil=True, cache=True)
@@ -89,7 +90,7 @@ def _top_of_row(row, banned, n, kept, hist, vals, cols, out_cols, out_vals):  # 
 def _top_dense(scores, lo, hi, n, ex_ptr, ex_idx, out_cols, out_vals, counts):  # pragma: no cover - compiled
     n_cols = scores.shape[1]
     banned = np.zeros(n_cols, np.bool_)
-    kept, hist = np.empty(n_cols, np.float32), np.empty(2048, np.int64)
+    kept, hist = np.empty(n_cols, np.float32), np.empty(BUCKETS, np.int64)
     vals, cols = np.empty(n_cols, np.float32), np.empty(n_cols, np.int64)
     for r in range(lo, hi):
         for j in range(ex_ptr[r], ex_ptr[r + 1]):
@@ -105,7 +106,7 @@ def _top_product(
 ):  # pragma: no cover - compiled
     n_cols = acc.shape[0]
     banned = np.zeros(n_cols, np.bool_)
-    kept, hist = np.empty(n_cols, np.float32), np.empty(2048, np.int64)
+    kept, hist = np.empty(n_cols, np.float32), np.empty(BUCKETS, np.int64)
     vals, cols = np.empty(n_cols, np.float32), np.empty(n_cols, np.int64)
     for r in range(lo, hi):
         acc[:] = 0  # a dense row and a scan of it: cheaper than tracking the touched columns (no branch)
