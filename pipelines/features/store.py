@@ -224,9 +224,9 @@ def materialize(store: FeatureStore, end: pd.Timestamp, workers: int = 1) -> dic
     `LoadedDigests`): the next day's rebuilt sources add the day's rows. When an earlier row changed
     (late or corrected data, other feature params, snapshots stamped at other dates), the view's
     whole TTL window is reloaded, so the online store never keeps values the sources no longer hold.
-    With `workers` > 1 and a Redis online store (SQLite takes one writer), a view with at least
-    PARALLEL_ROWS rows to write (entities with a row in the interval) is written by that many
-    processes (`_write_latest`).
+    A Redis online store is written by `redis_writer.write_rows` (Feast's bytes, without Feast's
+    row-by-row conversion), with `workers` processes for a view with at least PARALLEL_ROWS rows to
+    write (entities with a row in the interval); SQLite by Feast's `materialize` (one writer).
     """
     end = _utc(end)
     loaded = LoadedDigests(store)
@@ -244,13 +244,14 @@ def materialize(store: FeatureStore, end: pd.Timestamp, workers: int = 1) -> dic
             report[view.name] = {"rows": 0, "seconds": 0.0, **entry, "writers": 0}
             continue
         loaded.write(view.name, None)  # a load killed half-way leaves no digest: the next one reloads
-        may_split = workers > 1 and store.config.online_store.type == "redis"  # SQLite takes one writer
+        on_redis = store.config.online_store.type == "redis"
         latest = _latest(view, source, start, end) if kept else window
         rows = len(latest)
-        parallel = may_split and rows >= PARALLEL_ROWS
+        writers = workers if on_redis and rows >= PARALLEL_ROWS else 1
         t0 = time.perf_counter()
-        if parallel:
-            _write_latest(store, view, latest, start, end, workers)
+        if on_redis:
+            _write_redis(store, view, latest, writers)
+            store.registry.apply_materialization(view, store.project, start.to_pydatetime(), end.to_pydatetime())
         else:
             with _inside(store):
                 store.materialize(
@@ -263,7 +264,7 @@ def materialize(store: FeatureStore, end: pd.Timestamp, workers: int = 1) -> dic
             "rows_per_second": round(rows / seconds) if seconds > 0 else None,
             **entry,
             "reloaded": not kept,
-            "writers": workers if parallel else 1,
+            "writers": writers,
         }
         loaded.write(view.name, _digest(view, source, hashes, end))
     return report
@@ -313,35 +314,36 @@ class LoadedDigests:
             self._redis().hset(self.key, view, digest)
 
 
-def _write_latest(
-    store: FeatureStore, view: Any, latest: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, workers: int
-) -> None:
-    """What `store.materialize` writes for `view` (`latest`: each entity's latest row stamped in [start,
-    end]), split by entity among `workers` processes (Feast converts and writes row by row in Python:
-    one core per writer), then the interval recorded in the registry as materialize records it."""
+def _write_redis(store: FeatureStore, view: Any, latest: pd.DataFrame, workers: int) -> None:
+    """`latest` (each entity's latest row in the interval) into the Redis online store, split by
+    entity among `workers` processes when more than one (the conversion takes one core per writer)."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     import numpy as np
 
+    from pipelines.features.redis_writer import write_rows
+
+    if workers == 1:
+        with _inside(store):
+            write_rows(store, view, latest)
+        return
     parts = np.array_split(np.arange(len(latest)), workers)
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:  # no inherited connections
-        done = [pool.submit(_write_rows, store.config, view.name, latest.iloc[part]) for part in parts]
+        done = [pool.submit(_write_part, store.config, view.name, latest.iloc[part]) for part in parts]
         for future in done:
             future.result()
-    store.registry.apply_materialization(view, store.project, start.to_pydatetime(), end.to_pydatetime())
 
 
-def _write_rows(config: Any, view_name: str, rows: pd.DataFrame) -> None:
-    """One writer of `_write_latest`: `rows` into the online store of the store `config` describes, a
-    batch at a time (Feast turns all the rows it is given into Python objects before writing)."""
+def _write_part(config: Any, view_name: str, rows: pd.DataFrame) -> None:
+    """One writer of `_write_redis`, in its own process: `rows` into the store `config` describes."""
     from feast import FeatureStore
 
+    from pipelines.features.redis_writer import write_rows
+
     store = FeatureStore(config=config)
-    batch = config.materialization_config.online_write_batch_size or len(rows)
     with _inside(store):
-        for lo in range(0, len(rows), batch):
-            store.write_to_online_store(view_name, rows.iloc[lo : lo + batch])
+        write_rows(store, store.get_feature_view(view_name), rows)
 
 
 def _materialized_until(view: Any) -> pd.Timestamp | None:

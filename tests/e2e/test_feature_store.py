@@ -291,6 +291,16 @@ def test_production_configuration_on_redis_and_postgresql(tmp_path, production_e
         assert all(r["rows"] == 0 and r["writers"] == 0 for r in materialize(nxt, WINDOWS.as_of).values())
         # One Redis hash per entity key, suffixed with the project: 3 customers, 4 items, 7 pairs.
         assert len(redis_keys(project)) == 14
+        # A quantity is corrected: the rows keep their stamps, so the reload must overwrite (Feast's
+        # own writer keeps a stored value unless the new row's stamp is later).
+        fixed = clean(ROWS)
+        fixed.loc[fixed["order_id"] == "o5", "quantity"] = 5.0
+        corrected, _ = feature_project(tmp_path / "fixed", fixed, WINDOWS, store="production", env=production_env)
+        assert materialize(corrected, WINDOWS.as_of)["customer_product"]["reloaded"]
+        row = online_features(
+            corrected, pd.DataFrame({"customer_id": ["c2"], "item_id": ["B"]}), "ranker", as_of=day(100)
+        )
+        assert row.loc[0, "units_bought"] == 5.0
     finally:
         fs.teardown()
         redis.Redis(host="127.0.0.1", port=6379).delete(LoadedDigests(fs).key)
@@ -325,6 +335,53 @@ def test_writers_in_parallel_load_what_materialize_loads(tmp_path, production_en
                 fs.teardown()
     for serial, parallel in zip(reads["local"], reads["production"], strict=True):
         pd.testing.assert_frame_equal(serial, parallel)
+
+
+@pytest.mark.services
+def test_the_redis_writer_writes_the_bytes_feasts_writer_writes(tmp_path, production_env):
+    """Every kind of value the views hold, with the cases a per-distinct-value conversion could merge
+    or mangle (-0.0 and 0.0, NaN, NaT, None, non-ASCII keys, large and negative ints, infinities)."""
+    import redis
+
+    from pipelines.features.redis_writer import write_rows
+
+    fs, _ = feature_project(tmp_path, clean(ROWS), WINDOWS, store="production", env=production_env)
+    at = pd.Timestamp("2011-03-01 10:30:15", tz="UTC")
+    rows = pd.DataFrame(
+        {
+            "customer_id": ["c1", "c2", "çüß", "c1", "c4", "c5"],
+            "item_id": ["A", "A", "B", "ü€", "A", "B"],
+            "times_bought": [1, -5, 2**40, 0, 3, 1],
+            "units_bought": [0.0, -0.0, np.nan, np.inf, 2.5, 2.5],
+            "first_purchase": [at, at - pd.Timedelta(days=3), pd.NaT, at, at, at],
+            "last_purchase": [at, at, pd.NaT, at + pd.Timedelta(seconds=1), at, at],
+            "mean_repurchase_interval_days": [np.nan, 1e-300, 3.0, -1.5, 3.0, np.nan],
+            EVENT_TS: [at, at, at - pd.Timedelta(days=1), at, at, at],
+        }
+    )
+    by_type = {"Float64": [1.5, np.nan], "Int64": [3, 0], "String": ["mugs", None]}  # customer: no timestamps
+    schema = fs.get_feature_view("customer").features
+    customers = pd.DataFrame({f.name: by_type[str(f.dtype)] for f in schema}).assign(
+        customer_id=["c1", "çüß"], rfm_tier=["loyal", "çà"], **{EVENT_TS: at}
+    )
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    project = production_env["SHOPREC_FEAST_PROJECT"].encode()
+    written = {}
+    try:
+        for how in ("feast", "shoprec"):
+            for view, frame in (("customer_product", rows), ("customer", customers)):
+                with _inside(fs):
+                    if how == "feast":
+                        fs.write_to_online_store(view, frame)
+                    else:
+                        write_rows(fs, fs.get_feature_view(view), frame)
+            keys = redis_keys(project.decode())
+            written[how] = {key: client.hgetall(key) for key in keys}
+            client.delete(*keys)
+        assert len(written["feast"]) == 8
+        assert written["shoprec"] == written["feast"]
+    finally:
+        fs.teardown()
 
 
 def redis_keys(project: str) -> list[bytes]:

@@ -1,0 +1,109 @@
+"""Materialisation into Feast's Redis online store without Feast's row-by-row conversion.
+
+Feast turns every row into protobuf objects in Python (about 14k rows/s per core, 280 s of
+core time for 7.7M customer x item rows). The bytes it writes depend on few distinct values
+per column, so `write_rows` converts each distinct value once, with Feast's own converters, and
+assembles the keys and hashes with arrays: the Redis contents are byte for byte the ones
+`FeatureStore.write_to_online_store` writes (tests/unit/test_redis_writer.py compares them).
+
+Unlike Feast's writer, a row is written whatever the timestamp the store holds for its entity:
+materialisation writes each entity's latest row of the sources, so a reload after changed data
+(same stamps, other values) replaces what the store holds instead of keeping it.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and distinct values of `values`, telling apart what serialises apart (-0.0 and 0.0)."""
+    if values.dtype.kind in "fmM":  # by bit pattern: factorize takes -0.0 == 0.0 and drops NaN/NaT
+        _, first, codes = np.unique(values.view(f"i{values.dtype.itemsize}"), return_index=True, return_inverse=True)
+        return codes.ravel(), values[first]
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return codes, np.asarray(uniques, dtype=object)
+
+
+def _column_bytes(values: np.ndarray, value_type: Any) -> np.ndarray:
+    """Each value's serialised ValueProto, as Feast serialises it, one conversion per distinct value."""
+    from feast.type_map import python_values_to_proto_values
+
+    codes, uniques = _distinct(values)
+    protos = python_values_to_proto_values(uniques, value_type)
+    return np.array([p.SerializeToString() for p in protos], dtype=object)[codes]
+
+
+def _entity_parts(values: np.ndarray, value_type: Any) -> np.ndarray:
+    """Each entity value's part of a serialised entity key (format version 3: type, length, bytes)."""
+    from feast.infra.key_encoding_utils import _serialize_val
+    from feast.type_map import python_values_to_proto_values
+
+    codes, uniques = _distinct(values)
+    parts = []
+    for proto in python_values_to_proto_values(uniques, value_type):
+        raw, kind = _serialize_val(proto.WhichOneof("val"), proto, entity_key_serialization_version=3)
+        parts.append(struct.pack("<II", kind, len(raw)) + raw)
+    return np.array(parts, dtype=object)[codes]
+
+
+def redis_keys(project: str, join_keys: dict[str, Any], table: Any) -> list[bytes]:
+    """Feast's Redis key of each row of the arrow `table`: its serialised entity key (version 3, join
+    keys sorted by name) followed by the project."""
+    names = sorted(join_keys)
+    head = struct.pack("<I", len(names)) + b"".join(
+        struct.pack("<II", 2, len(name.encode())) + name.encode()
+        for name in names  # 2: ValueType.STRING
+    )
+    parts = [_entity_parts(table.column(n).to_numpy(zero_copy_only=False), join_keys[n]) for n in names]
+    tail = project.encode()
+    return [b"".join((head, *row, tail)) for row in zip(*parts, strict=True)]
+
+
+def write_rows(store: Any, view: Any, rows: pd.DataFrame) -> None:
+    """Write `rows` (the view's entity columns, features and event timestamp; one row per entity) into
+    `store`'s Redis online store, `online_write_batch_size` rows per round trip."""
+    import pyarrow as pa
+    from feast.infra.online_stores.helpers import _mmh3
+    from feast.infra.online_stores.redis import _versioned_fv_name
+    from feast.utils import _coerce_datetime, make_tzaware
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    config = store.config
+    online = store._get_provider().online_store
+    client = online._get_client(config.online_store)
+    table = pa.Table.from_pandas(rows, preserve_index=False).combine_chunks()
+    join_keys = {column.name: column.dtype.to_value_type() for column in view.entity_columns}
+    keys = redis_keys(config.project, join_keys, table)
+    name = _versioned_fv_name(view, config)
+
+    def stamp(value: Any) -> bytes:
+        ts = Timestamp()
+        ts.FromDatetime(make_tzaware(_coerce_datetime(value)))
+        return ts.SerializeToString()
+
+    stamps = table.column(view.batch_source.timestamp_field).to_numpy(zero_copy_only=False)
+    codes, uniques = _distinct(stamps)
+    fields: list[tuple[bytes, np.ndarray]] = [
+        (f"_ts:{name}".encode(), np.array([stamp(v) for v in pd.to_datetime(uniques)], dtype=object)[codes])
+    ]
+    for feature in view.features:
+        values = table.column(feature.name).to_numpy(zero_copy_only=False)
+        fields.append((_mmh3(f"{name}:{feature.name}"), _column_bytes(values, feature.dtype.to_value_type())))
+    batch = config.materialization_config.online_write_batch_size or len(keys)
+    expire = config.online_store.key_ttl_seconds
+    for lo in range(0, len(keys), batch):
+        with client.pipeline(transaction=False) as pipe:
+            columns = [(field, data[lo : lo + batch]) for field, data in fields]
+            for i, key in enumerate(keys[lo : lo + batch]):
+                pairs = []
+                for field, data in columns:
+                    pairs += (field, data[i])
+                pipe.execute_command("HSET", key, *pairs)
+                if expire:
+                    pipe.expire(key, expire)
+            pipe.execute()
