@@ -217,12 +217,35 @@ RESERVED = ("num_iterations", "early_stopping_round", "seed", "objective", "metr
 
 
 @functools.cache
+def _lightgbm_aliases() -> dict[str, list[str]]:
+    """LightGBM's own table of parameter names, {name: [aliases]} (LGBM_DumpParamAliases), read from its
+    library without importing the lightgbm package, which imports scikit-learn (0.8 s in every step)."""
+    import ctypes
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("lightgbm")
+    where = spec.submodule_search_locations if spec is not None else None
+    library = next((f for p in where or () for f in Path(p, "lib").glob("lib_lightgbm.*")), None)
+    if library is None:
+        raise RuntimeError("lightgbm's library (lightgbm/lib/lib_lightgbm.*) not found: is lightgbm installed?")
+    lib = ctypes.cdll.LoadLibrary(str(library))
+    needed, size = ctypes.c_int64(0), 1 << 16
+    while True:
+        buffer = ctypes.create_string_buffer(size)
+        if lib.LGBM_DumpParamAliases(ctypes.c_int64(size), ctypes.byref(needed), buffer) != 0:
+            raise RuntimeError(f"{library}: LGBM_DumpParamAliases failed")
+        if needed.value <= size:
+            return json.loads(buffer.value.decode())
+        size = needed.value
+
+
+@functools.cache
 def _lightgbm_keys(main: tuple[str, ...] | None = None) -> frozenset[str]:
     """Every parameter name and alias LightGBM knows (of the `main` parameters only, if given)."""
-    from lightgbm.basic import _ConfigAliases  # LightGBM's own table (LGBM_DumpParamAliases), {name: [name, *aliases]}
-
-    table = _ConfigAliases._get_all_param_aliases()
-    return frozenset(name for key, names in table.items() if main is None or key in main for name in names)
+    table = _lightgbm_aliases()
+    return frozenset(n for key, aliases in table.items() if main is None or key in main for n in (key, *aliases))
 
 
 def _one_line(error: ValidationError, where: str) -> str:

@@ -75,6 +75,18 @@ def test_lightgbm_aliases_of_what_shoprec_sets_are_refused(key):
         validate(changed(f"ranker.{key}", 10))
 
 
+def test_lightgbm_names_are_read_from_its_library_as_lightgbm_reads_them():
+    """Every step validates params: reading LightGBM's table must give LightGBM's own, without
+    importing the lightgbm package (it imports scikit-learn: most of a second in every step)."""
+    code = (
+        "import sys; from pipelines.core.params import _lightgbm_aliases; table = _lightgbm_aliases(); "
+        "assert 'lightgbm' not in sys.modules; from lightgbm.basic import _ConfigAliases; "
+        "assert {k: [k, *v] for k, v in table.items()} == _ConfigAliases._get_all_param_aliases(); print(len(table))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0 and int(res.stdout) > 100, res.stderr
+
+
 def test_values_are_coerced_to_their_types_and_true_is_no_number():
     assert validate(changed("recommend.k", "20"))["recommend"]["k"] == 20
     with pytest.raises(InputError, match="recommend.k: Value error, a number is needed, not true/false"):
