@@ -23,6 +23,7 @@ from pipelines.data.privacy import pseudonym_key, pseudonymise
 log = logging.getLogger(__name__)
 
 CLEAN_FILE = "interactions.parquet"
+ORDER_BY = [s.TS, s.ORDER, s.ITEM]  # the clean lines' order
 
 
 class Cleaned(NamedTuple):
@@ -68,7 +69,7 @@ def clean(df: pd.DataFrame, ingest_params: dict[str, Any]) -> Cleaned:
     capped = int((out[s.QUANTITY] > max_qty).sum())
     out = (
         out.assign(**{s.QUANTITY: out[s.QUANTITY].clip(upper=max_qty)})
-        .sort_values([s.TS, s.ORDER, s.ITEM], kind="stable")
+        .sort_values(ORDER_BY, kind="stable")
         .reset_index(drop=True)
     )
     return Cleaned(out, dropped, capped)
@@ -85,7 +86,8 @@ def ingest(
         raise InputError(f"{raw_path}: no usable rows left after cleaning ({_reasons(dropped)})")
     cleaned[s.CUSTOMER] = pseudonymise(cleaned[s.CUSTOMER], pseudonym_key())
     events = as_interactions(read_events(params["events"]["log"]), cleaned)  # already pseudonymised: as served
-    cleaned = pd.concat([cleaned, events], ignore_index=True).sort_values([s.TS, s.ORDER, s.ITEM], kind="stable")
+    if len(events):  # into the time order `clean` left (sorting 10M lines again took 13 s)
+        cleaned = pd.concat([cleaned, events], ignore_index=True).sort_values(ORDER_BY, kind="stable")
     cleaned = s.validate_clean(cleaned.reset_index(drop=True), str(raw_path))
 
     summary = {

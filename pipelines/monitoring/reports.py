@@ -102,13 +102,13 @@ def quality_report(
     )
 
 
-def ingest_report(clean: pd.DataFrame, timestamp: datetime | None = None) -> Snapshot:
-    """The rows ingested (clean interactions): a run of the dashboard."""
+def ingest_report(rows: int, timestamp: datetime | None = None) -> Snapshot:
+    """The number of clean interactions ingested: a run of the dashboard. Evidently counts the rows of a
+    frame without columns (given the 10M lines, it spent 10 s on column statistics no panel shows)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import RowCount
 
-    ids = [s.CUSTOMER, s.ITEM]
-    data = Dataset.from_pandas(clean[ids].astype(str), data_definition=DataDefinition(categorical_columns=ids))
+    data = Dataset.from_pandas(pd.DataFrame(index=pd.RangeIndex(rows)), data_definition=DataDefinition())
     return Report([RowCount()], tags=["ingest"]).run(
         data, None, timestamp=timestamp, metadata=ran_at(), name="Ingested rows"
     )
@@ -244,7 +244,7 @@ def report_stage(
         snapshot.save_json(str(out_dir / f"{name}.json"))
     write_text(render_first_screen(summary, windows.as_of), out_dir / "monitoring.html")
     write_json(summary, metrics_path)
-    ingest = ingest_report(clean[[s.CUSTOMER, s.ITEM]], timestamp)
+    ingest = ingest_report(len(clean), timestamp)
     summary["workspace"] = add_runs(monitor["workspace"], [quality, drift, ingest], k, recall_k, monitor["run_key"])
     log.info("reports: %s -> %s", summary["first_screen"]["headline"], out_dir)
     return summary

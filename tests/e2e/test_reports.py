@@ -141,6 +141,7 @@ def test_the_evidently_ui_shows_two_runs_side_by_side(project, evidently_ui, bro
     assert len(ndcg) >= 2 and len(drift) >= 2 and len(rows) >= 2  # two runs side by side
     ours = json.loads((project / "metrics/evaluate.json").read_text())["ranker"]["ndcg@10"]
     assert ndcg[-1] == pytest.approx(ours)  # the pipeline's NDCG@10 is on the dashboard
+    assert rows[-1] == json.loads((project / "metrics/ingest.json").read_text())["rows_out"]  # the clean lines
 
     page = browser.new_page()
     errors: list[str] = []

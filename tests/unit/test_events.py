@@ -102,7 +102,7 @@ def test_the_next_ingest_reads_the_logged_purchases_beside_the_export(tmp_path, 
     log = EventLog(tmp_path / "events.db")
     client = TestClient(create_app(SqliteStore(tmp_path / "s.db"), tmp_path, 20, 50, events=log, event_params=EVENTS))
     batch = [
-        purchase(customer_id=customer, item_id="B", timestamp="2011-01-09T08:30:00+02:00"),  # 06:30 UTC
+        purchase(customer_id=customer, item_id="B", timestamp="2011-01-05T08:30:00+02:00"),  # 06:30 UTC
         purchase(customer_id=customer, item_id="A", order_id="1"),  # the export's order 1 already has A
         {**purchase(customer_id=customer, item_id="B"), "type": "view"},  # views do not become purchases
     ]
@@ -112,9 +112,11 @@ def test_the_next_ingest_reads_the_logged_purchases_beside_the_export(tmp_path, 
     summary = ingest(raw, tmp_path / "out", params, tmp_path / "q.json")
     out = pd.read_parquet(tmp_path / "out" / "interactions.parquet")
     assert summary["rows_from_events"] == 1 and summary["rows_out"] == 5  # the export's 4 and one event
+    assert out.equals(out.sort_values([s.TS, s.ORDER, s.ITEM]).reset_index(drop=True))  # in time order
+    assert out[s.ORDER].iloc[-1] != "event-1"  # merged into the export's days, not appended
     (row,) = out[out[s.ORDER] == "event-1"].itertuples(index=False)
     assert (row.customer_id, row.item_id, row.quantity) == (customer, "B", 1.0)
-    assert row.timestamp == pd.Timestamp("2011-01-09 06:30:00")
+    assert row.timestamp == pd.Timestamp("2011-01-05 06:30:00")
     assert (row.unit_price, row.country, row.description) == (2.0, "UK", "good too")  # the last known ones
 
 
