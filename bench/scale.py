@@ -144,22 +144,14 @@ def feast_env(rows: int, redis_db: int) -> dict[str, str]:
     return {"SHOPREC_FEAST_PROJECT": f"scale_{rows}", "SHOPREC_FEAST_REDIS": f"127.0.0.1:6379,db={redis_db}"}
 
 
-def forget_registry(project: str) -> None:
+def forget_project(project: str) -> None:
     """Delete the Feast project from the production registry (PostgreSQL), if it is there."""
-    import contextlib
+    from feast.infra.registry.sql import SqlRegistry, SqlRegistryConfig
 
-    from feast.errors import ProjectObjectNotFoundException
-    from feast.infra.registry.sql import SqlRegistry, SqlRegistryConfig, feature_view_version_history
-    from sqlalchemy import delete
-
-    from pipelines.features.store import PRODUCTION_DEFAULTS
+    from pipelines.features.store import PRODUCTION_DEFAULTS, forget_registry
 
     url = os.environ.get("SHOPREC_FEAST_REGISTRY_URL", PRODUCTION_DEFAULTS["SHOPREC_FEAST_REGISTRY_URL"])
-    registry = SqlRegistry(SqlRegistryConfig(path=url, cache_ttl_seconds=0), project, None)
-    with contextlib.suppress(ProjectObjectNotFoundException):
-        registry.delete_project(project)
-    with registry.write_engine.begin() as conn:  # a table delete_project leaves (Feast 0.67)
-        conn.execute(delete(feature_view_version_history).where(feature_view_version_history.c.project_id == project))
+    forget_registry(SqlRegistry(SqlRegistryConfig(path=url, cache_ttl_seconds=0), project, None), project)
 
 
 def write_params(work: Path, params: dict, backend: str) -> None:
@@ -211,7 +203,7 @@ def bench_size(
         shutil.rmtree(work, ignore_errors=True)
     redis.Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}").flushdb()
     if not reuse:  # the registry too: materialisation intervals left by earlier runs would skip the load
-        forget_registry(feast_env(rows, redis_db)["SHOPREC_FEAST_PROJECT"])
+        forget_project(feast_env(rows, redis_db)["SHOPREC_FEAST_PROJECT"])
     params = project(work, rows, redis_db, as_of)
     env = {
         **os.environ,

@@ -189,6 +189,30 @@ def _forget_foreign_tables(store: FeatureStore) -> None:
         store.registry.update_infra(Infra(infra_objects=kept), store.project, commit=True)
 
 
+def forget(store: FeatureStore) -> None:
+    """Remove this store's project and nothing else: its online values and its registry rows.
+    `FeatureStore.teardown` (Feast 0.67) deletes every project of the registry, so a run or test
+    tearing its own project down would wipe the others sharing the PostgreSQL registry."""
+    with _inside(store):
+        store._get_provider().teardown_infra(store.project, store.list_feature_views(), store.list_entities())
+    forget_registry(store.registry, store.project)
+
+
+def forget_registry(registry: Any, project: str) -> None:
+    """Delete `project` from `registry`, if it is there, with its feature views' version history on a
+    SQL registry (a table Feast's delete_project leaves, 0.67)."""
+    from feast.errors import ProjectNotFoundException, ProjectObjectNotFoundException
+
+    with contextlib.suppress(ProjectNotFoundException, ProjectObjectNotFoundException):
+        registry.delete_project(project)
+    if hasattr(registry, "write_engine"):
+        from feast.infra.registry.sql import feature_view_version_history as history
+        from sqlalchemy import delete
+
+        with registry.write_engine.begin() as conn:
+            conn.execute(delete(history).where(history.c.project_id == project))
+
+
 def store_spec(params: dict[str, Any]) -> dict[str, Any]:
     """The store's whole configuration as resolved here: params with an absolute repo, and the environment
     variables that choose and configure it (a dask worker may have another working directory and env)."""

@@ -194,7 +194,7 @@ class RedisStore:
 
     def drop(self, version: str) -> None:
         self.client.hdel(f"{self.ns}:versions", version)  # first: never a listed version without entries
-        self.client.delete(*[self._key(version, kind) for kind in KINDS])
+        self.client.unlink(*[self._key(version, kind) for kind in KINDS])  # freed in Redis's background thread
 
 
 def open_serving_store(publish_params: dict[str, Any]) -> ServingStore:

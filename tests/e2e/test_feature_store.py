@@ -15,6 +15,7 @@ from pipelines.features.store import (
     _SNAPSHOTS,
     _inside,
     _views,
+    forget,
     historical_features,
     materialize,
     online_features,
@@ -302,9 +303,34 @@ def test_production_configuration_on_redis_and_postgresql(tmp_path, production_e
         )
         assert row.loc[0, "units_bought"] == 5.0
     finally:
-        fs.teardown()
+        forget(fs)
         redis.Redis(host="127.0.0.1", port=6379).delete(LoadedDigests(fs).key)
     assert redis_keys(project) == []
+
+
+@pytest.mark.services
+def test_forgetting_a_project_leaves_the_others_in_the_shared_registry(tmp_path, production_env):
+    """Feast's teardown deletes every project of the registry: a test or run tearing its own down
+    would wipe another's objects mid-run (its next apply then fails on the version history)."""
+    ours, _ = feature_project(tmp_path / "ours", clean(ROWS), WINDOWS, store="production", env=production_env)
+    theirs_env = {**production_env, "SHOPREC_FEAST_PROJECT": production_env["SHOPREC_FEAST_PROJECT"] + "_b"}
+    theirs, params = feature_project(tmp_path / "theirs", clean(ROWS), WINDOWS, store="production", env=theirs_env)
+    try:
+        materialize(ours, WINDOWS.as_of)
+        materialize(theirs, WINDOWS.as_of)
+        forget(ours)
+        assert redis_keys(production_env["SHOPREC_FEAST_PROJECT"]) == []
+        assert sorted(v.name for v in theirs.registry.list_feature_views(theirs.project, allow_cache=False)) == [
+            "customer",
+            "customer_product",
+            "product",
+        ]
+        assert len(redis_keys(theirs_env["SHOPREC_FEAST_PROJECT"])) == 14
+        again, _ = feature_project(tmp_path / "ours", clean(ROWS), WINDOWS, store="production", env=production_env)
+        assert materialize(again, WINDOWS.as_of)["customer_product"]["rows"] == 7  # a fresh project again
+        forget(again)
+    finally:
+        forget(theirs)
 
 
 @pytest.mark.services
@@ -332,7 +358,7 @@ def test_writers_in_parallel_load_what_materialize_loads(tmp_path, production_en
                 assert len(redis_keys(env["SHOPREC_FEAST_PROJECT"])) == 14
         finally:
             if kind == "production":
-                fs.teardown()
+                forget(fs)
     for serial, parallel in zip(reads["local"], reads["production"], strict=True):
         pd.testing.assert_frame_equal(serial, parallel)
 
@@ -381,7 +407,7 @@ def test_the_redis_writer_writes_the_bytes_feasts_writer_writes(tmp_path, produc
         assert len(written["feast"]) == 8
         assert written["shoprec"] == written["feast"]
     finally:
-        fs.teardown()
+        forget(fs)
 
 
 def redis_keys(project: str) -> list[bytes]:

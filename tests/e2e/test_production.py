@@ -44,10 +44,10 @@ def production(project, services, tmp_path_factory):
     }
     run(["dvc", "repro"], copy, env=env)
     yield project, copy, env
-    from pipelines.features.store import open_store
+    from pipelines.features.store import forget, open_store
 
     features = {**params["features"], "repo": str(copy / "feature_repo")}
-    open_store(features, env={**env, "SHOPREC_FEATURE_STORE": "production"}).teardown()  # registry rows, Redis keys
+    forget(open_store(features, env={**env, "SHOPREC_FEATURE_STORE": "production"}))  # registry rows, Redis keys
     server.flushdb()
 
 
