@@ -195,6 +195,7 @@ def forget(store: FeatureStore) -> None:
     tearing its own project down would wipe the others sharing the PostgreSQL registry."""
     with _inside(store):
         store._get_provider().teardown_infra(store.project, store.list_feature_views(), store.list_entities())
+    LoadedDigests(store).forget()
     forget_registry(store.registry, store.project)
 
 
@@ -326,6 +327,13 @@ class LoadedDigests:
             return self._file().get(view)
         digest = self._redis().hget(self.key, view)
         return None if digest is None else digest.decode()
+
+    def forget(self) -> None:
+        """Forget every view's digest: the next load of each is a full one."""
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+        else:
+            self._redis().delete(self.key)
 
     def write(self, view: str, digest: str | None) -> None:
         """Record `view`'s digest (None: forget it)."""

@@ -304,8 +304,8 @@ def test_production_configuration_on_redis_and_postgresql(tmp_path, production_e
         assert row.loc[0, "units_bought"] == 5.0
     finally:
         forget(fs)
-        redis.Redis(host="127.0.0.1", port=6379).delete(LoadedDigests(fs).key)
     assert redis_keys(project) == []
+    assert not redis.Redis(host="127.0.0.1", port=6379).exists(LoadedDigests(fs).key)  # forgotten with the project
 
 
 @pytest.mark.services
