@@ -64,46 +64,54 @@ def redis_keys(project: str, join_keys: dict[str, Any], table: Any) -> list[byte
     return [b"".join((head, *row, tail)) for row in zip(*parts, strict=True)]
 
 
+CHUNK_ROWS = 200_000  # rows converted at a time: a writer holds one chunk's keys and bytes, not all
+
+
 def write_rows(store: Any, view: Any, rows: pd.DataFrame) -> None:
     """Write `rows` (the view's entity columns, features and event timestamp; one row per entity) into
-    `store`'s Redis online store, `online_write_batch_size` rows per round trip."""
+    `store`'s Redis online store, CHUNK_ROWS at a time, `online_write_batch_size` rows per round trip."""
     import pyarrow as pa
-    from feast.infra.online_stores.helpers import _mmh3
     from feast.infra.online_stores.redis import _versioned_fv_name
-    from feast.utils import _coerce_datetime, make_tzaware
-    from google.protobuf.timestamp_pb2 import Timestamp
 
     config = store.config
-    online = store._get_provider().online_store
-    client = online._get_client(config.online_store)
-    table = pa.Table.from_pandas(rows, preserve_index=False).combine_chunks()
+    client = store._get_provider().online_store._get_client(config.online_store)
     join_keys = {column.name: column.dtype.to_value_type() for column in view.entity_columns}
-    keys = redis_keys(config.project, join_keys, table)
     name = _versioned_fv_name(view, config)
+    batch = config.materialization_config.online_write_batch_size or CHUNK_ROWS
+    expire = config.online_store.key_ttl_seconds
+    for start in range(0, len(rows), CHUNK_ROWS):
+        table = pa.Table.from_pandas(rows.iloc[start : start + CHUNK_ROWS], preserve_index=False).combine_chunks()
+        keys = redis_keys(config.project, join_keys, table)
+        fields = _fields(table, view, name)
+        for lo in range(0, len(keys), batch):
+            with client.pipeline(transaction=False) as pipe:
+                columns = [(field, data[lo : lo + batch]) for field, data in fields]
+                for i, key in enumerate(keys[lo : lo + batch]):
+                    pairs = []
+                    for field, data in columns:
+                        pairs += (field, data[i])
+                    pipe.execute_command("HSET", key, *pairs)
+                    if expire:
+                        pipe.expire(key, expire)
+                pipe.execute()
+
+
+def _fields(table: Any, view: Any, name: str) -> list[tuple[bytes, np.ndarray]]:
+    """(Redis hash field, each row's bytes) of the rows' event timestamp and features, as Feast names
+    and serialises them (`name`: the view's name as its Redis fields carry it)."""
+    from feast.infra.online_stores.helpers import _mmh3
+    from feast.utils import _coerce_datetime, make_tzaware
+    from google.protobuf.timestamp_pb2 import Timestamp
 
     def stamp(value: Any) -> bytes:
         ts = Timestamp()
         ts.FromDatetime(make_tzaware(_coerce_datetime(value)))
         return ts.SerializeToString()
 
-    stamps = table.column(view.batch_source.timestamp_field).to_numpy(zero_copy_only=False)
-    codes, uniques = _distinct(stamps)
-    fields: list[tuple[bytes, np.ndarray]] = [
-        (f"_ts:{name}".encode(), np.array([stamp(v) for v in pd.to_datetime(uniques)], dtype=object)[codes])
-    ]
+    codes, uniques = _distinct(table.column(view.batch_source.timestamp_field).to_numpy(zero_copy_only=False))
+    stamps = np.array([stamp(v) for v in pd.to_datetime(uniques)], dtype=object)[codes]
+    fields = [(f"_ts:{name}".encode(), stamps)]
     for feature in view.features:
         values = table.column(feature.name).to_numpy(zero_copy_only=False)
         fields.append((_mmh3(f"{name}:{feature.name}"), _column_bytes(values, feature.dtype.to_value_type())))
-    batch = config.materialization_config.online_write_batch_size or len(keys)
-    expire = config.online_store.key_ttl_seconds
-    for lo in range(0, len(keys), batch):
-        with client.pipeline(transaction=False) as pipe:
-            columns = [(field, data[lo : lo + batch]) for field, data in fields]
-            for i, key in enumerate(keys[lo : lo + batch]):
-                pairs = []
-                for field, data in columns:
-                    pairs += (field, data[i])
-                pipe.execute_command("HSET", key, *pairs)
-                if expire:
-                    pipe.expire(key, expire)
-            pipe.execute()
+    return fields

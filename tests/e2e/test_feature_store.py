@@ -364,12 +364,16 @@ def test_writers_in_parallel_load_what_materialize_loads(tmp_path, production_en
 
 
 @pytest.mark.services
-def test_the_redis_writer_writes_the_bytes_feasts_writer_writes(tmp_path, production_env):
+def test_the_redis_writer_writes_the_bytes_feasts_writer_writes(tmp_path, production_env, monkeypatch):
     """Every kind of value the views hold, with the cases a per-distinct-value conversion could merge
-    or mangle (-0.0 and 0.0, NaN, NaT, None, non-ASCII keys, large and negative ints, infinities)."""
+    or mangle (-0.0 and 0.0, NaN, NaT, None, non-ASCII keys, large and negative ints, infinities),
+    in chunks of 4 rows."""
     import redis
 
+    from pipelines.features import redis_writer
     from pipelines.features.redis_writer import write_rows
+
+    monkeypatch.setattr(redis_writer, "CHUNK_ROWS", 4)
 
     fs, _ = feature_project(tmp_path, clean(ROWS), WINDOWS, store="production", env=production_env)
     at = pd.Timestamp("2011-03-01 10:30:15", tz="UTC")
