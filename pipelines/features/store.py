@@ -190,12 +190,14 @@ def _forget_foreign_tables(store: FeatureStore) -> None:
 
 
 def forget(store: FeatureStore) -> None:
-    """Remove this store's project and nothing else: its online values and its registry rows.
-    `FeatureStore.teardown` (Feast 0.67) deletes every project of the registry, so a run or test
-    tearing its own project down would wipe the others sharing the PostgreSQL registry."""
+    """Remove this store's project: its materialisation digests first (a forget stopped half-way is
+    followed by full loads), its online values, its registry rows. `FeatureStore.teardown` (Feast
+    0.67) deletes every project of the registry, so a run or test tearing its own project down would
+    wipe the others sharing the PostgreSQL registry. (Feast's Redis teardown removes the keys ending
+    in the project's name: projects must not end in another's name.)"""
+    LoadedDigests(store).forget()
     with _inside(store):
         store._get_provider().teardown_infra(store.project, store.list_feature_views(), store.list_entities())
-    LoadedDigests(store).forget()
     forget_registry(store.registry, store.project)
 
 
