@@ -14,6 +14,7 @@ materialisation writes each entity's latest row of the sources, so a reload afte
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,13 +34,19 @@ def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.asarray(uniques, dtype=object)
 
 
+def _per_distinct(values: np.ndarray, serialise: Callable[[np.ndarray], list[bytes]]) -> np.ndarray:
+    """Each value's bytes, from one call of `serialise` on the distinct values."""
+    codes, uniques = _distinct(values)
+    return np.array(serialise(uniques), dtype=object)[codes]
+
+
 def _column_bytes(values: np.ndarray, value_type: Any) -> np.ndarray:
-    """Each value's serialised ValueProto, as Feast serialises it, one conversion per distinct value."""
+    """Each value's serialised ValueProto, as Feast serialises it."""
     from feast.type_map import python_values_to_proto_values
 
-    codes, uniques = _distinct(values)
-    protos = python_values_to_proto_values(uniques, value_type)
-    return np.array([p.SerializeToString() for p in protos], dtype=object)[codes]
+    return _per_distinct(
+        values, lambda uniques: [p.SerializeToString() for p in python_values_to_proto_values(uniques, value_type)]
+    )
 
 
 def _entity_parts(values: np.ndarray, value_type: Any) -> np.ndarray:
@@ -47,12 +54,14 @@ def _entity_parts(values: np.ndarray, value_type: Any) -> np.ndarray:
     from feast.infra.key_encoding_utils import _serialize_val
     from feast.type_map import python_values_to_proto_values
 
-    codes, uniques = _distinct(values)
-    parts = []
-    for proto in python_values_to_proto_values(uniques, value_type):
-        raw, kind = _serialize_val(proto.WhichOneof("val"), proto, entity_key_serialization_version=3)
-        parts.append(struct.pack("<II", kind, len(raw)) + raw)
-    return np.array(parts, dtype=object)[codes]
+    def parts(uniques: np.ndarray) -> list[bytes]:
+        out = []
+        for proto in python_values_to_proto_values(uniques, value_type):
+            raw, kind = _serialize_val(proto.WhichOneof("val"), proto, entity_key_serialization_version=3)
+            out.append(struct.pack("<II", kind, len(raw)) + raw)
+        return out
+
+    return _per_distinct(values, parts)
 
 
 def redis_keys(project: str, join_keys: dict[str, Any], table: Any) -> list[bytes]:
@@ -117,9 +126,10 @@ def _fields(table: Any, view: Any, name: str) -> list[tuple[bytes, np.ndarray]]:
         ts.FromDatetime(make_tzaware(_coerce_datetime(value)))
         return ts.SerializeToString()
 
-    codes, uniques = _distinct(table.column(view.batch_source.timestamp_field).to_numpy(zero_copy_only=False))
-    stamps = np.array([stamp(v) for v in pd.to_datetime(uniques)], dtype=object)[codes]
-    fields = [(f"_ts:{name}".encode(), stamps)]
+    times = table.column(view.batch_source.timestamp_field).to_numpy(zero_copy_only=False)
+    fields = [
+        (f"_ts:{name}".encode(), _per_distinct(times, lambda uniques: [stamp(v) for v in pd.to_datetime(uniques)]))
+    ]
     for feature in view.features:
         values = table.column(feature.name).to_numpy(zero_copy_only=False)
         fields.append((_mmh3(f"{name}:{feature.name}"), _column_bytes(values, feature.dtype.to_value_type())))
