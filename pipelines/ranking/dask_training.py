@@ -1,5 +1,5 @@
-"""Ranker training on the dask backend: lightgbm.dask in chunks of trees, with LightGBM's early-stopping
-rule applied between them on the validation lists (lightgbm.dask has no early stopping of its own)."""
+"""Ranker training on the dask backend: lightgbm.dask, with LightGBM's early-stopping rule applied by a
+callback on every worker (lightgbm.dask has no early stopping of its own)."""
 
 from __future__ import annotations
 
@@ -17,14 +17,13 @@ if TYPE_CHECKING:
 
 
 def boost_dask(
-    backend: DaskBackend, params: dict[str, Any], train: tuple, curve: ValidationCurve, rounds: int
+    backend: DaskBackend, params: dict[str, Any], train: tuple, rounds: int, curve: ValidationCurve | None = None
 ) -> lgb.Booster:
     """lightgbm.dask on the cluster: one partition per worker, each a whole number of customers' lists.
 
-    lightgbm.dask has no early stopping, so the trees come in chunks of `curve.patience`, each chunk
-    continuing the previous booster (`init_model`, a seed of its own), until the validation curve
-    stops (LightGBM's rule), `rounds` trees are built or a chunk adds none (no split left). Without
-    patience (early stopping off, as LightGBM reads `early_stopping_rounds <= 0`), one chunk of `rounds`.
+    With a validation `curve`, every worker follows it tree by tree (`StopEarly`) and training ends
+    where LightGBM's rule fires, or after `rounds` trees; the booster's best_iteration and
+    best_score["valid"]["ndcg@k"] are the curve's. Without one, `rounds` trees.
     """
     import dask.array as da
     import dask.dataframe as dd
@@ -44,23 +43,37 @@ def boost_dask(
     y_dask = da.concatenate([da.from_delayed(f, (b - a,), y.dtype) for f, (a, b) in zip(y_parts, rows, strict=True)])
     g_dask = da.concatenate([da.from_delayed(f, (len(p),), g.dtype) for f, p in zip(g_parts, group_parts, strict=True)])
     settings = {key: v for key, v in params.items() if key not in ("num_threads", "eval_at", "metric", "seed")}
-    chunk = curve.patience if curve.patience > 0 else rounds
-    booster: lgb.Booster | None = None
-    while booster is None or (not curve.stopped and curve.trees < rounds):
-        model = DaskLGBMRanker(
-            client=backend.client,
-            n_estimators=min(chunk, rounds - curve.trees),
-            seed=int(params["seed"]) + curve.trees,
-            **settings,
-        )
-        with warnings.catch_warnings():  # each worker's threads replace num_threads; lightgbm.dask says so for n_jobs
-            warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored")
-            model.fit(x_dask, y_dask, group=g_dask, init_model=booster)
-        booster, before = model.booster_, curve.trees
-        curve.extend(booster)
-        if curve.trees == before:  # no tree added: nothing left to split
-            break
-    return booster
+    # each worker's own copy of the curve (its state changes tree by tree), sent once, not in the task graph
+    callbacks = scatter([StopEarly(curve.prepared(list(x.columns)))], broadcast=True) if curve else None
+    model = DaskLGBMRanker(client=backend.client, n_estimators=rounds, seed=int(params["seed"]), **settings)
+    with warnings.catch_warnings():  # each worker's threads replace num_threads; lightgbm.dask says so for n_jobs
+        warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored")
+        model.fit(x_dask, y_dask, group=g_dask, callbacks=callbacks)
+    if callbacks:
+        backend.client.cancel(callbacks)
+    return model.booster_
+
+
+class StopEarly:
+    """A LightGBM callback run by every worker of lightgbm.dask: the validation curve tree by tree, and
+    LightGBM's early stop when its rule fires or at the last round (the booster keeps the best tree,
+    as LightGBM's early stopping does; without patience, every tree). Data-parallel workers build the
+    same trees and hold the same validation lists, so each computes the same curve and all stop after
+    the same tree (one stopping alone would leave the others waiting)."""
+
+    order = 30  # after LightGBM's own callbacks, like its early stopping
+
+    def __init__(self, curve: ValidationCurve) -> None:
+        self.curve = curve
+
+    def __call__(self, env: lgb.callback.CallbackEnv) -> None:
+        from lightgbm.callback import EarlyStopException
+
+        curve = self.curve
+        curve.extend(env.model)
+        if curve.stopped or env.iteration + 1 >= env.end_iteration:
+            best, score = (curve.best, curve.best_score) if curve.patience > 0 else (curve.trees, curve.score)
+            raise EarlyStopException(best - 1, [("valid", f"ndcg@{curve.ndcg.k}", float(score), True)])
 
 
 class ListNdcg:
@@ -73,7 +86,7 @@ class ListNdcg:
 
     def __init__(self, y: np.ndarray, g: np.ndarray, k: int) -> None:
         g = np.asarray(g, dtype=np.int64)
-        self.lists = len(g)
+        self.lists, self.k = len(g), k
         self.gain = np.power(2.0, np.asarray(y, dtype=np.float64)) - 1.0
         self.qid = np.repeat(np.arange(len(g)), g).astype(np.min_scalar_type(max(len(g) - 1, 0)))
         position = np.arange(len(self.gain)) - np.repeat(np.cumsum(g) - g, g)
@@ -102,6 +115,12 @@ class ValidationCurve:
         self.values: np.ndarray | None = None  # x as the booster reads it, built once
         self.raw = np.zeros(len(y))
         self.trees, self.best, self.best_score, self.stopped = 0, 0, -np.inf, False
+        self.score = -np.inf  # at the last tree seen
+
+    def prepared(self, features: list[str]) -> ValidationCurve:
+        """This curve with x as a booster of `features` reads it, built now and without the frame (to send it)."""
+        self.values, self.x = self.x[features].to_numpy(dtype=np.float64), None
+        return self
 
     def extend(self, booster: lgb.Booster) -> None:
         """Add the booster's trees after the ones already seen (the booster continues the earlier ones)."""
@@ -110,7 +129,7 @@ class ValidationCurve:
         for i in range(self.trees, booster.num_trees()):
             self.raw += booster.predict(self.values, start_iteration=i, num_iteration=1, raw_score=True)
             self.trees = i + 1
-            current = self.ndcg(self.raw)
+            current = self.score = self.ndcg(self.raw)
             if current > self.best_score:
                 self.best, self.best_score = i + 1, current
             elif self.patience > 0 and i + 1 - self.best >= self.patience:

@@ -74,8 +74,8 @@ def fit(
     with `refit_factor`, fit again on both with round(best iteration x factor) trees.
 
     On the dask backend, `lightgbm.dask` trains data-parallel on the workers (the training rows split
-    at customer boundaries) in chunks of trees, and `ValidationCurve` applies LightGBM's early
-    stopping rule between them (`_boost_dask`).
+    at customer boundaries), and each worker applies LightGBM's early-stopping rule to the validation
+    curve tree by tree (`dask_training.StopEarly`).
     """
     parts = [_with_positives(x, y, c) for c, x, y in train]
     x_train = pd.concat([p[0] for p in parts], ignore_index=True)
@@ -89,11 +89,10 @@ def fit(
     started = time.perf_counter()
     if isinstance(backend, DaskBackend):
         curve = ValidationCurve(x_valid, y_valid, g_valid, k, patience)
-        booster = boost_dask(backend, params, (x_train, y_train, g_train), curve, rounds)
-        booster.best_iteration, best_score = curve.best, float(curve.best_score)
+        booster = boost_dask(backend, params, (x_train, y_train, g_train), rounds, curve)
     else:
         booster = boost_local(params, (x_train, y_train, g_train), (x_valid, y_valid, g_valid), rounds, patience)
-        best_score = float(booster.best_score["valid"][f"ndcg@{k}"])
+    best_score = float(booster.best_score["valid"][f"ndcg@{k}"])
     stopped_at = int(booster.best_iteration)
     factor = ranker_params["refit_factor"]
     if factor:  # the newest labels matter most: learn from the validation cutoff too, with as many trees as it chose
@@ -104,7 +103,7 @@ def fit(
             np.concatenate([g_train, g_valid]),
         )
         if isinstance(backend, DaskBackend):
-            booster = boost_dask(backend, params, rows, ValidationCurve(x_valid, y_valid, g_valid, k, 0), trees)
+            booster = boost_dask(backend, params, rows, trees)
         else:
             booster = boost_local(params, rows, None, trees, 0)
         booster.best_iteration = trees

@@ -16,7 +16,7 @@ from pipelines.core.compute import LOCAL, DaskBackend, LocalBackend, open_backen
 from pipelines.core.errors import InputError
 from pipelines.data.split import make_windows
 from pipelines.evaluation.metrics import ranking_metrics
-from pipelines.ranking.dask_training import ListNdcg, ValidationCurve
+from pipelines.ranking.dask_training import ListNdcg, StopEarly, ValidationCurve
 from pipelines.ranking.lists import top_k
 from pipelines.ranking.model import boost_local, fit, lgb_params, predict
 from tests.helpers import RANKER_PARAMS, shipped, source, synthetic, truth_of
@@ -222,19 +222,41 @@ def test_validation_curve_keeps_the_iteration_lightgbm_early_stopping_keeps(rank
     assert (chunked.best, chunked.best_score) == (curve.best, curve.best_score)
 
 
-def test_dask_training_stops_early_in_chunks(ranking_data, dask_backend):
-    patience = 5
-    booster, info = fit(
-        [ranking_data["train"]],
-        ranking_data["valid"],
-        {**RANKER_PARAMS, "n_estimators": 200, "early_stopping_rounds": patience},
-        dask_backend,
+def test_the_workers_callback_stops_where_lightgbm_early_stopping_stops(ranking_data):
+    train, valid = _valid_lists(ranking_data["train"]), _valid_lists(ranking_data["valid"])
+    params = lgb_params(RANKER_PARAMS)
+    theirs = boost_local(params, train, valid, rounds=200, patience=10)
+    rounds = []
+
+    class Counted(StopEarly):
+        def __call__(self, env):
+            rounds.append(env.iteration)
+            super().__call__(env)
+
+    ours = lgb.train(
+        {key: v for key, v in params.items() if key not in ("metric", "eval_at")},
+        lgb.Dataset(train[0], train[1], group=train[2]),
+        200,
+        callbacks=[Counted(ValidationCurve(*valid, k=10, patience=10))],
     )
-    assert booster.num_trees() < 200 and booster.num_trees() % patience == 0  # whole chunks, stopped early
-    curve = ValidationCurve(*_valid_lists(ranking_data["valid"]), k=10, patience=patience)
-    curve.extend(booster)
-    assert info["best_iteration"] == booster.best_iteration == curve.best
-    assert patience <= booster.num_trees() - curve.best < 2 * patience  # stopped in the chunk that showed it
+    assert ours.best_iteration == theirs.best_iteration == ours.num_trees() < 200
+    assert len(rounds) == ours.best_iteration + 10  # stopped where the rule fires, not at the last round
+    assert ours.best_score["valid"]["ndcg@10"] == pytest.approx(theirs.best_score["valid"]["ndcg@10"], abs=1e-12)
+    np.testing.assert_array_equal(ours.predict(valid[0]), theirs.predict(valid[0]))
+
+
+def test_dask_training_stops_early_in_one_fit(ranking_data, dask_backend, monkeypatch):
+    from lightgbm.dask import DaskLGBMRanker
+
+    fits, fit_once = [], DaskLGBMRanker.fit
+    monkeypatch.setattr(DaskLGBMRanker, "fit", lambda self, *a, **kw: fits.append(1) or fit_once(self, *a, **kw))
+    params = {**RANKER_PARAMS, "n_estimators": 200, "early_stopping_rounds": 5}
+    booster, info = fit([ranking_data["train"]], ranking_data["valid"], params, dask_backend)
+    assert len(fits) == 1 and info["best_iteration"] == booster.best_iteration == booster.num_trees() < 200
+    curve = ValidationCurve(*_valid_lists(ranking_data["valid"]), k=10, patience=5)
+    curve.extend(booster)  # the workers' curve, computed again here
+    assert curve.best == booster.num_trees()
+    assert info["valid_ndcg@10_positive_lists"] == pytest.approx(curve.best_score, abs=1e-12)
 
 
 def test_dask_training_ends_without_patience_and_without_splits(ranking_data, dask_backend):
@@ -261,7 +283,8 @@ def test_dask_training_scatters_the_same_rows_under_new_keys(ranking_data, dask_
     data = [ranking_data["train"]], ranking_data["valid"]
     for _ in range(2):  # the same rows, back to back
         fit(*data, {**RANKER_PARAMS, "n_estimators": 2, "early_stopping_rounds": 0}, dask_backend)
-    assert len(keys) == 2 * 3 * dask_backend.workers and len(set(keys)) == len(keys)
+    # per fit: x, y and groups per worker, and the validation curve's callback (broadcast under one key)
+    assert len(keys) == 2 * (3 * dask_backend.workers + 1) and len(set(keys)) == len(keys)
 
 
 def test_dask_refit_trains_again_on_training_and_validation_rows(ranking_data, dask_backend):
