@@ -56,22 +56,25 @@ def boost_dask(
 
 class StopEarly:
     """A LightGBM callback run by every worker of lightgbm.dask: the validation curve tree by tree, and
-    LightGBM's early stop when its rule fires or at the last round (the booster keeps the best tree,
-    as LightGBM's early stopping does; without patience, every tree). Data-parallel workers build the
-    same trees and hold the same validation lists, so each computes the same curve and all stop after
-    the same tree (one stopping alone would leave the others waiting)."""
-
-    order = 30  # after LightGBM's own callbacks, like its early stopping
+    LightGBM's early stop when its rule fires, at the last round, or when a round adds no tree (nothing
+    left to split). The booster keeps the best tree, as LightGBM's early stopping does; without
+    patience, every tree. Data-parallel workers build the same trees and hold the same validation
+    lists, so each computes the same curve and all stop after the same tree (one stopping alone
+    would leave the others waiting)."""
 
     def __init__(self, curve: ValidationCurve) -> None:
         self.curve = curve
+        self.order = 30  # after LightGBM's own callbacks, like its early stopping (read from the instance)
 
     def __call__(self, env: lgb.callback.CallbackEnv) -> None:
         from lightgbm.callback import EarlyStopException
 
         curve = self.curve
+        end = env.iteration + 1 >= env.end_iteration or env.model.current_iteration() <= env.iteration
+        if curve.patience <= 0 and not end:
+            return  # without patience only the last tree's score is reported: the curve is followed once, at the end
         curve.extend(env.model)
-        if curve.stopped or env.iteration + 1 >= env.end_iteration:
+        if curve.stopped or end:
             best, score = (curve.best, curve.best_score) if curve.patience > 0 else (curve.trees, curve.score)
             raise EarlyStopException(best - 1, [("valid", f"ndcg@{curve.ndcg.k}", float(score), True)])
 

@@ -93,7 +93,7 @@ def fit(
     else:
         booster = boost_local(params, (x_train, y_train, g_train), (x_valid, y_valid, g_valid), rounds, patience)
     best_score = float(booster.best_score["valid"][f"ndcg@{k}"])
-    stopped_at = int(booster.best_iteration)
+    stopped_at = int(booster.best_iteration) or booster.num_trees()  # LightGBM leaves 0 without early stopping
     factor = ranker_params["refit_factor"]
     if factor:  # the newest labels matter most: learn from the validation cutoff too, with as many trees as it chose
         trees = max(1, round(stopped_at * float(factor)))

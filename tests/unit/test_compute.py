@@ -1,5 +1,5 @@
 """Compute backends: local and dask maps, candidates and the ranker on both backends, and the
-early stopping between chunks of trees that lightgbm.dask needs (checked against LightGBM's own)."""
+early stopping on every worker that lightgbm.dask needs (checked against LightGBM's own)."""
 
 import threading
 import time
@@ -233,16 +233,22 @@ def test_the_workers_callback_stops_where_lightgbm_early_stopping_stops(ranking_
             rounds.append(env.iteration)
             super().__call__(env)
 
-    ours = lgb.train(
-        {key: v for key, v in params.items() if key not in ("metric", "eval_at")},
-        lgb.Dataset(train[0], train[1], group=train[2]),
-        200,
-        callbacks=[Counted(ValidationCurve(*valid, k=10, patience=10))],
-    )
-    assert ours.best_iteration == theirs.best_iteration == ours.num_trees() < 200
-    assert len(rounds) == ours.best_iteration + 10  # stopped where the rule fires, not at the last round
-    assert ours.best_score["valid"]["ndcg@10"] == pytest.approx(theirs.best_score["valid"]["ndcg@10"], abs=1e-12)
-    np.testing.assert_array_equal(ours.predict(valid[0]), theirs.predict(valid[0]))
+    def ours(**extra) -> lgb.Booster:
+        rounds.clear()
+        return lgb.train(
+            {key: v for key, v in params.items() if key not in ("metric", "eval_at")} | extra,
+            lgb.Dataset(train[0], train[1], group=train[2]),
+            200,
+            callbacks=[Counted(ValidationCurve(*valid, k=10, patience=10))],
+        )
+
+    booster = ours()
+    assert booster.best_iteration == theirs.best_iteration == booster.num_trees() < 200
+    assert len(rounds) == booster.best_iteration + 10  # stopped where the rule fires, not at the last round
+    assert booster.best_score["valid"]["ndcg@10"] == pytest.approx(theirs.best_score["valid"]["ndcg@10"], abs=1e-12)
+    np.testing.assert_array_equal(booster.predict(valid[0]), theirs.predict(valid[0]))
+    ours(min_data_in_leaf=10**6)
+    assert len(rounds) <= 2  # no split allowed: stopped at the first round that added no tree
 
 
 def test_dask_training_stops_early_in_one_fit(ranking_data, dask_backend, monkeypatch):
@@ -264,7 +270,7 @@ def test_dask_training_ends_without_patience_and_without_splits(ranking_data, da
     off, _ = fit(*data, {**RANKER_PARAMS, "n_estimators": 7, "early_stopping_rounds": 0}, dask_backend)
     assert off.num_trees() == 7  # early stopping off, as LightGBM reads 0: every tree
     stuck, info = fit(*data, {**RANKER_PARAMS, "min_data_in_leaf": 10**6}, dask_backend)  # no split is allowed
-    assert stuck.num_trees() <= 1 and info["best_iteration"] <= 1  # returns instead of asking for more chunks
+    assert stuck.num_trees() <= 1 and info["best_iteration"] <= 1  # returns with what it has
     with pytest.raises(InputError, match="n_estimators"):
         fit(*data, {**RANKER_PARAMS, "n_estimators": 0}, dask_backend)
 
@@ -285,6 +291,13 @@ def test_dask_training_scatters_the_same_rows_under_new_keys(ranking_data, dask_
         fit(*data, {**RANKER_PARAMS, "n_estimators": 2, "early_stopping_rounds": 0}, dask_backend)
     # per fit: x, y and groups per worker, and the validation curve's callback (broadcast under one key)
     assert len(keys) == 2 * (3 * dask_backend.workers + 1) and len(set(keys)) == len(keys)
+
+
+def test_without_early_stopping_the_refit_keeps_every_tree(ranking_data):
+    data = [ranking_data["train"]], ranking_data["valid"]
+    params = {**RANKER_PARAMS, "n_estimators": 7, "early_stopping_rounds": 0, "refit_factor": 1.0}
+    booster, info = fit(*data, params, LOCAL)  # LightGBM leaves best_iteration at 0 without early stopping
+    assert info["early_stopping_iteration"] == booster.num_trees() == 7
 
 
 def test_dask_refit_trains_again_on_training_and_validation_rows(ranking_data, dask_backend):
