@@ -17,9 +17,9 @@ import yaml
 from tests.conftest import scratch_database
 from tests.e2e.conftest import a_moving_purchase, run, shoprec
 
-# a second repro on dask (~5 min), shared by the module: one xdist worker runs it all (make test: --dist loadgroup)
+# a second repro on dask (~5 min), shared by the module (--dist loadgroup should keep it on one xdist worker)
 pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.slow, pytest.mark.xdist_group("production")]
-REDIS_DB = 5  # the serving store's database for this test, flushed at its start and end
+REDIS_DB = 5
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +27,21 @@ def production(project, services, tmp_path_factory):
     """(the local project, the dask + production copy, the copy's environment), reproduced."""
     import redis
 
-    registry = scratch_database()
+    # Its own Feast project and serving namespace, removed at the end and nothing else: xdist has been
+    # seen running the module's tests on two workers, each with its own instance of this fixture.
+    registry, run_id = scratch_database(), uuid.uuid4().hex[:8]
     server = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
-    server.flushdb()
     copy = Path(tmp_path_factory.mktemp("production")) / "project"
     shutil.copytree(project, copy, symlinks=True, ignore=shutil.ignore_patterns("published", "workspace"))
     params = yaml.safe_load((copy / "params.yaml").read_text())
     params["compute"].update(backend="dask", workers=2, memory_limit="2GiB")
     params["features"]["store"] = "production"
-    params["publish"].update(store="redis", redis_url=f"redis://127.0.0.1:6379/{REDIS_DB}")
+    params["publish"].update(
+        store="redis", redis_url=f"redis://127.0.0.1:6379/{REDIS_DB}", redis_namespace=f"shoprec:e2e:{run_id}"
+    )
     (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {
-        "SHOPREC_FEAST_PROJECT": f"shoprec_e2e_{uuid.uuid4().hex[:8]}",
+        "SHOPREC_FEAST_PROJECT": f"shoprec_e2e_{run_id}",
         "SHOPREC_FEAST_REGISTRY_URL": registry,
         "SHOPREC_FEAST_REDIS": f"127.0.0.1:6379,db={REDIS_DB}",
     }
@@ -48,7 +51,16 @@ def production(project, services, tmp_path_factory):
 
     features = {**params["features"], "repo": str(copy / "feature_repo")}
     forget(open_store(features, env={**env, "SHOPREC_FEATURE_STORE": "production"}))  # registry rows, Redis keys
-    server.flushdb()
+    served = server.keys(f"shoprec:e2e:{run_id}:*")
+    if served:
+        server.delete(*served)
+
+
+def serving_store(copy: Path):
+    from pipelines.serving.store import RedisStore
+
+    publish = yaml.safe_load((copy / "params.yaml").read_text())["publish"]
+    return RedisStore(publish["redis_url"], publish["redis_namespace"])
 
 
 def metrics(root: Path, name: str) -> dict:
@@ -124,12 +136,11 @@ def test_features_are_served_from_redis_and_the_registry_lives_in_postgresql(pro
 
 
 def test_published_recommendations_are_served_from_redis(production):
-    from pipelines.serving.store import RedisStore
 
     _, copy, _ = production
     published = pd.read_parquet(copy / "data/serving/recommendations.parquet")
     customer = published["customer_id"].iloc[0]
-    store = RedisStore(f"redis://127.0.0.1:6379/{REDIS_DB}", "shoprec:serving")
+    store = serving_store(copy)
     version, items = store.get("rec", customer)
     assert version == json.loads((copy / "reports/publish.json").read_text())["version"]
     expected = published[published["customer_id"] == customer].sort_values("rank")["item_id"].tolist()
@@ -141,11 +152,10 @@ def test_a_logged_purchase_re_ranks_the_list_served_from_redis(production, tmp_p
 
     from pipelines.data.events import EventLog
     from pipelines.serving.api import create_app
-    from pipelines.serving.store import RedisStore
 
     _, copy, _ = production
     log = EventLog(tmp_path / "events.db")
-    store = RedisStore(f"redis://127.0.0.1:6379/{REDIS_DB}", "shoprec:serving")
+    store = serving_store(copy)
     params = yaml.safe_load((copy / "params.yaml").read_text())
     api = TestClient(create_app(store, copy / "published", 20, 50, events=log, event_params=params["events"]))
     events, expected = a_moving_purchase(copy, store)
