@@ -198,7 +198,7 @@ def a_moving_purchase(project: Path, store: Any) -> tuple[list[dict[str, Any]], 
     for customer, items in list(cands.groupby("customer_id", sort=False)["item_id"])[:50]:
         published = store.get("rec", customer, version)[1]
         entry = store.get("cand", customer, version)[1]
-        # missing now and then on Redis in test_production (cause not found): say what the store held
+        # a store emptied under the test (as two xdist workers flushing one Redis database did) says so
         assert published is not None and entry is not None, (
             f"serving store: {customer} has rec {published is not None}, cand {entry is not None} in {version}"
             f" (live {store.live()}, complete versions {store.versions()})"
