@@ -17,7 +17,8 @@ import yaml
 from tests.conftest import scratch_database
 from tests.e2e.conftest import a_moving_purchase, run, shoprec
 
-# a second repro on dask (~5 min), shared by the module (--dist loadgroup should keep it on one xdist worker)
+# a second repro on dask (~5 min), shared by the module: --dist loadgroup keeps it on one xdist worker
+# (tests/unit/test_xdist_grouping.py checks that the installed pytest and pytest-xdist still do)
 pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.slow, pytest.mark.xdist_group("production")]
 REDIS_DB = 5
 
@@ -27,8 +28,8 @@ def production(project, services, tmp_path_factory):
     """(the local project, the dask + production copy, the copy's environment), reproduced."""
     import redis
 
-    # Its own Feast project and serving namespace, removed at the end and nothing else: xdist has been
-    # seen running the module's tests on two workers, each with its own instance of this fixture.
+    # Its own Feast project and serving namespace, removed at the end and nothing else: other runs may use
+    # the database (pytest 9.2 once ran this module on two workers, each with its own instance of this fixture).
     registry, run_id = scratch_database(), uuid.uuid4().hex[:8]
     server = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
     copy = Path(tmp_path_factory.mktemp("production")) / "project"
