@@ -7,7 +7,8 @@ stores: Redis online store, Feast registry on PostgreSQL, recommendations publis
 runs each stage's command from dvc.yaml in order, as `dvc repro` would. The stages before
 `candidates` do not depend on the backend and run once per size; the rest run once per backend.
 Per stage: wall time and the peak RSS of the stage's whole process tree (dask workers included),
-sampled every 0.2 s. Results go to a JSON file (appended, so sizes can be run separately), a plot
+sampled every 0.2 s, and the Redis server's used memory after the stage (the Feast online store and
+the published versions, which no stage's RSS counts). Results go to a JSON file (appended, so sizes can be run separately), a plot
 and, with --write-docs, the table in docs/benchmarks.md.
 """
 
@@ -24,9 +25,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 import yaml
+
+if TYPE_CHECKING:
+    import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -83,8 +88,12 @@ def sampled(proc: psutil.Process) -> Iterator[list[int]]:
         sampler.join()
 
 
-def run_stage(name: str, cmd: str, cwd: Path, env: dict[str, str], log: Path) -> dict[str, float | str]:
-    """Run one stage's command; its wall time, peak RSS and commit. A failing stage stops the benchmark."""
+def run_stage(
+    name: str, cmd: str, cwd: Path, env: dict[str, str], log: Path, server: redis.Redis | None = None
+) -> dict[str, float | str]:
+    """Run one stage's command; its wall time, peak RSS and commit, and with `server` the memory the Redis
+    server uses after it (the Feast online store and the published versions; not in the stage's RSS).
+    A failing stage stops the benchmark."""
     commit, started = head(), time.perf_counter()
     with log.open("a") as out:
         out.write(f"\n### {name}: {cmd}\n")
@@ -95,8 +104,12 @@ def run_stage(name: str, cmd: str, cwd: Path, env: dict[str, str], log: Path) ->
     seconds = time.perf_counter() - started
     if code != 0:
         raise SystemExit(f"{name} failed (exit {code}); see {log}")
-    print(f"  {name:<12} {seconds:8.1f} s  {peak[0] / GIB:6.2f} GiB", flush=True)
-    return {"seconds": round(seconds, 1), "peak_rss_gib": round(peak[0] / GIB, 3), "commit": commit}
+    out = {"seconds": round(seconds, 1), "peak_rss_gib": round(peak[0] / GIB, 3), "commit": commit}
+    if server is not None:
+        out["redis_used_gib"] = round(server.info("memory")["used_memory"] / GIB, 3)
+    redis_note = f"  Redis {out['redis_used_gib']:6.2f} GiB" if server is not None else ""
+    print(f"  {name:<12} {seconds:8.1f} s  {peak[0] / GIB:6.2f} GiB{redis_note}", flush=True)
+    return out
 
 
 def head() -> str:
@@ -201,7 +214,8 @@ def bench_size(
             shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
     else:
         shutil.rmtree(work, ignore_errors=True)
-    redis.Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}").flushdb()
+    server = redis.Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}")
+    server.flushdb()
     if not reuse:  # the registry too: materialisation intervals left by earlier runs would skip the load
         forget_project(feast_env(rows, redis_db)["SHOPREC_FEAST_PROJECT"])
     params = project(work, rows, redis_db, as_of)
@@ -219,7 +233,7 @@ def bench_size(
         result.update(commit=earlier["commit"], stages=earlier["stages"])
     else:
         for name in SHARED:
-            result["stages"][name] = run_stage(name, commands[name], work, env, log)
+            result["stages"][name] = run_stage(name, commands[name], work, env, log, server)
             save(result)
     result.update(dataset(work))
     for backend in backends:
@@ -230,12 +244,12 @@ def bench_size(
         done = result["backends"][backend] = {"commit": commit, "stages": dict(kept), "complete": False}
         for name, cmd in commands.items():
             if name not in SHARED and name not in done["stages"]:
-                done["stages"][name] = run_stage(name, cmd, work, env, log)
+                done["stages"][name] = run_stage(name, cmd, work, env, log, server)
                 save(result)
         done.update(complete=True, ranker=json.loads((work / "metrics/evaluate.json").read_text())["ranker"])
         save(result)
     if as_of is None:  # else bench/daily.py runs the next day on the stores as this run left them
-        redis.Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}").flushdb()  # free the server's memory
+        server.flushdb()  # free the server's memory
 
 
 def complete(results: list[dict], backend: str) -> list[dict]:
@@ -326,6 +340,13 @@ def table(results: list[dict]) -> str:
         done = r["backends"][b].get("complete")
         cells.append(f"**{seconds:,.0f} s**, peak **{peak:.2f} GiB**" if done else f"stopped after {seconds:,.0f} s")
     lines.append("| **whole pipeline** | " + " | ".join(cells) + " |")
+    served = [r["backends"][b]["stages"].get("publish", {}).get("redis_used_gib") for r, b in cols]
+    if any(v is not None for v in served):  # measured since the serving store's size became a limit
+        lines.append(
+            "| Redis used memory after publish (Feast online store + published versions) | "
+            + " | ".join(f"{v:.2f} GiB" if v is not None else "-" for v in served)
+            + " |"
+        )
     quality = [r["backends"][b].get("ranker") for r, b in cols]
     lines.append(
         "| ranker ndcg@10 / recall@20 (test window) | "
