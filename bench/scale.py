@@ -8,8 +8,8 @@ runs each stage's command from dvc.yaml in order, as `dvc repro` would. The stag
 `candidates` do not depend on the backend and run once per size; the rest run once per backend.
 Per stage: wall time and the peak RSS of the stage's whole process tree (dask workers included),
 sampled every 0.2 s, and the Redis server's used memory after the stage (the Feast online store and
-the published versions, which no stage's RSS counts). Results go to a JSON file (appended, so sizes can be run separately), a plot
-and, with --write-docs, the table in docs/benchmarks.md.
+the published versions, which no stage's RSS counts). Results go to a JSON file (appended, so sizes
+can be run separately), a plot and, with --write-docs, the table in docs/benchmarks.md.
 """
 
 from __future__ import annotations
