@@ -12,7 +12,8 @@ work directory's serving store. The as-of date is the scale run's (then it is al
 version's: `realised` finds no version before it, and every customer is ranked), or `--as-of`: after
 `bench/scale.py --as-of 2011-12-09`, `--as-of 2011-12-10` is the next day's run, on a day of new purchases.
 Per stage: wall time and the peak RSS of the stage's process tree (this script's own process included,
-about 0.1 GiB). Results are appended to bench/results/daily.json.
+about 0.1 GiB), and the Redis server's used memory after it (the stores the run reads and publishes to).
+Results are appended to bench/results/daily.json.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scale import GIB, feast_env, head, sampled  # noqa: E402
+from scale import GIB, feast_env, head, redis_used_gib, sampled  # noqa: E402
 
 from pipelines.core.files import SELECTION_FILE  # noqa: E402
 
@@ -38,6 +39,8 @@ DAG = "shoprec_daily"
 
 def run_daily(work: Path, as_of: str | None = None, redis_db: int = 3) -> dict:
     """Prepare the daily run at `as_of` (default: the work directory's as-of date) and run its stages in order."""
+    import redis
+
     from pipelines.orchestration.runs import prepare, run_stage
     from pipelines.orchestration.tasks import dag_stages
 
@@ -49,13 +52,19 @@ def run_daily(work: Path, as_of: str | None = None, redis_db: int = 3) -> dict:
     result: dict = {"rows": rows, "commit": head(), "as_of": as_of[:10], "backend": backend, "stages": {}}
     result["run"] = str(run.root)
     print(f"{DAG} at {rows:,} rows, as of {as_of[:10]}, {backend} backend, in {run.root}", flush=True)
+    server = redis.Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}")
     for name in dag_stages(DAG):
         started = time.perf_counter()
         with sampled(psutil.Process()) as peak:
             run_stage(run, name)
         seconds = time.perf_counter() - started
-        result["stages"][name] = {"seconds": round(seconds, 1), "peak_rss_gib": round(peak[0] / GIB, 3)}
-        print(f"  {name:<12} {seconds:8.1f} s  {peak[0] / GIB:6.2f} GiB", flush=True)
+        used = redis_used_gib(server)
+        result["stages"][name] = {
+            "seconds": round(seconds, 1),
+            "peak_rss_gib": round(peak[0] / GIB, 3),
+            "redis_used_gib": used,
+        }
+        print(f"  {name:<12} {seconds:8.1f} s  {peak[0] / GIB:6.2f} GiB  Redis {used:6.2f} GiB", flush=True)
     result["seconds"] = round(sum(v["seconds"] for v in result["stages"].values()), 1)
     result["peak_rss_gib"] = max(v["peak_rss_gib"] for v in result["stages"].values())
     print(f"  total        {result['seconds']:8.1f} s  {result['peak_rss_gib']:6.2f} GiB", flush=True)

@@ -88,6 +88,11 @@ def sampled(proc: psutil.Process) -> Iterator[list[int]]:
         sampler.join()
 
 
+def redis_used_gib(server: redis.Redis) -> float:
+    """The memory the Redis server uses (all its databases), in GiB."""
+    return round(server.info("memory")["used_memory"] / GIB, 3)
+
+
 def run_stage(
     name: str, cmd: str, cwd: Path, env: dict[str, str], log: Path, server: redis.Redis | None = None
 ) -> dict[str, float | str]:
@@ -106,7 +111,7 @@ def run_stage(
         raise SystemExit(f"{name} failed (exit {code}); see {log}")
     out = {"seconds": round(seconds, 1), "peak_rss_gib": round(peak[0] / GIB, 3), "commit": commit}
     if server is not None:
-        out["redis_used_gib"] = round(server.info("memory")["used_memory"] / GIB, 3)
+        out["redis_used_gib"] = redis_used_gib(server)
     redis_note = f"  Redis {out['redis_used_gib']:6.2f} GiB" if server is not None else ""
     print(f"  {name:<12} {seconds:8.1f} s  {peak[0] / GIB:6.2f} GiB{redis_note}", flush=True)
     return out
