@@ -110,10 +110,11 @@ def run_stage(
     if code != 0:
         raise SystemExit(f"{name} failed (exit {code}); see {log}")
     out = {"seconds": round(seconds, 1), "peak_rss_gib": round(peak[0] / GIB, 3), "commit": commit}
+    line = f"  {name:<12} {seconds:8.1f} s  {peak[0] / GIB:6.2f} GiB"
     if server is not None:
         out["redis_used_gib"] = redis_used_gib(server)
-    redis_note = f"  Redis {out['redis_used_gib']:6.2f} GiB" if server is not None else ""
-    print(f"  {name:<12} {seconds:8.1f} s  {peak[0] / GIB:6.2f} GiB{redis_note}", flush=True)
+        line += f"  Redis {out['redis_used_gib']:6.2f} GiB"
+    print(line, flush=True)
     return out
 
 

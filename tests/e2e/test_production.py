@@ -137,7 +137,6 @@ def test_features_are_served_from_redis_and_the_registry_lives_in_postgresql(pro
 
 
 def test_published_recommendations_are_served_from_redis(production):
-
     _, copy, _ = production
     published = pd.read_parquet(copy / "data/serving/recommendations.parquet")
     customer = published["customer_id"].iloc[0]

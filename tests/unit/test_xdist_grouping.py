@@ -27,7 +27,8 @@ def test_records_its_worker(i):
 
 def test_a_group_runs_on_one_worker(tmp_path: Path) -> None:
     suite, record = tmp_path / "suite", tmp_path / "record"
-    suite.mkdir(), record.mkdir()
+    suite.mkdir()
+    record.mkdir()
     (suite / "pytest.ini").write_text("[pytest]\n")  # not the project's settings
     for module in ("test_one.py", "test_two.py"):
         (suite / module).write_text(GROUPED)
