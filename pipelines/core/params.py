@@ -190,6 +190,7 @@ class Publish(Section):
     write_batch_size: PosInt
     max_basket: PosInt
     rerank_candidates: NonNegInt
+    rerank_versions: PosInt
     refresh_days: NonNegInt
     reuse_lists: str | None  # a copy of the live version's lists (the daily run): due customers are ranked again
     cold_start: ColdStart

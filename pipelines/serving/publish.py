@@ -197,21 +197,30 @@ class Releases:
             index.append({"version": version, "published_at": datetime.now(UTC).isoformat(timespec="seconds")})
             write_json(index, self.root / "index.json")
 
-    def prune(self, keep: int, store: ServingStore) -> list[str]:
+    def prune(self, keep: int, rerank_versions: int, store: ServingStore) -> list[str]:
         """Keep the newest `keep` indexed versions and the live one; drop everything else from the index
-        first, then from the store and disk (so a killed prune never leaves an indexed, emptied version)."""
+        first, then from the store and disk (so a killed prune never leaves an indexed, emptied version).
+        Of the kept versions, only the newest `rerank_versions` and the live one keep their re-ranking
+        entries (`cand`, most of a version's size); the others serve their lists as published."""
         index, live = self.index(), store.live()
-        kept = [v for i, v in enumerate(index) if i >= len(index) - keep or v["version"] == live]
+        kept = newest(index, keep, live)
         names = {v["version"] for v in kept}
         if len(kept) < len(index):
             write_json(kept, self.root / "index.json")
         dropped = sorted({v["version"] for v in index} - names)
         for version in sorted(set(store.versions()) - names):  # also orphans of killed publishes
             store.drop(version)
+        for version in sorted(names - {v["version"] for v in newest(kept, rerank_versions, live)}):
+            store.drop_kind(version, "cand")
         for path in self.versions_dir.iterdir() if self.versions_dir.is_dir() else []:
             if path.name not in names:  # also .tmp-* left by killed publishes
                 shutil.rmtree(path, ignore_errors=True)
         return dropped
+
+
+def newest(index: list[dict[str, str]], n: int, live: str | None) -> list[dict[str, str]]:
+    """The last `n` versions of `index` and the live one, in index order."""
+    return [v for i, v in enumerate(index) if i >= len(index) - n or v["version"] == live]
 
 
 def manifest(
@@ -297,7 +306,7 @@ def publish(
     releases.record(version)
     store.set_live(version)
     releases.switch(version)
-    dropped = releases.prune(keep, store)
+    dropped = releases.prune(keep, int(p["rerank_versions"]), store)
     log.info("publish: version %s is live (dropped: %s) %s", version, ", ".join(dropped) or "none", carried)
     return {"published": True, "version": version, "dropped": dropped, **carried}
 

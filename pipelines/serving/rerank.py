@@ -18,6 +18,7 @@ import base64
 import json
 import logging
 import threading
+import zlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -42,8 +43,8 @@ INTERVAL = "mean_repurchase_interval_days"
 
 
 def candidate_payloads(kept: pd.DataFrame, features: list[str]) -> list[tuple[str, str]]:
-    """Store entries (customer, JSON) of `kept` (customer, item, the model's `features`, best first):
-    the item ids and the rows as base64 float32, row-major in the model's feature order."""
+    """Store entries (customer, JSON) of `kept` (customer, item, the model's `features`):
+    the item ids and the rows (`pack`), best first."""
     import orjson
 
     from pipelines.core.partitions import groups_in_order
@@ -51,17 +52,22 @@ def candidate_payloads(kept: pd.DataFrame, features: list[str]) -> list[tuple[st
     order, groups = groups_in_order(kept[s.CUSTOMER])
     x = np.ascontiguousarray(kept[features].to_numpy(np.float32)[order])
     items = kept[s.ITEM].astype(str).to_numpy()[order].tolist()
-    out = []
-    for customer, start, end in groups:
-        entry = {"items": items[start:end], "x": base64.b64encode(x[start:end].tobytes()).decode()}
-        out.append((str(customer), orjson.dumps(entry).decode()))
-    return out
+    return [(str(c), orjson.dumps({"items": items[lo:hi], "x": pack(x[lo:hi])}).decode()) for c, lo, hi in groups]
+
+
+def pack(x: np.ndarray) -> str:
+    """Float32 rows, lossless and compact: the column-major bytes split into byte planes, zlib, base64.
+    A customer's own features are one value down a column and ranks are small numbers, so a
+    customer's 100 rows of 53 inputs take about a third of their raw 21 KB."""
+    planes = np.ascontiguousarray(x.T, dtype=np.float32).view(np.uint8).reshape(-1, 4).T
+    return base64.b64encode(zlib.compress(planes.tobytes(), 1)).decode()
 
 
 def decode(entry: dict[str, Any], n_features: int) -> tuple[list[str], np.ndarray]:
     """(item ids, feature rows) of a `cand` entry."""
-    x = np.frombuffer(base64.b64decode(entry["x"]), dtype=np.float32).reshape(len(entry["items"]), n_features)
-    return entry["items"], x.astype(np.float64)
+    planes = np.frombuffer(zlib.decompress(base64.b64decode(entry["x"])), dtype=np.uint8).reshape(4, -1)
+    columns = np.ascontiguousarray(planes.T).view(np.float32).reshape(n_features, len(entry["items"]))
+    return entry["items"], columns.T.astype(np.float64)
 
 
 def _known(value: float) -> float:

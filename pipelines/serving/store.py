@@ -34,6 +34,7 @@ class ServingStore(Protocol):
     def live(self) -> str | None: ...
     def get(self, kind: str, key: str, version: str | None = None) -> tuple[str | None, Any]: ...
     def drop(self, version: str) -> None: ...
+    def drop_kind(self, version: str, kind: str) -> None: ...
 
 
 def _batches(entries: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
@@ -137,6 +138,10 @@ class SqliteStore:
         c.execute("DELETE FROM versions WHERE version = ?", (version,))
         c.execute("COMMIT")
 
+    def drop_kind(self, version: str, kind: str) -> None:
+        """Delete `version`'s entries of `kind` (the version stays; its reads of `kind` find nothing)."""
+        self._conn().execute("DELETE FROM entries WHERE version = ? AND kind = ?", (version, kind))
+
 
 class RedisStore:
     """Redis hashes per version and kind; the live pointer is one string key. A version stays readable
@@ -195,6 +200,10 @@ class RedisStore:
     def drop(self, version: str) -> None:
         self.client.hdel(f"{self.ns}:versions", version)  # first: never a listed version without entries
         self.client.unlink(*[self._key(version, kind) for kind in KINDS])  # freed in Redis's background thread
+
+    def drop_kind(self, version: str, kind: str) -> None:
+        """Delete `version`'s entries of `kind` (the version stays; its reads of `kind` find nothing)."""
+        self.client.unlink(self._key(version, kind))
 
 
 def open_serving_store(publish_params: dict[str, Any]) -> ServingStore:

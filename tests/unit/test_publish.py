@@ -90,7 +90,8 @@ def model(tmp_path) -> Path:
 
 @pytest.fixture
 def params(tmp_path) -> dict:
-    return {"publish": {"dir": str(tmp_path / "published"), "keep": 2, "store": "sqlite", "write_batch_size": 1}}
+    publish = {"dir": str(tmp_path / "published"), "keep": 2, "rerank_versions": 2, "store": "sqlite"}
+    return {"publish": publish | {"write_batch_size": 1}}
 
 
 def judged(gate: dict, model: Path) -> dict:
@@ -167,6 +168,24 @@ def test_rollback_restores_the_previous_version_and_old_ones_are_pruned(tmp_path
     assert api.get("/items/a/similar").json()["items"][0]["item_id"] == "x"  # item pages roll back with it
     with pytest.raises(InputError, match="no version before"):
         rollback(params)
+
+
+def test_only_the_newest_versions_and_the_live_one_keep_their_re_ranking_entries(tmp_path, model, params):
+    params["publish"] |= {"keep": 3, "rerank_versions": 3}
+    versions = [run(tmp_path, model, params, top_item=item)["version"] for item in ("a", "x", "y")]
+    store = SqliteStore(Path(params["publish"]["dir"]) / "serving.db")
+
+    def reranks() -> list[bool]:
+        return [store.get("cand", "c1", v)[1] is not None for v in versions]
+
+    assert reranks() == [True, True, True]
+    rollback(params)  # x is live, y the newest
+    Releases(params["publish"]["dir"]).prune(3, 1, store)
+    assert reranks() == [False, True, True]
+    params["publish"]["rerank_versions"] = 1
+    versions.append(run(tmp_path, model, params, top_item="z")["version"])
+    assert reranks() == [False, False, False, True]  # a was pruned; x and y gave theirs up
+    assert all(store.get("rec", "u", v)[1] for v in versions[1:])  # the older versions still serve their lists
 
 
 def test_missing_inputs_are_named(tmp_path, model, params):

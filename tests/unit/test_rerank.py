@@ -4,6 +4,7 @@ their logged purchases, and falls back to the published list (`fresh: false`) wh
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from datetime import UTC, datetime
@@ -87,6 +88,22 @@ def test_candidate_entries_round_trip():
     items, x = decode(json.loads(entries["c"]), 2)
     assert items == ["A", "B"]
     np.testing.assert_array_equal(x, [[1.5, 0.0], [2.5, 1.0]])
+
+
+def test_candidate_entries_are_lossless_and_compact():
+    rng = np.random.default_rng(0)
+    rows, own, varying = 100, 17, 36  # the ranker's shape: a customer's own features repeat down the rows
+    x = np.hstack([np.tile(rng.normal(size=own), (rows, 1)), rng.normal(size=(rows, varying))]).astype(np.float32)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    x[:, -1] = np.arange(rows)  # a rank column
+    names = [f"f{i}" for i in range(own + varying)]
+    kept = pd.DataFrame(x, columns=names).assign(**{s.CUSTOMER: "c", s.ITEM: [f"i{r}" for r in range(rows)]})
+    entry = json.loads(dict(candidate_payloads(kept, names))["c"])
+    items, back = decode(entry, len(names))
+    assert items == kept[s.ITEM].tolist()
+    assert back.dtype == np.float64
+    np.testing.assert_array_equal(back.astype(np.float32).view(np.uint32), x.view(np.uint32))  # bit for bit
+    assert len(entry["x"]) < 0.8 * len(base64.b64encode(x.tobytes()))
 
 
 def test_purchases_since_reads_the_customers_purchases_after_as_of(tmp_path):
