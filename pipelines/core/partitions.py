@@ -29,28 +29,32 @@ def groups_in_order(keys: Any) -> tuple[np.ndarray, list[tuple[Any, int, int]]]:
 
 
 def customer_partitions(
-    path: str | Path, customers: int = RANK_CUSTOMERS, columns: list[str] | None = None
+    path: str | Path, customers: int = RANK_CUSTOMERS, columns: list[str] | None = None, only: Any = None
 ) -> tuple[Iterator[pd.DataFrame], int]:
     """A candidates file (rows grouped by customer; its `columns` and the customer's, all by default)
     in partitions of `customers` whole customers (at least one), and its row count. The file is read
     row group by row group as the partitions are taken, so memory holds about a partition and a row
-    group, whatever the file's size. A customer whose rows are not one run raises InputError when its
+    group, whatever the file's size. With `only` (customer ids), the rows of those customers only,
+    picked before they become frames. A customer whose rows are not one run raises InputError when its
     row group is read."""
     import pyarrow.parquet as pq
 
     file = pq.ParquetFile(path)
-    return _partitions(file, Path(path), customers, columns), file.metadata.num_rows
+    return _partitions(file, Path(path), customers, columns, only), file.metadata.num_rows
 
 
-def _partitions(file: Any, path: Path, customers: int, columns: list[str] | None) -> Iterator[pd.DataFrame]:
+def _partitions(file: Any, path: Path, customers: int, columns: list[str] | None, only: Any) -> Iterator[pd.DataFrame]:
     """The partitions of `customer_partitions`; each run of a customer's rows is checked to be its only one."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     customers, seen, last = max(int(customers), 1), set(), None
     columns = columns if columns is None or s.CUSTOMER in columns else [s.CUSTOMER, *columns]
     buffer = file.schema_arrow.empty_table().select(columns or file.schema_arrow.names)
     for group in range(file.num_row_groups):
         table = file.read_row_group(group, columns=columns)
+        if only is not None:
+            table = table.filter(pc.is_in(table.column(s.CUSTOMER), value_set=only))
         column = table.column(s.CUSTOMER)
         firsts = column.take(run_starts(column)).to_pylist()  # the customer of each run
         firsts = firsts[1:] if firsts and firsts[0] == last else firsts  # a run going on from the last group

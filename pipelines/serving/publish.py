@@ -82,6 +82,7 @@ def payloads(
 def candidate_entries(path: Path, customers: set[str] | None = None) -> Iterator[tuple[str, str]]:
     """The re-ranking entries of a candidates file (customer, item, the model's inputs), customer by
     customer; with `customers`, only theirs."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from pipelines.core.partitions import customer_partitions
@@ -89,9 +90,8 @@ def candidate_entries(path: Path, customers: set[str] | None = None) -> Iterator
 
     if s.CUSTOMER not in pq.read_schema(path).names:  # publish.rerank_candidates: 0 (score writes no columns)
         return
-    parts, _ = customer_partitions(path)
-    for part in parts:
-        part = part if customers is None else part.loc[part[s.CUSTOMER].isin(customers)]
+    only = None if customers is None else pa.array(sorted(customers), pa.string())
+    for part in customer_partitions(path, only=only)[0]:
         yield from candidate_payloads(part, [c for c in part.columns if c not in (s.CUSTOMER, s.ITEM)])
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from pipelines.candidates.union import candidates_at_cutoffs
@@ -355,6 +356,8 @@ def test_customer_partitions_hold_whole_customers_in_order(tmp_path):
         pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), cands)
     parts = list(customer_partitions(tmp_path / "groups.parquet", customers=2, columns=["customer_id", "score"])[0])
     assert [len(p) for p in parts] == [4, 5, 1] and list(parts[0].columns) == ["customer_id", "score"]
+    picked = customer_partitions(tmp_path / "groups.parquet", customers=1, only=pa.array(["d", "a"]))[0]
+    assert [p["score"].tolist() for p in picked] == [[0, 1, 2], [6, 7, 8]]  # their rows only, in the file's order
 
     for rows, group_rows in ((list("aabba"), 3), (list("abca"), 3), (list("abab"), 4)):  # across groups, or in one
         cands.iloc[: len(rows)].assign(customer_id=rows).to_parquet(tmp_path / "x.parquet", row_group_size=group_rows)
