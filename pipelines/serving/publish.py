@@ -90,7 +90,7 @@ def candidate_entries(path: Path, customers: set[str] | None = None) -> Iterator
 
     if s.CUSTOMER not in pq.read_schema(path).names:  # publish.rerank_candidates: 0 (score writes no columns)
         return
-    only = None if customers is None else pa.array(sorted(customers), pa.string())
+    only = None if customers is None else pa.array(list(customers), pa.string())
     for part in customer_partitions(path, only=only)[0]:
         yield from candidate_payloads(part, [c for c in part.columns if c not in (s.CUSTOMER, s.ITEM)])
 
@@ -289,20 +289,24 @@ def publish(
     published = {k: params[k] for k in ("candidates", "ranker", "features", "recommend", "publish") if k in params}
     releases.stage(version, files, manifest(version, model_sha, info, windows, published, evaluation, gate))
     carried: dict[str, Any] = {}
+    batch = int(p["write_batch_size"])
     if version not in store.versions():
         store.drop(version)  # entries a killed attempt wrote: the version is written from scratch
         frames = [pd.read_parquet(files[name]) for name in FILES if name != "candidates.parquet"]
         base = carried_over(frames[0], pd.Timestamp(windows["as_of"]), p, store)
-        batch = int(p["write_batch_size"])
         for kind, entries in payloads(*frames, files["candidates.parquet"], base and base.ranked).items():
             if base and kind in CARRIED:
                 copied = store.copy(base.version, version, kind)
                 if kind == "rec" and copied != base.listed:  # pruned (by another DAG's publish) meanwhile
                     raise RuntimeError(f"publish: version {base.version} changed while it was copied: run again")
+                if kind == "cand" and not copied:  # the base gave its re-ranking entries up (`prune`)
+                    entries = candidate_entries(files["candidates.parquet"])  # every customer's, then
                 store.delete(version, kind, sorted(base.ranked | base.gone), batch)
             store.write(version, kind, entries, batch)
         store.complete(version)
         carried = {"carried_from": base.version, "customers_carried": base.carried} if base else {}
+    else:  # published before (the same outputs again): its re-ranking entries may have been given up since
+        restore_reranking(releases, store, version, batch)
     releases.record(version)
     store.set_live(version)
     releases.switch(version)
@@ -352,8 +356,18 @@ def rollback(params: dict[str, Any]) -> dict[str, Any]:
     previous = order[order.index(current) - 1]
     store.set_live(previous)
     releases.switch(previous)
-    log.info("publish: rolled back from %s to %s", current, previous)
-    return {"rolled_back_from": current, "live": previous}
+    restored = restore_reranking(releases, store, previous, int(p["write_batch_size"]))
+    log.info("publish: rolled back from %s to %s (re-ranking entries restored: %d)", current, previous, restored)
+    return {"rolled_back_from": current, "live": previous, "rerank_entries_restored": restored}
+
+
+def restore_reranking(releases: Releases, store: ServingStore, version: str, batch: int) -> int:
+    """Write a kept version's re-ranking entries again from its directory if the store gave them up
+    (`Releases.prune`: not among the newest `publish.rerank_versions`); how many were written."""
+    if store.count(version, "cand"):
+        return 0
+    path = releases.versions_dir / version / "candidates.parquet"
+    return store.write(version, "cand", candidate_entries(path), batch)
 
 
 def publish_stage(

@@ -50,8 +50,9 @@ class Kept:
         """Write the kept customers' lists and re-ranking candidates, row group by row group (bounded
         memory); returns how many rows of each were written (`recommendations`, `rerank_candidates`)."""
         import pyarrow as pa
-        import pyarrow.compute as pc
         import pyarrow.parquet as pq
+
+        from pipelines.core.partitions import of_customers
 
         keep = pa.array(self.customers.astype(str), pa.string())
         counts = {"recommendations": 0, "rerank_candidates": 0}
@@ -64,7 +65,7 @@ class Kept:
                 continue
             for group in range(file.num_row_groups):
                 table = file.read_row_group(group)
-                table = table.filter(pc.is_in(table.column(s.CUSTOMER), value_set=keep))
+                table = of_customers(table, keep)
                 if name == LISTS and SCORED not in table.column_names:
                     stamp = pa.scalar(self.published_as_of.to_pydatetime(), pa.timestamp("ns"))
                     table = table.append_column(SCORED, pa.repeat(stamp, len(table)))

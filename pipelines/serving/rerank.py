@@ -59,14 +59,16 @@ def pack(x: np.ndarray) -> str:
     """Float32 rows, lossless and compact: the column-major bytes split into byte planes, zlib, base64.
     A customer's own features are one value down a column and ranks are small numbers, so a
     customer's 100 rows of 53 inputs take about a third of their raw 21 KB."""
-    planes = np.ascontiguousarray(x.T, dtype=np.float32).view(np.uint8).reshape(-1, 4).T
+    if x.dtype != np.float32:
+        raise TypeError(f"pack takes float32 rows, not {x.dtype}")
+    planes = np.ascontiguousarray(x.T, dtype="<f4").view(np.uint8).reshape(-1, 4).T
     return base64.b64encode(zlib.compress(planes.tobytes(), 1)).decode()
 
 
 def decode(entry: dict[str, Any], n_features: int) -> tuple[list[str], np.ndarray]:
     """(item ids, feature rows) of a `cand` entry."""
     planes = np.frombuffer(zlib.decompress(base64.b64decode(entry["x"])), dtype=np.uint8).reshape(4, -1)
-    columns = np.ascontiguousarray(planes.T).view(np.float32).reshape(n_features, len(entry["items"]))
+    columns = np.ascontiguousarray(planes.T).view("<f4").reshape(n_features, len(entry["items"]))
     return entry["items"], columns.T.astype(np.float64)
 
 
@@ -185,7 +187,8 @@ class Reranker:
             if not bought:
                 return published[:k], True
             entry = self.store.get("cand", customer, version)[1]
-            if entry is None:  # a version scored without candidates kept (publish.rerank_candidates: 0)
+            if entry is None:  # publish.rerank_candidates: 0, or given up by an older version (publish.prune)
+                log.warning("re-ranking %s in %s: the version holds no re-ranking entry for them", customer, version)
                 return published[:k], False
             return reranked(booster, features, entry, bought, as_of, published, k), True
         except Exception as exc:  # the event log, the store or the model: the published list still holds

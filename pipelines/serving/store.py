@@ -28,6 +28,7 @@ class ServingStore(Protocol):
     def write(self, version: str, kind: str, entries: Iterable[tuple[str, str]], batch_size: int) -> int: ...
     def copy(self, source: str, version: str, kind: str) -> int: ...
     def delete(self, version: str, kind: str, keys: list[str], batch_size: int) -> None: ...
+    def count(self, version: str, kind: str) -> int: ...
     def complete(self, version: str) -> None: ...
     def versions(self) -> list[str]: ...
     def set_live(self, version: str) -> None: ...
@@ -99,6 +100,10 @@ class SqliteStore:
             c.executemany(sql, [(version, kind, key) for key in keys[lo : lo + batch_size]])
             c.execute("COMMIT")
 
+    def count(self, version: str, kind: str) -> int:
+        sql = "SELECT COUNT(*) FROM entries WHERE version = ? AND kind = ?"
+        return int(self._conn().execute(sql, (version, kind)).fetchone()[0])
+
     def complete(self, version: str) -> None:
         self._conn().execute("UPDATE versions SET complete = 1 WHERE version = ?", (version,))
 
@@ -169,11 +174,14 @@ class RedisStore:
         self.client.hsetnx(f"{self.ns}:versions", version, 0)
         if not self.client.copy(self._key(source, kind), self._key(version, kind), replace=True):
             self.client.delete(self._key(version, kind))  # `source` has no entries of `kind`
-        return int(self.client.hlen(self._key(version, kind)))
+        return self.count(version, kind)
 
     def delete(self, version: str, kind: str, keys: list[str], batch_size: int) -> None:
         for lo in range(0, len(keys), batch_size):
             self.client.hdel(self._key(version, kind), *keys[lo : lo + batch_size])
+
+    def count(self, version: str, kind: str) -> int:
+        return int(self.client.hlen(self._key(version, kind)))
 
     def complete(self, version: str) -> None:
         self.client.hset(f"{self.ns}:versions", version, 1)

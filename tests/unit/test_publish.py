@@ -162,7 +162,7 @@ def test_rollback_restores_the_previous_version_and_old_ones_are_pruned(tmp_path
     assert not (releases.versions_dir / versions[0]).exists()
     api = client(params)
     assert api.get("/recommendations/u").json()["items"][0]["item_id"] == "y"
-    assert rollback(params) == {"rolled_back_from": versions[2], "live": versions[1]}
+    assert rollback(params) == {"rolled_back_from": versions[2], "live": versions[1], "rerank_entries_restored": 0}
     assert api.get("/recommendations/u").json()["items"][0]["item_id"] == "x"
     assert releases.current() == versions[1]
     assert api.get("/items/a/similar").json()["items"][0]["item_id"] == "x"  # item pages roll back with it
@@ -186,6 +186,10 @@ def test_only_the_newest_versions_and_the_live_one_keep_their_re_ranking_entries
     versions.append(run(tmp_path, model, params, top_item="z")["version"])
     assert reranks() == [False, False, False, True]  # a was pruned; x and y gave theirs up
     assert all(store.get("rec", "u", v)[1] for v in versions[1:])  # the older versions still serve their lists
+    assert rollback(params)["rerank_entries_restored"] == 1  # y is live again and re-ranks: written from its files
+    assert reranks() == [False, False, True, True]
+    again = publish(tmp_path / "scored-x", model, judged(PASSED, model), WINDOWS, EVALUATION, params)
+    assert again["version"] == versions[1] and reranks() == [False, True, False, True]  # x live and restored; z newest
 
 
 def test_missing_inputs_are_named(tmp_path, model, params):
@@ -478,6 +482,14 @@ def test_a_daily_version_carries_over_the_kept_lists_and_writes_only_the_ranked_
     assert store.get("cand", "v")[1]["items"] == ["as-in-the-store"]
     assert store.get("rec", "w") == (result["version"], None) and store.get("rec", "w", first)[1] is not None
     assert store.get("cand", "w")[1] is None
+
+
+def test_a_daily_publish_writes_every_re_ranking_entry_when_its_base_gave_them_up(tmp_path, model, params):
+    first, store, daily = daily_publish(tmp_path, model, params)
+    store.drop_kind(first, "cand")  # not among the newest publish.rerank_versions any more
+    result = publish_next_day(daily, model, params)
+    assert result["carried_from"] == first and store.get("rec", "v")[0] == result["version"]
+    assert store.get("cand", "u")[1]["items"] == ["z", "y"] and store.get("cand", "v")[1]["items"] == ["c"]
 
 
 def test_a_retried_daily_publish_starts_afresh_when_its_base_is_gone(tmp_path, model, params, monkeypatch):

@@ -29,7 +29,9 @@ def contract(store) -> None:
     store.write("v2", "rec", entries("v2", 2), batch_size=10)
     store.write("v2", "cand", entries("v2", 1), batch_size=10)
     store.write("v1", "cand", entries("v1", 1), batch_size=10)
+    assert store.count("v1", "cand") == 1 and store.count("v1", "rec") == 3
     store.drop_kind("v1", "cand")  # an older kept version gives up its re-ranking entries, not its lists
+    assert store.count("v1", "cand") == 0
     assert store.get("cand", "c0", "v1")[1] is None and store.get("rec", "c0", "v1")[1] == [{"item_id": "v1-0"}]
     assert store.get("rec", "c1") == ("v1", [{"item_id": "v1-1"}])  # v2 is written but not live
     store.complete("v2")
