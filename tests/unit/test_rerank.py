@@ -187,3 +187,12 @@ def test_an_unreadable_event_log_answers_the_published_list_not_fresh(served, mo
     answer = client.get("/recommendations/c?k=2")
     assert answer.status_code == 200
     assert not answer.json()["fresh"] and [i["item_id"] for i in answer.json()["items"]] == ["X", "Y"]
+
+
+def test_a_version_without_re_ranking_entries_answers_its_list_not_fresh_and_says_why(served, tmp_path, caplog):
+    client, _ = served
+    buy(client, "Z", "o1", "2011-06-03T10:00:00Z")
+    SqliteStore(tmp_path / "serving.db").drop_kind("v1", "cand")  # given up by an older version (publish.prune)
+    answer = client.get("/recommendations/c?k=2").json()
+    assert not answer["fresh"] and [i["item_id"] for i in answer["items"]] == ["X", "Y"]
+    assert "holds no re-ranking entry" in caplog.text
