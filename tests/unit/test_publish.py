@@ -91,7 +91,7 @@ def model(tmp_path) -> Path:
 @pytest.fixture
 def params(tmp_path) -> dict:
     publish = {"dir": str(tmp_path / "published"), "keep": 2, "rerank_versions": 2, "store": "sqlite"}
-    return {"publish": publish | {"write_batch_size": 1}}
+    return {"publish": publish | {"write_batch_size": 1}, "compute": {"threads": 2}}
 
 
 def judged(gate: dict, model: Path) -> dict:
@@ -381,10 +381,13 @@ def test_the_production_store_redis_serves_and_rolls_back(services, tmp_path, mo
             store.client.delete(*keys)
 
 
-def test_rerank_entries_are_made_customer_by_customer_across_row_groups(tmp_path):
+def test_rerank_entries_are_made_customer_by_customer_across_row_groups(tmp_path, monkeypatch):
+    import functools
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from pipelines.core import partitions
     from pipelines.serving.publish import candidate_entries
     from pipelines.serving.rerank import candidate_payloads
 
@@ -401,6 +404,9 @@ def test_rerank_entries_are_made_customer_by_customer_across_row_groups(tmp_path
     entries = list(candidate_entries(tmp_path / "c.parquet"))
     assert entries == candidate_payloads(kept, ["f", "g"])  # one entry per customer, rows whole
     assert [customer for customer, _ in entries] == ["c1", "c2", "c3"]
+    one_each = functools.partial(partitions.customer_partitions, customers=1)
+    monkeypatch.setattr(partitions, "customer_partitions", one_each)  # three partitions, packed on two threads
+    assert list(candidate_entries(tmp_path / "c.parquet", threads=2)) == entries
 
 
 def test_without_rerank_candidates_nothing_is_published_for_re_ranking(tmp_path, model, params):
