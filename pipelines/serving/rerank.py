@@ -165,6 +165,7 @@ class Reranker:
     def __init__(self, store: ServingStore, events: EventLog, publish_dir: str | Path) -> None:
         self.store, self.events, self.dir = store, events, Path(publish_dir)
         self._models: dict[str, tuple[lgb.Booster, list[str], datetime]] = {}
+        self._without_entries: set[str] = set()  # versions already logged as holding no `cand` entry
         self._lock = threading.Lock()
 
     def model(self, version: str) -> tuple[lgb.Booster, list[str], datetime]:
@@ -188,7 +189,10 @@ class Reranker:
                 return published[:k], True
             entry = self.store.get("cand", customer, version)[1]
             if entry is None:  # publish.rerank_candidates: 0, or given up by an older version (publish.prune)
-                log.warning("re-ranking %s in %s: the version holds no re-ranking entry for them", customer, version)
+                if version not in self._without_entries:  # once per version, not once per request
+                    self._without_entries.add(version)
+                    msg = "re-ranking in %s: the version holds no re-ranking entry (first for %s): lists as published"
+                    log.warning(msg, version, customer)
                 return published[:k], False
             return reranked(booster, features, entry, bought, as_of, published, k), True
         except Exception as exc:  # the event log, the store or the model: the published list still holds

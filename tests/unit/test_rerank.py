@@ -196,3 +196,5 @@ def test_a_version_without_re_ranking_entries_answers_its_list_not_fresh_and_say
     answer = client.get("/recommendations/c?k=2").json()
     assert not answer["fresh"] and [i["item_id"] for i in answer["items"]] == ["X", "Y"]
     assert "holds no re-ranking entry" in caplog.text
+    client.get("/recommendations/c?k=2")
+    assert caplog.text.count("holds no re-ranking entry") == 1  # said once per version, not on every request
